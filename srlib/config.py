@@ -1,0 +1,266 @@
+"""Profiles: one study, three sizes (paper, section 2.2.3).
+
+Contract. A :class:`Profile` is a frozen record of every size, count and step budget of the study;
+every profile runs the *whole* study (same stages, same splits, same networks, same metrics).
+``paper`` holds the paper's numbers exactly, ``quick`` (the default) fits the book's budget on two
+CPU cores, and ``tiny`` runs in seconds for the tests. :func:`get_profile` returns one by name,
+with keyword overrides that are checked against the fields. Results of a profile live under
+``results/<name>/`` (see :func:`results_dir`), so profiles never mix.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from srlib._checks import ALPHAS
+
+__all__ = ["PROFILES", "Profile", "get_profile", "results_dir"]
+
+#: Environment variable naming the default profile (used by ``make book PROFILE=...``).
+PROFILE_ENV = "SRLIB_PROFILE"
+#: Environment variable overriding the results root (default ``results`` in the working dir).
+RESULTS_ENV = "SRLIB_RESULTS"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes, counts and budgets of one run of the study.
+
+    Attributes
+    ----------
+    name : str
+        Profile name; also the results sub-folder.
+    samples : tuple of str or None
+        Tomographic samples used as scenarios (one scenario per sample); None means all.
+    hr_size : int
+        Edge length of a high-resolution model realization, in voxels (paper: 800).
+    n_realizations : int
+        Realizations per scenario (paper: 10).
+    split : tuple of int
+        Numbers of (training, validation, test) realizations per scenario (paper: 7, 2, 1).
+    alphas : tuple of int
+        Scaling factors (paper: 2, 4, 8).
+    features : int
+        Feature channels of the networks (paper: 64).
+    blocks : int
+        Residual blocks of the networks (paper: 8).
+    cutout : int
+        Edge of the low-resolution training cutout (paper: 24).
+    batch_sizes : tuple of int
+        Batch size for each entry of ``alphas`` (paper: 8, 8, 1).
+    max_epochs : int
+        Maximum number of epochs (paper: 1000).
+    steps_per_epoch : int
+        Training steps per epoch (paper: 400).
+    patience : int
+        Epochs without improvement of the validation loss before stopping (paper: 10).
+    val_cutouts : int
+        Random validation cutouts for the early-stopping loss (paper: 30).
+    learning_rate : float
+        Adam learning rate (not stated in the paper).
+    train_budget_s : float or None
+        Wall-time budget per network in seconds; training stops after the epoch in which it
+        runs out. None: no budget (paper).
+    tomo_size : int or None
+        Edge of the centred crop of each tomographic sample used for evaluation (paper: the
+        whole 416³ image); must be divisible by ``2 * max(alphas)``.
+    connectivity : str
+        FEM mesh convention for transport ("face" or "vertex"); see :mod:`srlib.transport`.
+    device : str
+        "auto" (CUDA when available), "cpu" or "cuda".
+    mixed_precision : bool
+        Use bfloat16 autocast on CUDA.
+    seed : int
+        Root seed of the whole study.
+    """
+
+    name: str
+    samples: tuple[str, ...] | None
+    hr_size: int
+    n_realizations: int
+    split: tuple[int, int, int]
+    alphas: tuple[int, ...]
+    features: int
+    blocks: int
+    cutout: int
+    batch_sizes: tuple[int, ...]
+    max_epochs: int
+    steps_per_epoch: int
+    patience: int
+    val_cutouts: int
+    learning_rate: float
+    train_budget_s: float | None
+    tomo_size: int | None
+    connectivity: str = "face"
+    device: str = "auto"
+    mixed_precision: bool = False
+    seed: int = 0
+
+    def __post_init__(self):
+        if sum(self.split) != self.n_realizations or min(self.split) < 1:
+            raise ValueError(
+                f"split {self.split} must have three positive counts summing to "
+                f"n_realizations={self.n_realizations}"
+            )
+        if not self.alphas or any(a not in ALPHAS for a in self.alphas):
+            raise ValueError(f"alphas must be a non-empty subset of {ALPHAS}, got {self.alphas}")
+        if len(self.batch_sizes) != len(self.alphas):
+            raise ValueError(
+                f"batch_sizes {self.batch_sizes} needs one entry per alpha in {self.alphas}"
+            )
+        step = 2 * max(self.alphas)
+        if self.hr_size % step:
+            raise ValueError(
+                f"hr_size={self.hr_size} must be divisible by 2 * max(alphas) = {step} "
+                "(down-sampling, then 8 sub-images for evaluation)"
+            )
+        if self.tomo_size is not None and self.tomo_size % step:
+            raise ValueError(f"tomo_size={self.tomo_size} must be divisible by {step}")
+        if self.cutout > self.hr_size // max(self.alphas):
+            raise ValueError(
+                f"cutout={self.cutout} exceeds the smallest low-resolution image "
+                f"({self.hr_size // max(self.alphas)} voxels at alpha={max(self.alphas)})"
+            )
+        if self.connectivity not in ("face", "vertex"):
+            raise ValueError(f"connectivity must be 'face' or 'vertex', got {self.connectivity!r}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    def batch_size(self, alpha: int) -> int:
+        """Batch size used for scaling factor ``alpha``."""
+        if alpha not in self.alphas:
+            raise ValueError(f"alpha={alpha} is not among this profile's alphas {self.alphas}")
+        return self.batch_sizes[self.alphas.index(alpha)]
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Role of each realization index: 'train', 'val' or 'test' (paper, section 2.2.2)."""
+        n_train, n_val, n_test = self.split
+        return ("train",) * n_train + ("val",) * n_val + ("test",) * n_test
+
+    def as_dict(self) -> dict:
+        """The profile as a plain dict (for JSON, tables and papermill parameters)."""
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "paper": Profile(
+        name="paper",
+        samples=None,
+        hr_size=800,
+        n_realizations=10,
+        split=(7, 2, 1),
+        alphas=(2, 4, 8),
+        features=64,
+        blocks=8,
+        cutout=24,
+        batch_sizes=(8, 8, 1),
+        max_epochs=1000,
+        steps_per_epoch=400,
+        patience=10,
+        val_cutouts=30,
+        learning_rate=1e-4,
+        train_budget_s=None,
+        tomo_size=None,
+        device="auto",
+        mixed_precision=True,
+    ),
+    "quick": Profile(
+        name="quick",
+        samples=None,
+        hr_size=96,
+        n_realizations=10,
+        split=(7, 2, 1),
+        alphas=(2, 4, 8),
+        features=16,
+        blocks=8,
+        cutout=12,
+        batch_sizes=(4, 2, 1),
+        max_epochs=200,
+        steps_per_epoch=25,
+        patience=10,
+        val_cutouts=30,
+        learning_rate=1e-3,
+        train_budget_s=150.0,
+        tomo_size=96,
+        device="cpu",
+    ),
+    "tiny": Profile(
+        name="tiny",
+        samples=("berea", "leopard"),
+        hr_size=32,
+        n_realizations=3,
+        split=(1, 1, 1),
+        alphas=(2, 4, 8),
+        features=4,
+        blocks=8,
+        cutout=4,
+        batch_sizes=(2, 2, 1),
+        max_epochs=3,
+        steps_per_epoch=2,
+        patience=2,
+        val_cutouts=4,
+        learning_rate=1e-3,
+        train_budget_s=None,
+        tomo_size=32,
+        device="cpu",
+    ),
+}
+
+
+def get_profile(name: str | None = None, **overrides) -> Profile:
+    """Return the named profile, with optional field overrides.
+
+    Parameters
+    ----------
+    name : str, optional
+        "paper", "quick" or "tiny"; default: the ``SRLIB_PROFILE`` environment variable, else
+        "quick".
+    **overrides
+        Field values replacing the profile's (e.g. ``alphas=(2, 4)``, ``batch_sizes=(8, 8)``).
+        Lists are converted to tuples.
+
+    Returns
+    -------
+    Profile
+        The (possibly modified) profile.
+
+    Raises
+    ------
+    ValueError
+        If the name is unknown, an override names no field, or the result is inconsistent.
+    """
+    if name is None:
+        name = os.environ.get(PROFILE_ENV, "quick")
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    fields = {f.name for f in dataclasses.fields(Profile)}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown profile field(s) {unknown}; valid fields are {sorted(fields)}")
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return dataclasses.replace(PROFILES[name], **overrides)
+
+
+def results_dir(profile: Profile | str, *, root: str | os.PathLike | None = None) -> Path:
+    """Folder holding every output of a profile: ``<root>/<profile name>``.
+
+    Parameters
+    ----------
+    profile : Profile or str
+        The profile or its name.
+    root : path, optional
+        Results root; default the ``SRLIB_RESULTS`` environment variable, else ``results``.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder (not created).
+    """
+    name = profile.name if isinstance(profile, Profile) else str(profile)
+    if root is None:
+        root = os.environ.get(RESULTS_ENV, "results")
+    return Path(root) / name
