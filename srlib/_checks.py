@@ -97,7 +97,9 @@ def check_phase(image: np.ndarray, phase) -> bool:
 def check_alpha(alpha) -> int:
     """Return the scaling factor as int; raise unless it is 2, 4 or 8."""
     if isinstance(alpha, bool) or not isinstance(alpha, (int, np.integer)) or alpha not in ALPHAS:
-        raise ValueError(f"alpha must be one of {ALPHAS} (the paper's scaling factors), got {alpha!r}")
+        raise ValueError(
+            f"alpha must be one of {ALPHAS} (the paper's scaling factors), got {alpha!r}"
+        )
     return int(alpha)
 
 

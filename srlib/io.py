@@ -24,6 +24,10 @@ __all__ = ["binarize_otsu", "load_binary", "read_volume", "write_volume"]
 _TIFF = (".tif", ".tiff")
 
 
+class _VolumeError(ValueError):
+    """A problem with a volume file that already names the file."""
+
+
 def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.ndarray:
     """Read a 3D volume from disk.
 
@@ -52,6 +56,21 @@ def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.n
     if not path.exists():
         raise ValueError(f"volume file {path} does not exist")
     suffix = path.suffix.lower()
+    if not path.is_dir() and suffix not in (*_TIFF, ".npy", ".npz", ".raw"):
+        raise ValueError(
+            f"unknown volume format {suffix!r} for {path}; use .tif, .tiff, .npy, .npz, "
+            ".raw or a folder of TIFF slices"
+        )
+    if suffix == ".raw":
+        if shape is None or dtype is None:
+            raise ValueError(f"reading raw file {path} needs shape= and dtype=")
+        expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        size = path.stat().st_size
+        if size != expected:
+            raise ValueError(
+                f"raw file {path} has {size} bytes, but shape {tuple(shape)} of "
+                f"{np.dtype(dtype)} needs {expected}"
+            )
     try:
         if path.is_dir():
             vol = _read_tiff_folder(path)
@@ -63,23 +82,9 @@ def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.n
             vol = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
             vol = _read_npz(path, key)
-        elif suffix == ".raw":
-            if shape is None or dtype is None:
-                raise ValueError(f"reading raw file {path} needs shape= and dtype=")
-            expected = int(np.prod(shape)) * np.dtype(dtype).itemsize
-            size = path.stat().st_size
-            if size != expected:
-                raise ValueError(
-                    f"raw file {path} has {size} bytes, but shape {tuple(shape)} of "
-                    f"{np.dtype(dtype)} needs {expected}"
-                )
-            vol = np.fromfile(path, dtype=dtype).reshape(shape)
         else:
-            raise ValueError(
-                f"unknown volume format {suffix!r} for {path}; use .tif, .tiff, .npy, .npz, "
-                ".raw or a folder of TIFF slices"
-            )
-    except ValueError:
+            vol = np.fromfile(path, dtype=dtype).reshape(shape)
+    except _VolumeError:
         raise
     except Exception as err:  # tifffile, zipfile and numpy raise many types
         raise ValueError(f"could not read volume {path}: {err}") from err
@@ -94,10 +99,10 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
         names = list(data.keys())
         if key is None:
             if len(names) != 1:
-                raise ValueError(f"{path} holds arrays {names}; choose one with key=")
+                raise _VolumeError(f"{path} holds arrays {names}; choose one with key=")
             key = names[0]
         if key not in names:
-            raise ValueError(f"{path} has no array {key!r}; it holds {names}")
+            raise _VolumeError(f"{path} has no array {key!r}; it holds {names}")
         return data[key]
 
 
@@ -106,11 +111,11 @@ def _read_tiff_folder(folder: Path) -> np.ndarray:
 
     files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _TIFF)
     if not files:
-        raise ValueError(f"folder {folder} holds no .tif/.tiff slices")
+        raise _VolumeError(f"folder {folder} holds no .tif/.tiff slices")
     slices = [tifffile.imread(p) for p in files]
     shapes = {s.shape for s in slices}
     if len(shapes) != 1 or slices[0].ndim != 2:
-        raise ValueError(f"slices in {folder} must all be 2D of one shape, got shapes {shapes}")
+        raise _VolumeError(f"slices in {folder} must all be 2D of one shape, got shapes {shapes}")
     return np.stack(slices)
 
 
@@ -143,7 +148,8 @@ def write_volume(path, image) -> Path:
                 import tifffile
 
                 data = vol.astype(np.uint8) if vol.dtype == bool else vol
-                tifffile.imwrite(fh, data)
+                fh.close()
+                tifffile.imwrite(tmp, data)
             elif suffix == ".npy":
                 np.save(fh, vol)
             elif suffix == ".npz":

@@ -60,7 +60,8 @@ class ModelParams:
     def __post_init__(self):
         for name in ("nu", "gamma"):
             value = getattr(self, name)
-            if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+            real = isinstance(value, (int, float, np.floating, np.integer))
+            if not real or isinstance(value, bool):
                 raise ValueError(f"{name} must be a real number, got {value!r}")
             if not math.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")

@@ -1,0 +1,24 @@
+"""Shared fixtures: seeded images and the tiny profile's public samples."""
+
+import os
+
+import numpy as np
+import pytest
+
+
+def pytest_configure(config):
+    # Two xdist workers on two cores: keep each single-threaded.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def public():
+    """The public samples (downloaded once per machine into the srlib cache)."""
+    from srlib.datasets import public_samples
+
+    return {s.name: s for s in public_samples()}

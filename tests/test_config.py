@@ -1,0 +1,56 @@
+import pytest
+
+from srlib.config import get_profile, results_dir
+
+
+def test_paper_profile_has_the_papers_numbers():
+    p = get_profile("paper")
+    assert p.hr_size == 800
+    assert p.n_realizations == 10 and p.split == (7, 2, 1)
+    assert p.alphas == (2, 4, 8)
+    assert p.cutout == 24
+    assert [p.batch_size(a) for a in (2, 4, 8)] == [8, 8, 1]
+    assert (p.max_epochs, p.steps_per_epoch, p.patience, p.val_cutouts) == (1000, 400, 10, 30)
+    assert (p.features, p.blocks) == (64, 8)
+
+
+def test_default_profile_is_quick(monkeypatch):
+    monkeypatch.delenv("SRLIB_PROFILE", raising=False)
+    assert get_profile().name == "quick"
+    monkeypatch.setenv("SRLIB_PROFILE", "tiny")
+    assert get_profile().name == "tiny"
+
+
+@pytest.mark.parametrize("name", ["paper", "quick", "tiny"])
+def test_roles_follow_split(name):
+    p = get_profile(name)
+    assert p.roles.count("train") == p.split[0]
+    assert p.roles.count("val") == p.split[1]
+    assert p.roles.count("test") == p.split[2]
+    assert p.roles[0] == "train" and p.roles[-1] == "test"
+
+
+def test_overrides():
+    p = get_profile("quick", alphas=[2, 4], batch_sizes=[8, 4])
+    assert p.alphas == (2, 4) and p.batch_size(4) == 4
+
+
+def test_unknown_key_rejected():
+    with pytest.raises(ValueError, match="unknown profile field"):
+        get_profile("quick", epochs=3)
+
+
+def test_unknown_profile_rejected():
+    with pytest.raises(ValueError, match="unknown profile"):
+        get_profile("huge")
+
+
+def test_inconsistent_override_rejected():
+    with pytest.raises(ValueError, match="divisible"):
+        get_profile("tiny", hr_size=40)
+    with pytest.raises(ValueError, match="alphas"):
+        get_profile("tiny", alphas=(3,), batch_sizes=(1,))
+
+
+def test_results_dir(tmp_path):
+    assert results_dir("tiny", root=tmp_path) == tmp_path / "tiny"
