@@ -22,7 +22,7 @@ install: $(VENV)/.installed
 
 test: install
 	$(PY) -m ruff check srlib tests benchmarks
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 book: install
 	SRLIB_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . -W --keep-going
