@@ -119,10 +119,12 @@ class Profile:
             )
         if self.tomo_size is not None and self.tomo_size % step:
             raise ValueError(f"tomo_size={self.tomo_size} must be divisible by {step}")
-        if self.cutout > self.hr_size // max(self.alphas):
+        smallest = self.hr_size // max(self.alphas)
+        if not 1 <= self.cutout < smallest:
             raise ValueError(
-                f"cutout={self.cutout} exceeds the smallest low-resolution image "
-                f"({self.hr_size // max(self.alphas)} voxels at alpha={max(self.alphas)})"
+                f"cutout={self.cutout} must be smaller than the smallest low-resolution image "
+                f"({smallest} voxels at alpha={max(self.alphas)}): aligned mirror augmentation "
+                "needs one spare low-resolution voxel (srlib.training.cutout_at)"
             )
         if self.connectivity not in ("face", "vertex"):
             raise ValueError(f"connectivity must be 'face' or 'vertex', got {self.connectivity!r}")
@@ -177,7 +179,7 @@ PROFILES: dict[str, Profile] = {
         alphas=(2, 4, 8),
         features=16,
         blocks=8,
-        cutout=12,
+        cutout=10,
         batch_sizes=(4, 2, 1),
         max_epochs=200,
         steps_per_epoch=25,
@@ -197,7 +199,7 @@ PROFILES: dict[str, Profile] = {
         alphas=(2, 4, 8),
         features=4,
         blocks=8,
-        cutout=4,
+        cutout=3,
         batch_sizes=(2, 2, 1),
         max_epochs=3,
         steps_per_epoch=2,

@@ -1,0 +1,594 @@
+r"""The super-resolution network: a 3D version of SRResNet (paper, section 2.2.1).
+
+Contract. :class:`SRResNet3d` maps a low-resolution input of shape ``(N, C, D, H, W)``
+(``C = 1`` for :math:`N^{bin,\alpha}`, the binary image; ``C = 3`` for
+:math:`N^{diffu,\alpha}`, the binary image and the two diffusion channels, Eq. (13)) to
+probabilities of shape ``(N, 1, αD, αH, αW)`` in (0, 1) that a voxel is solid. Low-resolution
+voxel ``j`` corresponds to high-resolution voxel ``α j`` (Eq. (3)). The network is fully
+convolutional, so any input size works; :attr:`SRResNet3d.receptive_radius` says how far (in
+low-resolution voxels) an output depends on its input, which :mod:`srlib.inference` uses to
+tile large volumes exactly. :func:`transfer_weights` initialises a network from a trained one
+with half the scaling factor (transfer learning along α = 2 → 4 → 8, section 2.2.3).
+
+Torch is imported only by this module, :mod:`srlib.training` and :mod:`srlib.inference`.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from srlib._checks import check_alpha
+
+__all__ = [
+    "LayerInfo",
+    "PixelShuffle3d",
+    "PixelUnshuffle3d",
+    "SRResNet3d",
+    "atomic_torch_save",
+    "count_parameters",
+    "describe",
+    "load_model",
+    "resolve_device",
+    "save_model",
+    "transfer_weights",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def resolve_device(device=None) -> torch.device:
+    """Return the torch device to compute on: CUDA when available, else the CPU.
+
+    Parameters
+    ----------
+    device : str, torch.device or None
+        ``None`` or ``"auto"``: CUDA when available, else CPU. ``"cuda"`` (or ``"cuda:k"``)
+        falls back to the CPU with a logged warning when CUDA is not available. Anything else
+        is passed to :class:`torch.device`.
+
+    Returns
+    -------
+    torch.device
+        The device to use.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a valid device name.
+    """
+    if device is None or (isinstance(device, str) and device == "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must be None, 'auto', 'cpu' or 'cuda', got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        logger.warning("CUDA was requested but is not available; computing on the CPU instead")
+        return torch.device("cpu")
+    return dev
+
+
+def _check_factor(factor) -> int:
+    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
+        raise ValueError(f"factor must be a positive integer, got {factor!r}")
+    return factor
+
+
+class PixelShuffle3d(nn.Module):
+    """Rearrange channels into space: ``(N, C r³, D, H, W)`` → ``(N, C, rD, rH, rW)``.
+
+    The 3D analogue of :class:`torch.nn.PixelShuffle` (sub-pixel convolution, paper
+    reference [42]). Ordering: input channel ``c r³ + i r² + j r + k`` goes to the sub-voxel
+    offset ``(i, j, k)`` along ``(D, H, W)``, i.e.
+    ``out[n, c, r d + i, r h + j, r w + k] = in[n, c r³ + i r² + j r + k, d, h, w]``.
+    For ``r = 2`` this is the same convention as torch's 2D layer applied per axis.
+
+    Parameters
+    ----------
+    factor : int
+        Upscaling factor ``r`` along each spatial axis.
+    """
+
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor = _check_factor(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Shuffle channels of ``x`` (5D) into space."""
+        r = self.factor
+        if x.ndim != 5:
+            raise ValueError(f"PixelShuffle3d expects a 5D tensor (N, C, D, H, W), got {x.ndim}D")
+        n, c, d, h, w = x.shape
+        if c % r**3:
+            raise ValueError(f"PixelShuffle3d: channels {c} are not divisible by factor³ = {r**3}")
+        c_out = c // r**3
+        x = x.reshape(n, c_out, r, r, r, d, h, w)
+        x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
+        return x.reshape(n, c_out, d * r, h * r, w * r)
+
+    def extra_repr(self) -> str:
+        """Show the factor in the module's repr."""
+        return f"factor={self.factor}"
+
+
+class PixelUnshuffle3d(nn.Module):
+    """Inverse of :class:`PixelShuffle3d`: ``(N, C, rD, rH, rW)`` → ``(N, C r³, D, H, W)``.
+
+    Parameters
+    ----------
+    factor : int
+        Downscaling factor ``r`` along each spatial axis.
+    """
+
+    def __init__(self, factor: int):
+        super().__init__()
+        self.factor = _check_factor(factor)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Move sub-voxels of ``x`` (5D) into channels, same ordering as PixelShuffle3d."""
+        r = self.factor
+        if x.ndim != 5:
+            raise ValueError(
+                f"PixelUnshuffle3d expects a 5D tensor (N, C, D, H, W), got {x.ndim}D"
+            )
+        n, c, d, h, w = x.shape
+        if d % r or h % r or w % r:
+            raise ValueError(
+                f"PixelUnshuffle3d: spatial shape {(d, h, w)} is not divisible by factor {r}"
+            )
+        x = x.reshape(n, c, d // r, r, h // r, r, w // r, r)
+        x = x.permute(0, 1, 3, 5, 7, 2, 4, 6)
+        return x.reshape(n, c * r**3, d // r, h // r, w // r)
+
+    def extra_repr(self) -> str:
+        """Show the factor in the module's repr."""
+        return f"factor={self.factor}"
+
+
+def _conv(c_in: int, c_out: int, kernel: int, *, bias: bool, padding_mode: str) -> nn.Conv3d:
+    return nn.Conv3d(
+        c_in, c_out, kernel, padding=kernel // 2, bias=bias, padding_mode=padding_mode
+    )
+
+
+class ResidualBlock3d(nn.Module):
+    """Residual block: conv, BatchNorm, PReLU, conv, BatchNorm, plus the skip connection.
+
+    Parameters
+    ----------
+    features : int
+        Channels in and out.
+    kernel : int
+        Odd kernel size of both convolutions.
+    padding_mode : str
+        Padding mode of the convolutions (see :class:`torch.nn.Conv3d`).
+    """
+
+    def __init__(self, features: int, kernel: int = 3, *, padding_mode: str = "zeros"):
+        super().__init__()
+        self.conv1 = _conv(features, features, kernel, bias=False, padding_mode=padding_mode)
+        self.bn1 = nn.BatchNorm3d(features)
+        self.act = nn.PReLU(features)
+        self.conv2 = _conv(features, features, kernel, bias=False, padding_mode=padding_mode)
+        self.bn2 = nn.BatchNorm3d(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x + F(x)``."""
+        y = self.act(self.bn1(self.conv1(x)))
+        return x + self.bn2(self.conv2(y))
+
+
+class UpsampleBlock3d(nn.Module):
+    """Upsampling stage ×2: conv ``features → 8 features``, PixelShuffle3d(2), ReLU.
+
+    Parameters
+    ----------
+    features : int
+        Channels in and out.
+    kernel : int
+        Odd kernel size of the convolution.
+    padding_mode : str
+        Padding mode of the convolution.
+    """
+
+    def __init__(self, features: int, kernel: int = 3, *, padding_mode: str = "zeros"):
+        super().__init__()
+        self.conv = _conv(features, 8 * features, kernel, bias=True, padding_mode=padding_mode)
+        self.shuffle = PixelShuffle3d(2)
+        self.act = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Double every spatial extent of ``x``."""
+        return self.act(self.shuffle(self.conv(x)))
+
+
+def _check_kernel(kernel, name: str) -> int:
+    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"{name} must be a positive odd integer, got {kernel!r}")
+    return kernel
+
+
+def _check_positive(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return value
+
+
+class SRResNet3d(nn.Module):
+    r"""The paper's modified SRResNet in 3D, :math:`N^{bin,\alpha}` or :math:`N^{diffu,\alpha}`.
+
+    Layers, in order (names as in :meth:`torch.nn.Module.named_parameters`):
+
+    ``head``
+        Convolution ``in_channels → features`` with kernel ``head_kernel`` and PReLU.
+    ``body``
+        ``blocks`` residual blocks, each conv, BatchNorm3d, PReLU, conv, BatchNorm3d, plus
+        the block's skip connection.
+    ``trunk``
+        Convolution and BatchNorm3d; its output is added to the output of ``head`` (the long
+        skip connection).
+    ``upsample``
+        log₂ α stages of convolution ``features → 8 features``, :class:`PixelShuffle3d` (2),
+        ReLU.
+    ``tail``
+        Convolution ``features → 1`` at high resolution, giving logits; ``output`` applies
+        the sigmoid.
+
+    Kernel sizes. SRResNet uses 9 for its first and last convolutions and 3 elsewhere. The
+    paper's Fig. 4 (the architecture diagram) is not part of our text, so we keep the 9 for
+    the head, which runs at low resolution, but use 3 for the tail by default: the tail runs
+    at high resolution, where a 9³ kernel costs 27 times a 3³ one per voxel, and α³ times
+    as many voxels as the head. Both are keyword arguments. The upsampling convolutions use
+    ``body_kernel``. Convolutions followed by BatchNorm have no bias (it would be redundant);
+    PReLU has one slope per feature channel.
+
+    Parameters
+    ----------
+    in_channels : int
+        Input channels: 1 (binary image) or 3 (binary image and two diffusion channels).
+    alpha : int
+        Scaling factor, one of 2, 4, 8.
+    features : int
+        Feature channels (paper: 64).
+    blocks : int
+        Residual blocks (paper: 8).
+    head_kernel, body_kernel, tail_kernel : int
+        Odd kernel sizes of the first, inner and last convolutions.
+    padding_mode : str
+        Padding mode of every convolution ("zeros", "replicate", "reflect" or "circular").
+
+    Raises
+    ------
+    ValueError
+        If ``alpha`` is not 2, 4 or 8, ``in_channels``, ``features`` or ``blocks`` is not a
+        positive integer, or a kernel size is not a positive odd integer.
+
+    Examples
+    --------
+    >>> model = SRResNet3d(1, 2, features=4, blocks=1)
+    >>> model(torch.zeros(1, 1, 8, 8, 8)).shape
+    torch.Size([1, 1, 16, 16, 16])
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        alpha: int,
+        *,
+        features: int = 64,
+        blocks: int = 8,
+        head_kernel: int = 9,
+        body_kernel: int = 3,
+        tail_kernel: int = 3,
+        padding_mode: str = "zeros",
+    ):
+        super().__init__()
+        self.in_channels = _check_positive(in_channels, "in_channels")
+        self.alpha = check_alpha(alpha)
+        self.features = _check_positive(features, "features")
+        if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
+            raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
+        self.blocks = blocks
+        self.head_kernel = _check_kernel(head_kernel, "head_kernel")
+        self.body_kernel = _check_kernel(body_kernel, "body_kernel")
+        self.tail_kernel = _check_kernel(tail_kernel, "tail_kernel")
+        if padding_mode not in ("zeros", "replicate", "reflect", "circular"):
+            raise ValueError(
+                "padding_mode must be 'zeros', 'replicate', 'reflect' or 'circular', "
+                f"got {padding_mode!r}"
+            )
+        self.padding_mode = padding_mode
+        pm = padding_mode
+        f = features
+
+        self.head = nn.Sequential(
+            _conv(in_channels, f, head_kernel, bias=True, padding_mode=pm), nn.PReLU(f)
+        )
+        self.body = nn.Sequential(
+            *(ResidualBlock3d(f, body_kernel, padding_mode=pm) for _ in range(blocks))
+        )
+        self.trunk = nn.Sequential(
+            _conv(f, f, body_kernel, bias=False, padding_mode=pm), nn.BatchNorm3d(f)
+        )
+        self.upsample = nn.Sequential(
+            *(
+                UpsampleBlock3d(f, body_kernel, padding_mode=pm)
+                for _ in range(self.alpha.bit_length() - 1)
+            )
+        )
+        self.tail = _conv(f, 1, tail_kernel, bias=True, padding_mode=pm)
+        self.output = nn.Sigmoid()
+
+    @property
+    def config(self) -> dict:
+        """Constructor arguments, enough to rebuild the architecture."""
+        return {
+            "in_channels": self.in_channels,
+            "alpha": self.alpha,
+            "features": self.features,
+            "blocks": self.blocks,
+            "head_kernel": self.head_kernel,
+            "body_kernel": self.body_kernel,
+            "tail_kernel": self.tail_kernel,
+            "padding_mode": self.padding_mode,
+        }
+
+    @property
+    def lr_radius(self) -> int:
+        """Receptive radius of the low-resolution part (head, body, trunk), in LR voxels."""
+        rb = self.body_kernel // 2
+        return self.head_kernel // 2 + 2 * rb * self.blocks + rb
+
+    @property
+    def hr_radius(self) -> int:
+        """Receptive radius of the upsampling part (upsample, tail), in LR voxels.
+
+        Computed exactly for outputs starting on the HR voxel α j of an LR voxel j (which is
+        how tiles are cut): going back through the tail and each ×2 stage, a radius of
+        ``r`` voxels at one level needs ``ceil(r / 2)`` voxels at the level below, plus the
+        radius of that level's convolution.
+        """
+        r = self.tail_kernel // 2
+        for _ in range(self.alpha.bit_length() - 1):
+            r = -(-r // 2) + self.body_kernel // 2
+        return r
+
+    @property
+    def receptive_radius(self) -> int:
+        """How far an output depends on the input, in LR voxels.
+
+        The output on the HR block of LR voxels ``[a, b)`` (HR voxels ``[α a, α b)``) depends
+        only on the input on ``[a - R, b + R)`` with ``R = lr_radius + hr_radius``, per axis;
+        zero padding at a cut edge affects outputs no further in. With the defaults (kernels
+        9, 3, 3) this is ``4 + 2 blocks + 1 + 2``, i.e. 23 for 8 blocks.
+        """
+        return self.lr_radius + self.hr_radius
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        if x.ndim != 5:
+            raise ValueError(
+                f"input must be a 5D tensor (N, C, D, H, W), got shape {tuple(x.shape)}"
+            )
+        if x.shape[1] != self.in_channels:
+            raise ValueError(
+                f"input has {x.shape[1]} channels, but the network expects "
+                f"in_channels={self.in_channels}"
+            )
+
+    def features_lr(self, x: torch.Tensor) -> torch.Tensor:
+        """Low-resolution features: head, body, trunk and the long skip connection."""
+        self._check_input(x)
+        h = self.head(x)
+        return h + self.trunk(self.body(h))
+
+    def logits_from_features(self, f: torch.Tensor) -> torch.Tensor:
+        """High-resolution logits from :meth:`features_lr`: upsampling stages and tail."""
+        return self.tail(self.upsample(f))
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits (before the sigmoid), shape ``(N, 1, αD, αH, αW)``.
+
+        Use with :func:`torch.nn.functional.binary_cross_entropy_with_logits`, which is
+        numerically stable where a sigmoid followed by a logarithm is not.
+        """
+        return self.logits_from_features(self.features_lr(x))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Probabilities in (0, 1) that each high-resolution voxel is solid."""
+        return self.output(self.logits(x))
+
+
+def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:
+    """Return the number of parameters of ``model``.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Any module.
+    trainable_only : bool
+        Count only parameters with ``requires_grad``.
+
+    Returns
+    -------
+    int
+        Number of scalar parameters (buffers such as BatchNorm statistics are not counted).
+    """
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class LayerInfo(NamedTuple):
+    """One row of :func:`describe`: a layer, its output shape and its parameter count."""
+
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    parameters: int
+
+
+def describe(model: SRResNet3d, input_shape, *, leaves: bool = False) -> list[LayerInfo]:
+    """List the layers of a network with output shapes and parameter counts (for Fig. 4).
+
+    Shapes are propagated on torch's ``meta`` device, so nothing is computed and even the
+    paper's network at α = 8 is described instantly; ``model`` itself is not touched.
+
+    Parameters
+    ----------
+    model : SRResNet3d
+        The network.
+    input_shape : tuple of int
+        ``(C, D, H, W)`` or ``(N, C, D, H, W)``.
+    leaves : bool
+        False: one row per stage (head, each residual block, trunk, each upsampling stage,
+        tail, output). True: one row per elementary layer (conv, BatchNorm, activation, ...).
+
+    Returns
+    -------
+    list of LayerInfo
+        In execution order. ``parameters`` counts the parameters owned by the row's module.
+
+    Raises
+    ------
+    ValueError
+        If ``input_shape`` is not 4 or 5 positive integers or has the wrong channel count.
+    """
+    shape = tuple(int(s) for s in input_shape)
+    if len(shape) == 4:
+        shape = (1, *shape)
+    if len(shape) != 5 or min(shape) < 1:
+        raise ValueError(f"input_shape must be (C, D, H, W) or (N, C, D, H, W), got {input_shape}")
+    meta = copy.deepcopy(model).to("meta").eval()
+    if leaves:
+        stages = [(n, m) for n, m in meta.named_modules() if n and not list(m.children())]
+    else:
+        stages = [("head", meta.head)]
+        stages += [(f"body.{i}", m) for i, m in enumerate(meta.body)]
+        stages += [("trunk", meta.trunk)]
+        stages += [(f"upsample.{i}", m) for i, m in enumerate(meta.upsample)]
+        stages += [("tail", meta.tail), ("output", meta.output)]
+    records: list[LayerInfo] = []
+    handles = []
+    for name, module in stages:
+        n_params = sum(p.numel() for p in module.parameters())
+
+        def hook(mod, inputs, out, name=name, n_params=n_params):
+            records.append(LayerInfo(name, type(mod).__name__, tuple(out.shape), n_params))
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            meta(torch.empty(shape, device="meta"))
+    finally:
+        for h in handles:
+            h.remove()
+    return records
+
+
+def transfer_weights(src: nn.Module, dst: nn.Module) -> list[str]:
+    """Initialise ``dst`` from ``src`` wherever their layers coincide (transfer learning).
+
+    Every parameter and buffer of ``dst`` whose name and shape match one of ``src`` is
+    overwritten with a copy of it (section 2.2.3: the α network is initialised from the
+    trained α/2 network "for coinciding layers"). Between two :class:`SRResNet3d` that differ
+    only in α, this is everything except the additional upsampling stage(s). ``src`` is not
+    modified.
+
+    Parameters
+    ----------
+    src : torch.nn.Module
+        Trained network (e.g. α/2).
+    dst : torch.nn.Module
+        Network to initialise (e.g. α); modified in place.
+
+    Returns
+    -------
+    list of str
+        Names of the copied entries of ``dst.state_dict()``, in order.
+    """
+    src_state = src.state_dict()
+    dst_state = dst.state_dict()
+    copied, skipped = [], []
+    with torch.no_grad():
+        for name, value in dst_state.items():
+            other = src_state.get(name)
+            if other is not None and other.shape == value.shape:
+                value.copy_(other.to(device=value.device, dtype=value.dtype))
+                copied.append(name)
+            else:
+                skipped.append(name)
+    logger.info("transfer_weights: copied %d of %d entries", len(copied), len(dst_state))
+    logger.debug("transfer_weights: copied %s", ", ".join(copied))
+    logger.info(
+        "transfer_weights: kept the initialisation of %d entries: %s",
+        len(skipped),
+        ", ".join(skipped) or "none",
+    )
+    return copied
+
+
+def save_model(model: SRResNet3d, path) -> Path:
+    """Write a network (architecture and weights) to ``path`` atomically.
+
+    Parameters
+    ----------
+    model : SRResNet3d
+        The network.
+    path : str or os.PathLike
+        Destination file (conventionally ``.pt``); parent folders are created.
+
+    Returns
+    -------
+    pathlib.Path
+        The path written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    atomic_torch_save({"config": model.config, "state_dict": state}, path)
+    return path
+
+
+def load_model(path, *, device=None) -> SRResNet3d:
+    """Read a network written by :func:`save_model`, in eval mode.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File written by :func:`save_model`.
+    device : str, torch.device or None
+        Where to put it; see :func:`resolve_device`.
+
+    Returns
+    -------
+    SRResNet3d
+        The network.
+    """
+    dev = resolve_device(device)
+    data = torch.load(Path(path), map_location="cpu", weights_only=True)
+    model = SRResNet3d(**data["config"])
+    model.load_state_dict(data["state_dict"])
+    return model.to(dev).eval()
+
+
+def atomic_torch_save(obj, path) -> None:
+    """Save ``obj`` with :func:`torch.save` to a temporary file, then rename it to ``path``.
+
+    A reader never sees a half-written file, and an interruption leaves the old file intact.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            torch.save(obj, fh)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
