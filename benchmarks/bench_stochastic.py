@@ -84,7 +84,8 @@ def main():
               f"(per Gaussian field: {2 * ratio:.1f}x)")
     out = Path(__file__).parent / "out"
     out.mkdir(exist_ok=True)
-    meta = {"cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version()}
+    meta = {"cpus": os.cpu_count(), "machine": platform.machine(),
+            "python": platform.python_version()}
     (out / "stochastic.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
 
 
