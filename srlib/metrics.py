@@ -45,6 +45,7 @@ __all__ = [
     "band_structuring_element",
     "boundary_band",
     "evaluate",
+    "reference_tortuosities",
     "relative_accuracy",
     "surface_accuracy",
 ]
@@ -319,19 +320,28 @@ def _phase_present(image: np.ndarray, phase: bool) -> bool:
     return bool(image.any()) if phase else not bool(image.all())
 
 
-def _tortuosities(func, sr, hr, axis: int, kind: str) -> dict:
+def _tortuosity(func, image: np.ndarray, phase: bool, axis: int) -> float:
+    """``func(image, phase)``, or ``inf`` for a phase absent from the image (no path)."""
+    return float(func(image, phase, axis=axis)) if _phase_present(image, phase) else math.inf
+
+
+def _tortuosities(func, sr, hr, axis: int, kind: str, hr_values: dict | None = None) -> dict:
     """Tortuosity of both phases of ``sr`` and ``hr``, relative accuracies and their mean.
 
     A phase absent from an image has no path: its tortuosity is ``inf`` and ``func`` is not
-    called (the tortuosity functions reject absent phases).
+    called (the tortuosity functions reject absent phases). ``hr_values`` maps phase names to
+    precomputed ground-truth values.
     """
     fields: dict = {}
     accs = []
     excluded = []
     lost = []
     for name, phase in _PHASES:
-        tau_sr = func(sr, phase, axis=axis) if _phase_present(sr, phase) else math.inf
-        tau_hr = func(hr, phase, axis=axis) if _phase_present(hr, phase) else math.inf
+        tau_sr = _tortuosity(func, sr, phase, axis)
+        if hr_values is not None:
+            tau_hr = float(hr_values[name])
+        else:
+            tau_hr = _tortuosity(func, hr, phase, axis)
         acc = relative_accuracy(tau_sr, tau_hr)
         fields[f"tau_{kind}_sr_{name}"] = float(tau_sr)
         fields[f"tau_{kind}_hr_{name}"] = float(tau_hr)
@@ -353,8 +363,51 @@ def _tortuosities(func, sr, hr, axis: int, kind: str) -> dict:
     return fields
 
 
+def _tortuosity_functions(connectivity: str) -> dict:
+    """The two tortuosity functions by kind, with the same signature."""
+    from srlib.geodesic import mean_geodesic_tortuosity
+
+    def tau_eff(image, phase, *, axis):
+        from srlib.transport import effective_tortuosity  # lazy: FEM stack only when needed
+
+        return effective_tortuosity(image, phase, axis=axis, connectivity=connectivity)
+
+    return {"geod": mean_geodesic_tortuosity, "eff": tau_eff}
+
+
+def reference_tortuosities(
+    hr, *, axis: int = 0, effective: bool = True, connectivity: str = "face"
+) -> dict:
+    """Tortuosities of a ground-truth image, to pass to :func:`evaluate` for several methods.
+
+    Parameters
+    ----------
+    hr : array_like
+        Ground-truth 3D binary image.
+    axis : int
+        Transport axis.
+    effective : bool
+        Also compute the effective tortuosity.
+    connectivity : str
+        Mesh convention of the effective tortuosity.
+
+    Returns
+    -------
+    dict
+        ``{"geod": {"solid": τ, "pore": τ}, "eff": {...}}`` (``inf`` where a phase has no
+        path); ``"eff"`` only when ``effective``.
+    """
+    hr = as_binary(hr, name="hr")
+    axis = check_axis(axis)
+    funcs = _tortuosity_functions(connectivity)
+    kinds = ("geod", "eff") if effective else ("geod",)
+    return {kind: {name: _tortuosity(funcs[kind], hr, phase, axis) for name, phase in _PHASES}
+            for kind in kinds}
+
+
 def evaluate(
-    sr, hr, alpha: int, *, axis: int = 0, effective: bool = True, connectivity: str = "face"
+    sr, hr, alpha: int, *, axis: int = 0, effective: bool = True, connectivity: str = "face",
+    reference: dict | None = None,
 ) -> Evaluation:
     """Evaluate a super-resolved image against the ground truth with every metric of section 2.3.
 
@@ -381,6 +434,10 @@ def evaluate(
         the most expensive part). If False, the ``tau_eff_*`` fields are None.
     connectivity : str
         Passed to :func:`srlib.transport.effective_tortuosity` (``"face"`` or ``"vertex"``).
+    reference : dict, optional
+        Ground-truth tortuosities from :func:`reference_tortuosities` (same ``axis``,
+        ``effective`` and ``connectivity``), so that several methods compared against one
+        ``hr`` do not recompute them.
 
     Returns
     -------
@@ -396,7 +453,6 @@ def evaluate(
     sr, hr = _pair(sr, hr)
     alpha = check_alpha(alpha)
     axis = check_axis(axis)
-    from srlib.geodesic import mean_geodesic_tortuosity
 
     fields = {
         "alpha": alpha,
@@ -404,12 +460,14 @@ def evaluate(
         "accuracy": accuracy(sr, hr),
         "surface_accuracy": surface_accuracy(sr, hr, alpha),
     }
-    fields.update(_tortuosities(mean_geodesic_tortuosity, sr, hr, axis, "geod"))
-    if effective:
-        from srlib.transport import effective_tortuosity  # lazy: FEM stack only when needed
-
-        def tau_eff(image, phase, *, axis):
-            return effective_tortuosity(image, phase, axis=axis, connectivity=connectivity)
-
-        fields.update(_tortuosities(tau_eff, sr, hr, axis, "eff"))
+    funcs = _tortuosity_functions(connectivity)
+    kinds = ("geod", "eff") if effective else ("geod",)
+    for kind in kinds:
+        hr_values = None
+        if reference is not None:
+            if kind not in reference:
+                raise ValueError(f"reference has no {kind!r} tortuosities; build it with "
+                                 "reference_tortuosities(hr, effective=...)")
+            hr_values = reference[kind]
+        fields.update(_tortuosities(funcs[kind], sr, hr, axis, kind, hr_values))
     return Evaluation(**fields)

@@ -372,3 +372,18 @@ def test_evaluate_does_not_call_transport_for_an_absent_phase(monkeypatch):
 
 def test_module_has_no_import_time_transport_dependency():
     assert "transport" not in vars(metrics)
+
+
+def test_evaluate_with_reference_matches_direct(monkeypatch):
+    from srlib import metrics
+
+    rng = np.random.default_rng(3)
+    hr = rng.random((12, 12, 12)) < 0.6
+    sr = hr.copy()
+    sr[::3, ::2, 1] ^= True
+    ref = metrics.reference_tortuosities(hr, effective=False)
+    direct = metrics.evaluate(sr, hr, 2, effective=False)
+    reused = metrics.evaluate(sr, hr, 2, effective=False, reference=ref)
+    assert reused == direct
+    with pytest.raises(ValueError, match="reference has no 'eff'"):
+        metrics.evaluate(sr, hr, 2, effective=True, reference=ref)
