@@ -1,0 +1,602 @@
+"""Diffusive transport in one phase of a voxel image (paper, sections 2.1.4, 2.1.5 and 2.3.4).
+
+Contract. For a binary image (``[z, y, x]``, ``True`` = solid) and one of its phases, the
+Laplace problem ``-Δu = 0`` (Eq. (6)) is solved on the union of that phase's voxels, voxel
+``(i, j, k)`` being the unit cube ``[i, i+1] × [j, j+1] × [k, k+1]``, with ``u = 0`` on the
+box face at index 0 of ``axis`` (the *inlet*), ``u = 1`` on the opposite face (the *outlet*)
+and zero flux everywhere else (the other box faces and the interface between the phases). The
+discretisation is the finite element method with trilinear hexahedra (scikit-fem's
+``ElementHex1``), one element per voxel. :func:`solve_laplace` returns the nodal solution, the
+relative effective diffusivity ``D_eff/D`` from the reaction flux through the inlet and the
+effective tortuosity ``τ_eff = ε D/D_eff`` (Eq. (9)); :func:`diffusion_channels` gives the
+two-channel image of Eqs. (7)-(8) and :func:`effective_tortuosity` the scalar of Eq. (9). A
+phase without a path between the two faces has ``D_eff = 0`` and ``τ_eff = inf``, never NaN.
+Inputs are never modified; bad input raises :class:`ValueError`.
+
+Two mesh conventions are supported through ``connectivity``:
+
+``"face"`` (default)
+    The PDE on the *interior* of the union of closed voxels, as Eq. (6) is written. Where two
+    voxels of the phase meet only along an edge or at a corner, the interior is pinched to
+    nothing, so such contacts do not conduct: at each grid point, the phase's voxels among the
+    2 x 2 x 2 around it are grouped into face-connected components, and each component gets its
+    own node. Clusters are 6-connected (face-adjacent voxels).
+``"vertex"``
+    Plain shared-node finite elements: one node per grid point, shared by every voxel of the
+    phase touching it. Edge and corner contacts then conduct, through single nodes (a
+    discretisation artefact that fades only slowly under refinement). Clusters are
+    26-connected.
+
+The difference matters on rough structures: on χ² excursion sets (pore phase at 30 % volume
+fraction) DESIGN.md measured ``τ_eff ≈ 2.8`` with shared nodes against ``≈ 5.4`` with finite
+volumes, which, like ``"face"``, do not conduct through edges.
+
+Accuracy. Both conventions are Galerkin methods on nested spaces: splitting every voxel into
+smaller ones can only raise ``τ_eff``, and the ``"face"`` value is a lower bound of the exact
+``τ_eff`` of the voxel domain. Finite volumes on voxel centres (TauFactor, PoreSpy) approach it
+from above on such structures. At the native resolution of a χ² image, ``"face"`` gives a pore
+``τ_eff`` about 30 % below finite volumes; the gap closes under refinement (see
+``tests/test_transport.py`` and ``benchmarks/bench_transport.py``).
+
+Only clusters of the phase (with the mesh's connectivity) that touch both Dirichlet faces carry
+flux and enter the linear system; the others (isolated, or touching only one face, which would
+make the system singular or give a constant) are excluded and get the value 0, like the other
+phase. The volume fraction ``ε`` in Eq. (9) is that of the whole phase in the whole image.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyamg
+from scipy import ndimage, sparse
+
+from srlib._checks import as_binary, check_axis, check_phase
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "CONNECTIVITIES",
+    "TransportResult",
+    "diffusion_channels",
+    "effective_tortuosity",
+    "element_stiffness",
+    "solve_laplace",
+]
+
+#: The supported mesh conventions (see the module docstring).
+CONNECTIVITIES = ("face", "vertex")
+
+# Corner ``l`` of a voxel sits at offset ``((l >> 2) & 1, (l >> 1) & 1, l & 1)`` along (z, y, x).
+_CORNERS = np.array([((c >> 2) & 1, (c >> 1) & 1, c & 1) for c in range(8)], dtype=np.int64)
+
+_MAX_ITER = 1000
+
+# Smoothed-aggregation AMG options. The constant vector is the exact near-null space of this
+# Neumann-Laplace matrix, so candidate improvement is skipped. The prolongation smoother
+# uses each row's Gershgorin bound (twice the diagonal: rows sum to zero) instead of a global
+# spectral-radius estimate by Arnoldi iteration, which is costly, random and was most of the
+# setup time on 128^3 images; since the interior spectral radius of D^-1 A for this element
+# matrix is 3/2, not 2, omega = 4/3 * 2 / (3/2) = 16/9 restores the classic damping
+# 4/3 / rho(D^-1 A). Measured on a 128^3 chi^2 image (pore phase, 1.2e6 unknowns): 14 CG
+# iterations to 1e-8 and about 30 % less CPU time than pyamg's defaults (15 iterations), and
+# about half the time of Ruge-Stueben AMG (29 iterations, 1.8x operator complexity).
+_PROLONGATION_OMEGA = 16.0 / 9.0
+
+
+@dataclass(frozen=True, eq=False)
+class TransportResult:
+    """Solution of the Laplace problem in one phase of a binary image.
+
+    Attributes
+    ----------
+    solution : numpy.ndarray
+        Nodal values ``u`` (float64, one per mesh node, in ``[0, 1]`` up to the solver tolerance).
+    element_voxels : numpy.ndarray
+        Flat indices (into ``image.ravel()``) of the voxels that are elements, i.e. the phase
+        voxels in clusters that touch both Dirichlet faces.
+    element_nodes : numpy.ndarray
+        ``(n_elements, 8)`` node numbers of each element; column ``l`` is the voxel's corner at
+        offset ``((l >> 2) & 1, (l >> 1) & 1, l & 1)`` along ``(z, y, x)``.
+    node_vertex : numpy.ndarray
+        Flat index of each node's grid point in the ``(nz+1, ny+1, nx+1)`` vertex grid. Under
+        ``"face"`` several nodes can share a grid point.
+    voxel_values : numpy.ndarray
+        Image-shaped float64 array: the solution at each element's voxel centre (for trilinear
+        elements, the mean of its 8 nodal values), 0 at every other voxel.
+    d_eff : float
+        Relative effective diffusivity ``D_eff/D = flux_in · L / A`` with ``L`` the thickness
+        along ``axis`` and ``A`` the box cross-section (voxel units, ``Δu = 1``); 0 without a
+        path.
+    tau_eff : float
+        Effective tortuosity ``ε D/D_eff``, Eq. (9); ``inf`` without a path.
+    flux_in : float
+        Flow through the inlet face (``u = 0``), from the reaction ``K u`` at its nodes.
+    flux_out : float
+        Flow through the outlet face (``u = 1``); equals ``flux_in`` up to the solver tolerance.
+    volume_fraction : float
+        ``ε``, the phase's volume fraction in the whole image.
+    percolating : bool
+        Whether some cluster of the phase touches both faces.
+    converged : bool
+        Whether the iterative solver reached ``tol`` (True when no solve was needed).
+    iterations : int
+        Preconditioned CG iterations (0 when no solve was needed).
+    seconds : float
+        Wall time of the whole computation.
+    connectivity : str
+        ``"face"`` or ``"vertex"``.
+    axis : int
+        Transport axis.
+    phase : bool
+        ``True`` for the solid phase, ``False`` for the pore phase.
+    tol : float
+        Relative residual tolerance of the solve.
+    """
+
+    solution: np.ndarray = field(repr=False)
+    element_voxels: np.ndarray = field(repr=False)
+    element_nodes: np.ndarray = field(repr=False)
+    node_vertex: np.ndarray = field(repr=False)
+    voxel_values: np.ndarray = field(repr=False)
+    d_eff: float
+    tau_eff: float
+    flux_in: float
+    flux_out: float
+    volume_fraction: float
+    percolating: bool
+    converged: bool
+    iterations: int
+    seconds: float
+    connectivity: str
+    axis: int
+    phase: bool
+    tol: float
+
+
+@functools.lru_cache(maxsize=1)
+def element_stiffness() -> np.ndarray:
+    """Return the stiffness matrix of the trilinear element on the unit cube.
+
+    Assembled once with scikit-fem (a one-element ``MeshHex``, ``ElementHex1``, the ``laplace``
+    form, ``intorder=2``, which integrates it exactly) and reordered to this module's corner
+    numbering: corner ``l`` is at offset ``((l >> 2) & 1, (l >> 1) & 1, l & 1)``.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(8, 8)`` float64 array, read-only. Its entries are ``1/3`` on the diagonal, ``0``
+        between corners sharing an edge and ``-1/12`` between the others.
+    """
+    import skfem
+    from skfem.models.poisson import laplace
+
+    mesh = skfem.MeshHex()
+    basis = skfem.Basis(mesh, skfem.ElementHex1(), intorder=2)
+    k_mesh = laplace.assemble(basis).toarray()
+    # ElementHex1 numbers its dofs like the mesh vertices; map vertex coordinates to corners.
+    corner = np.rint(mesh.p[0] * 4 + mesh.p[1] * 2 + mesh.p[2]).astype(int)
+    k = np.empty((8, 8))
+    k[np.ix_(corner, corner)] = k_mesh
+    k[np.abs(k) < 1e-12 * np.abs(k).max()] = 0.0  # exact zeros instead of round-off
+    k.setflags(write=False)
+    return k
+
+
+@functools.lru_cache(maxsize=2)
+def _vertex_tables(connectivity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Node tables over the 256 occupancy patterns of the 2 x 2 x 2 voxels around a grid point.
+
+    Bit ``o`` of a pattern says whether the voxel in octant ``o`` (offset ``((o >> 2) & 1,
+    (o >> 1) & 1, o & 1)`` from the grid point minus one) belongs to the domain. Returns the
+    number of nodes at the grid point and, per octant, the local node number of that voxel's
+    corner (-1 for an empty octant). Under ``"face"`` the octants are grouped into components of
+    face-adjacent voxels (octant indices differing in one bit), one node each; under
+    ``"vertex"`` all octants share one node.
+    """
+    count = np.zeros(256, dtype=np.int64)
+    local = np.full((256, 8), -1, dtype=np.int64)
+    for pattern in range(1, 256):
+        present = [o for o in range(8) if pattern >> o & 1]
+        if connectivity == "vertex":
+            local[pattern, present] = 0
+            count[pattern] = 1
+            continue
+        n = 0
+        for start in present:
+            if local[pattern, start] >= 0:
+                continue
+            stack = [start]
+            local[pattern, start] = n
+            while stack:
+                o = stack.pop()
+                for bit in (1, 2, 4):
+                    q = o ^ bit
+                    if pattern >> q & 1 and local[pattern, q] < 0:
+                        local[pattern, q] = n
+                        stack.append(q)
+            n += 1
+        count[pattern] = n
+    count.setflags(write=False)
+    local.setflags(write=False)
+    return count, local
+
+
+def _check_connectivity(connectivity) -> str:
+    if connectivity not in CONNECTIVITIES:
+        raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
+    return connectivity
+
+
+def _check_tol(tol) -> float:
+    try:
+        value = float(tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"tol must be a number in (0, 1), got {tol!r}") from None
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"tol must be in (0, 1), got {tol!r}")
+    return value
+
+
+def _spanning_voxels(mask: np.ndarray, axis: int, connectivity: str) -> np.ndarray:
+    """Voxels of ``mask`` in clusters touching both faces normal to ``axis``."""
+    rank = 1 if connectivity == "face" else 3
+    structure = ndimage.generate_binary_structure(3, rank)
+    labels, n = ndimage.label(mask, structure=structure)
+    if n == 0:
+        return np.zeros_like(mask)
+    first = np.unique(labels.take(0, axis=axis))
+    last = np.unique(labels.take(-1, axis=axis))
+    spanning = np.intersect1d(first, last)
+    spanning = spanning[spanning > 0]
+    keep = np.zeros(n + 1, dtype=bool)
+    keep[spanning] = True
+    logger.debug("%d clusters, %d touch both faces", n, spanning.size)
+    return keep[labels]
+
+
+def _mesh(domain: np.ndarray, connectivity: str):
+    """Number the nodes of the voxel mesh of ``domain``.
+
+    Returns the element voxels (flat indices), the ``(n_el, 8)`` element nodes and each node's
+    grid-point index.
+    """
+    nz, ny, nx = domain.shape
+    count_table, local_table = _vertex_tables(connectivity)
+    padded = np.pad(domain, 1)
+    pattern = np.zeros((nz + 1, ny + 1, nx + 1), dtype=np.uint8)
+    for o, (dz, dy, dx) in enumerate(_CORNERS):
+        pattern |= (
+            padded[dz : dz + nz + 1, dy : dy + ny + 1, dx : dx + nx + 1].astype(np.uint8) << o
+        )
+    pattern = pattern.ravel()
+    counts = count_table[pattern]
+    offset = np.cumsum(counts) - counts
+    n_nodes = int(offset[-1] + counts[-1])
+    index = np.int32 if n_nodes < np.iinfo(np.int32).max else np.int64
+    node_vertex = np.repeat(np.arange(pattern.size, dtype=np.int64), counts)
+
+    voxels = np.flatnonzero(domain)
+    i, j, k = np.unravel_index(voxels, domain.shape)
+    nodes = np.empty((voxels.size, 8), dtype=index)
+    for corner, (ci, cj, ck) in enumerate(_CORNERS):
+        vertex = ((i + ci) * (ny + 1) + (j + cj)) * (nx + 1) + (k + ck)
+        octant = 7 - corner  # the voxel lies on the opposite side of its corner's grid point
+        nodes[:, corner] = offset[vertex] + local_table[pattern[vertex], octant]
+    return voxels, nodes, node_vertex
+
+
+@functools.lru_cache(maxsize=1)
+def _slot_pairs() -> tuple[tuple[float, tuple[int, ...], tuple[int, ...]], ...]:
+    """Group the non-zero entries of the element matrix by the grid offset between their corners.
+
+    Returns, for each offset with a non-zero coupling, in ascending order of the offset's flat
+    index (so that column numbers come out sorted within a row), the common value of those
+    entries and the local rows and columns having that offset.
+    """
+    k = element_stiffness()
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for a in range(8):
+        for b in range(8):
+            if k[a, b] != 0.0:
+                dz, dy, dx = _CORNERS[b] - _CORNERS[a]
+                groups.setdefault(int((dz + 1) * 9 + (dy + 1) * 3 + (dx + 1)), []).append((a, b))
+    slots = []
+    for key in sorted(groups):
+        pairs = groups[key]
+        values = np.array([k[a, b] for a, b in pairs])
+        if np.ptp(values) > 1e-12 * np.abs(k).max():  # pragma: no cover - the cube's symmetry
+            raise RuntimeError("element matrix entries differ for one corner offset")
+        slots.append((float(values.mean()), tuple(a for a, _ in pairs), tuple(b for _, b in pairs)))
+    return tuple(slots)
+
+
+def _assemble(nodes: np.ndarray, free_id: np.ndarray, is_outlet: np.ndarray, n_free: int):
+    """Assemble the free-free block of the stiffness matrix and the right-hand side.
+
+    The right-hand side lifts ``u = 1`` at the outlet (``u = 0`` at the inlet contributes
+    nothing). Every element matrix is :func:`element_stiffness`, so a matrix entry is the
+    element value for its corner offset times the number of elements sharing the two nodes in
+    that relative position. A node has at most one neighbour per offset (two voxels sharing a
+    face diagonal share the face, so under ``"face"`` they also share both nodes), which lets
+    the CSR arrays be filled row by row, offset by offset, already sorted and without
+    duplicates, instead of sorting tens of millions of COO triplets.
+    """
+    n_nodes = free_id.size
+    free_rows = np.flatnonzero(free_id >= 0)
+    count = np.zeros(n_free, dtype=np.int64)
+    rhs = np.zeros(n_free)
+    per_slot = []
+    for value, rows_local, cols_local in _slot_pairs():
+        rows = nodes[:, rows_local].ravel()
+        multiplicity = np.bincount(rows, minlength=n_nodes)[free_rows]
+        neighbour = np.full(n_nodes, -1, dtype=nodes.dtype)
+        neighbour[rows] = nodes[:, cols_local].ravel()
+        neighbour = neighbour[free_rows]
+        present = neighbour >= 0
+        neighbour_free = np.where(present, free_id[np.maximum(neighbour, 0)], -1)
+        to_outlet = present & is_outlet[np.maximum(neighbour, 0)]
+        rhs -= value * multiplicity * to_outlet
+        into_free = neighbour_free >= 0
+        count += into_free
+        per_slot.append((value, neighbour_free, multiplicity.astype(np.uint8)))
+    indptr = np.zeros(n_free + 1, dtype=np.int64)
+    np.cumsum(count, out=indptr[1:])
+    index = nodes.dtype if indptr[-1] < np.iinfo(np.int32).max else np.int64
+    indices = np.empty(indptr[-1], dtype=index)
+    data = np.empty(indptr[-1])
+    filled = indptr[:-1].copy()
+    for value, neighbour_free, multiplicity in per_slot:
+        rows = np.flatnonzero(neighbour_free >= 0)
+        position = filled[rows]
+        indices[position] = neighbour_free[rows]
+        data[position] = value * multiplicity[rows]
+        filled[rows] += 1
+    matrix = sparse.csr_matrix((data, indices, indptr.astype(index)), shape=(n_free, n_free))
+    return matrix, rhs
+
+
+def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> dict:
+    """Solve on the voxels of ``mask``; return the fields of :class:`TransportResult`."""
+    start = time.perf_counter()
+    shape = mask.shape
+    length = shape[axis]
+    area = mask.size // length
+    volume_fraction = float(np.count_nonzero(mask)) / mask.size
+    domain = _spanning_voxels(mask, axis, connectivity)
+    voxels, nodes, node_vertex = _mesh(domain, connectivity)
+    n_nodes = node_vertex.size
+    solution = np.zeros(n_nodes)
+    voxel_values = np.zeros(shape)
+    empty = {
+        "solution": solution,
+        "element_voxels": voxels,
+        "element_nodes": nodes,
+        "node_vertex": node_vertex,
+        "voxel_values": voxel_values,
+        "d_eff": 0.0,
+        "tau_eff": float("inf"),
+        "flux_in": 0.0,
+        "flux_out": 0.0,
+        "volume_fraction": volume_fraction,
+        "percolating": False,
+        "converged": True,
+        "iterations": 0,
+    }
+    if voxels.size == 0:
+        logger.info("phase has no path between the faces along axis %d", axis)
+        empty["seconds"] = time.perf_counter() - start
+        return empty
+
+    plane = np.unravel_index(node_vertex, tuple(n + 1 for n in shape))[axis]
+    is_inlet = plane == 0
+    is_outlet = plane == length
+    is_free = ~(is_inlet | is_outlet)
+    n_free = int(np.count_nonzero(is_free))
+    free_id = np.full(n_nodes, -1, dtype=nodes.dtype)
+    free_id[is_free] = np.arange(n_free, dtype=nodes.dtype)
+    solution[is_outlet] = 1.0
+
+    iterations, converged = 0, True
+    if n_free:
+        t0 = time.perf_counter()
+        matrix, rhs = _assemble(nodes, free_id, is_outlet, n_free)
+        t1 = time.perf_counter()
+        ml = pyamg.smoothed_aggregation_solver(
+            matrix,
+            symmetry="symmetric",
+            smooth=("jacobi", {"weighting": "local", "omega": _PROLONGATION_OMEGA}),
+            improve_candidates=None,
+        )
+        t2 = time.perf_counter()
+        # Start from the straight-channel solution u = coordinate / thickness.
+        x0 = plane[is_free] / length
+        residuals: list[float] = []
+        x, info = pyamg.krylov.cg(
+            matrix,
+            rhs,
+            x0=x0,
+            tol=tol,
+            criteria="rr",
+            maxiter=_MAX_ITER,
+            M=ml.aspreconditioner(cycle="V"),
+            residuals=residuals,
+        )
+        t3 = time.perf_counter()
+        iterations = max(len(residuals) - 1, 0)
+        converged = info == 0
+        if not converged:
+            logger.warning(
+                "CG did not reach tol=%g in %d iterations (relative residual %.3g)",
+                tol,
+                iterations,
+                residuals[-1] / max(np.linalg.norm(rhs), 1e-300),
+            )
+        logger.debug(
+            "%d unknowns, %d non-zeros: assembly %.2f s, AMG setup %.2f s, "
+            "CG %.2f s (%d iterations)",
+            n_free,
+            matrix.nnz,
+            t1 - t0,
+            t2 - t1,
+            t3 - t2,
+            iterations,
+        )
+        solution[is_free] = x
+
+    # Reaction K u at the Dirichlet nodes: the flow through each face.
+    nodal = solution[nodes]
+    reaction = np.bincount(
+        nodes.ravel(), weights=(nodal @ element_stiffness().T).ravel(), minlength=n_nodes
+    )
+    flux_in = float(-reaction[is_inlet].sum())
+    flux_out = float(reaction[is_outlet].sum())
+    d_eff = flux_in * length / area
+    voxel_values.ravel()[voxels] = nodal.mean(axis=1)
+    result = dict(empty)
+    result.update(
+        solution=solution,
+        d_eff=d_eff,
+        tau_eff=volume_fraction / d_eff if d_eff > 0 else float("inf"),
+        flux_in=flux_in,
+        flux_out=flux_out,
+        percolating=True,
+        converged=converged,
+        iterations=iterations,
+        seconds=time.perf_counter() - start,
+    )
+    return result
+
+
+def solve_laplace(
+    image, phase, *, axis: int = 0, connectivity: str = "face", tol: float = 1e-8
+) -> TransportResult:
+    """Solve the Laplace problem, Eq. (6), in one phase of a binary image.
+
+    ``u = 0`` on the phase's voxel faces lying on the box face at index 0 of ``axis``, ``u = 1``
+    on those at the opposite face, zero flux elsewhere. Trilinear hexahedral finite elements on
+    the voxels, a single 8 x 8 element matrix (from scikit-fem) scattered over all elements, and
+    conjugate gradients preconditioned by smoothed-aggregation algebraic multigrid (pyamg).
+    Only clusters of the phase touching both faces are solved; the others get the value 0. See
+    the module docstring for the two ``connectivity`` conventions.
+
+    Parameters
+    ----------
+    image : array_like
+        Binary 3D image, ``[z, y, x]``, ``True``/1 = solid, ``False``/0 = pore.
+    phase : bool, int or str
+        ``True``/1/``"solid"`` or ``False``/0/``"pore"``.
+    axis : int
+        Transport axis (0, 1 or 2, negative values allowed).
+    connectivity : {"face", "vertex"}
+        ``"face"``: the PDE on the interior of the union of voxels; edge and corner contacts do
+        not conduct (nodes are split there). ``"vertex"``: shared-node elements; they do.
+    tol : float
+        Relative tolerance of the solve: CG stops when ``||b - A x|| < tol ||b||``.
+
+    Returns
+    -------
+    TransportResult
+        Nodal solution and mesh numbering, voxel-centre values, ``d_eff``, ``tau_eff``, both
+        face fluxes and diagnostics. Without a path between the faces ``d_eff = 0``,
+        ``tau_eff = inf`` and ``percolating`` is False.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not a binary 3D image, ``phase`` is invalid or absent from the image,
+        ``axis`` is out of range, ``connectivity`` is unknown or ``tol`` is not in (0, 1).
+    """
+    img = as_binary(image)
+    phase = check_phase(img, phase)
+    axis = check_axis(axis)
+    connectivity = _check_connectivity(connectivity)
+    tol = _check_tol(tol)
+    mask = img if phase else ~img
+    fields = _solve_phase(mask, axis, connectivity, tol)
+    result = TransportResult(**fields, connectivity=connectivity, axis=axis, phase=phase, tol=tol)
+    logger.info(
+        "%s phase, axis %d, %s: tau_eff=%.4g, D_eff/D=%.4g, %d CG iterations, %.2f s",
+        "solid" if phase else "pore",
+        axis,
+        connectivity,
+        result.tau_eff,
+        result.d_eff,
+        result.iterations,
+        result.seconds,
+    )
+    return result
+
+
+def diffusion_channels(image, *, axis: int = 0, connectivity: str = "face") -> np.ndarray:
+    """Two-channel image of the transport solutions in both phases, Eqs. (7)-(8).
+
+    Channel 0 is the pore solution, channel 1 the solid solution, each evaluated at the voxel
+    centres of its phase and 0 elsewhere. Voxels of clusters that do not touch both faces
+    along ``axis`` are 0 too, and so is a whole channel whose phase is absent or has no path.
+
+    Parameters
+    ----------
+    image : array_like
+        Binary 3D image, ``[z, y, x]``, ``True``/1 = solid, ``False``/0 = pore.
+    axis : int
+        Transport axis.
+    connectivity : {"face", "vertex"}
+        Mesh convention, see :func:`solve_laplace`.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 array of shape ``(2, *image.shape)`` with values in ``[0, 1]``.
+
+    Raises
+    ------
+    ValueError
+        If ``image`` is not a binary 3D image, ``axis`` is out of range or ``connectivity`` is
+        unknown.
+    """
+    img = as_binary(image)
+    axis = check_axis(axis)
+    connectivity = _check_connectivity(connectivity)
+    channels = np.zeros((2, *img.shape), dtype=np.float32)
+    for channel, mask in enumerate((~img, img)):
+        if not mask.any():
+            continue
+        fields = _solve_phase(mask, axis, connectivity, 1e-8)
+        channels[channel] = np.clip(fields["voxel_values"], 0.0, 1.0)
+    return channels
+
+
+def effective_tortuosity(image, phase, *, axis: int = 0, connectivity: str = "face") -> float:
+    """Effective tortuosity ``τ_eff = ε D/D_eff`` of one phase, Eq. (9).
+
+    ``ε`` is the phase's volume fraction in the whole image and ``D_eff/D`` comes from
+    :func:`solve_laplace` (flux through the inlet face times thickness over cross-section).
+
+    Parameters
+    ----------
+    image : array_like
+        Binary 3D image, ``[z, y, x]``, ``True``/1 = solid, ``False``/0 = pore.
+    phase : bool, int or str
+        ``True``/1/``"solid"`` or ``False``/0/``"pore"``.
+    axis : int
+        Transport axis.
+    connectivity : {"face", "vertex"}
+        Mesh convention, see :func:`solve_laplace`.
+
+    Returns
+    -------
+    float
+        ``τ_eff`` (1 for straight channels); ``inf`` when the phase has no path between the
+        two faces normal to ``axis``.
+
+    Raises
+    ------
+    ValueError
+        As :func:`solve_laplace`.
+    """
+    return solve_laplace(image, phase, axis=axis, connectivity=connectivity).tau_eff
