@@ -30,6 +30,7 @@ book: install
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
 	$(PY) benchmarks/bench_stochastic.py
+	$(PY) benchmarks/bench_transport.py
 
 lint: install
 	$(PY) -m ruff check srlib tests benchmarks

@@ -519,7 +519,7 @@ def solve_laplace(
     mask = img if phase else ~img
     fields = _solve_phase(mask, axis, connectivity, tol)
     result = TransportResult(**fields, connectivity=connectivity, axis=axis, phase=phase, tol=tol)
-    logger.info(
+    logger.debug(
         "%s phase, axis %d, %s: tau_eff=%.4g, D_eff/D=%.4g, %d CG iterations, %.2f s",
         "solid" if phase else "pore",
         axis,
