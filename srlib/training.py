@@ -12,6 +12,14 @@ threshold μ* of Eq. (18). :func:`transfer_model` builds the α network from the
 network (transfer learning). Arrays passed in are never modified; :func:`train` trains the
 model it is given in place (the PyTorch convention).
 
+The study's networks. :func:`pairs_from_database` builds the pairs of one role ('train',
+'val', 'test') and α from a :class:`srlib.datasets.Database`, with or without the diffusion
+channels. :func:`train_networks` trains the networks :math:`N^{bin,\alpha}` and
+:math:`N^{diffu,\alpha}` of a profile along α = 2 → 4 → 8 and fits μ* for each, saving the
+weights and metadata under one folder (``results/<profile>/networks``); a network whose
+weights are there is loaded, not retrained, and files written under other settings or
+another profile are refused. :func:`load_networks` reads them back.
+
 Alignment under augmentation. Low-resolution voxel ``j`` sits at high-resolution voxel
 ``α j`` (Eq. (3)), i.e. at the *first* voxel of its α-block. Mirroring a cutout pair naively
 would move it to the *last* voxel of its block, shifting target against input by α − 1
@@ -26,12 +34,16 @@ cutout by at least one voxel. ``align_mirrors=False`` gives the naive augmentati
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import logging
 import math
+import os
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
@@ -42,13 +54,22 @@ from scipy.optimize import minimize
 from tqdm.auto import tqdm
 
 from srlib._checks import as_binary, check_alpha
-from srlib.network import SRResNet3d, atomic_torch_save, resolve_device, transfer_weights
+from srlib.network import (
+    SRResNet3d,
+    atomic_torch_save,
+    load_model,
+    resolve_device,
+    save_model,
+    transfer_weights,
+)
 
 __all__ = [
     "IDENTITY",
+    "KINDS",
     "Pair",
     "Symmetry",
     "TrainResult",
+    "TrainedNetwork",
     "apply_symmetry",
     "compose_symmetries",
     "cube_symmetries",
@@ -57,15 +78,20 @@ __all__ = [
     "fit_threshold",
     "invert_symmetry",
     "is_rotation",
+    "load_networks",
     "make_model",
     "make_pair",
     "mean_loss",
+    "network_name",
+    "pairs_from_database",
     "porosity_error",
     "predict_cutouts",
     "random_cutout",
     "random_symmetry",
     "reversed_axes",
     "train",
+    "train_networks",
+    "training_settings",
     "transfer_model",
     "validation_cutouts",
 ]
@@ -1142,3 +1168,359 @@ def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
     probs, targets = predict_cutouts(model, pairs, cutout=cutout, stride=stride, device=device,
                                      progress=progress)
     return fit_threshold(probs, targets)
+
+
+# --------------------------------------------------------------------------------------
+# The six networks of the study (sections 2.2.2-2.2.3)
+# --------------------------------------------------------------------------------------
+
+#: The two input types: ``"bin"`` (Eq. (11), 1 channel) and ``"diffu"`` (Eq. (13), 3 channels).
+KINDS = ("bin", "diffu")
+_IN_CHANNELS = {"bin": 1, "diffu": 3}
+_NETWORK_FORMAT = 1
+
+
+def _check_kind(kind) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
+def pairs_from_database(db, role: str, alpha: int, *, diffu: bool = False,
+                        scenarios=None) -> list[Pair]:
+    r"""Build the pairs (input, HR target) of one role of a database (section 2.2.2).
+
+    For every scenario and every realization ``i`` with the given role, the target is the
+    high-resolution realization and the input its low-resolution version for ``alpha``
+    (Eq. (11)); with ``diffu`` the two diffusion channels of the low-resolution image
+    (``[pore, solid]``, Eqs. (7)-(8)) are appended (Eq. (13)).
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The database (diffusion channels must have been computed for ``diffu``, see
+        :func:`srlib.datasets.build_diffusion_channels`).
+    role : {"train", "val", "test"}
+        Which realizations.
+    alpha : int
+        Scaling factor, 2, 4 or 8.
+    diffu : bool
+        Three-channel inputs for :math:`N^{diffu,\alpha}` instead of the binary image alone.
+    scenarios : sequence of str, optional
+        Restrict to these scenarios; default all, in database order.
+
+    Returns
+    -------
+    list of Pair
+        In order of scenario, then realization.
+
+    Raises
+    ------
+    ValueError
+        If the role is unknown or has no realizations, ``alpha`` is not in the database, a
+        scenario is unknown, or a stored low-resolution image is not the Eq. (3)
+        down-sampling of its high-resolution image.
+    """
+    alpha = check_alpha(alpha)
+    if role not in ("train", "val", "test"):
+        raise ValueError(f"role must be 'train', 'val' or 'test', got {role!r}")
+    if alpha not in db.alphas:
+        raise ValueError(f"alpha={alpha} is not among the database's alphas {db.alphas}")
+    names = db.scenario_names if scenarios is None else list(scenarios)
+    unknown = sorted(set(names) - set(db.scenario_names))
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {unknown}; the database has {db.scenario_names}")
+    indices = db.indices(role)
+    if not indices or not names:
+        raise ValueError(f"the database has no {role!r} realizations to build pairs from")
+    pairs = []
+    for s in names:
+        for i in indices:
+            hr = db.hr(s, i)
+            lr = db.lr(s, i, alpha)
+            if not np.array_equal(lr, hr[::alpha, ::alpha, ::alpha]):
+                raise ValueError(
+                    f"database {db.root}: LR image {s}/{i} (alpha={alpha}) is not the Eq. (3) "
+                    "down-sampling of its HR image"
+                )
+            inp = lr[None].astype(np.float32)
+            if diffu:
+                inp = np.concatenate([inp, np.asarray(db.channels(s, i, alpha), np.float32)])
+            pairs.append(Pair(inp, hr))
+    return pairs
+
+
+@dataclass(frozen=True)
+class TrainedNetwork:
+    r"""One trained network of the study, :math:`N^{kind,\alpha}`, and how it was trained.
+
+    Attributes
+    ----------
+    kind : str
+        "bin" or "diffu".
+    alpha : int
+        Scaling factor.
+    model : SRResNet3d
+        The network (weights of the best validation epoch), in eval mode on the CPU.
+    threshold : float
+        μ* of Eq. (18), fitted on the validation pairs.
+    result : TrainResult
+        Loss history, stopping epoch and reason, steps and training time.
+    path : pathlib.Path
+        File of the weights (:func:`srlib.network.save_model`); the metadata lie beside it
+        in a ``.json`` file of the same stem.
+    trained_now : bool
+        True if trained (or finished) by this call, False if loaded from disk.
+    """
+
+    kind: str
+    alpha: int
+    model: SRResNet3d = field(repr=False)
+    threshold: float
+    result: TrainResult = field(repr=False)
+    path: Path
+    trained_now: bool
+
+    @property
+    def name(self) -> str:
+        """Short name, e.g. ``N_bin_4``."""
+        return network_name(self.kind, self.alpha)
+
+    def summary(self) -> dict:
+        """One row of the training table: μ*, stopping epoch and reason, steps, time, loss."""
+        r = self.result
+        return {
+            "network": self.name, "kind": self.kind, "alpha": self.alpha,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "mu_star": self.threshold, "best_epoch": r.best_epoch,
+            "stopped_epoch": r.stopped_epoch, "stop_reason": r.stop_reason, "steps": r.steps,
+            "wall_time_s": r.seconds, "best_val_loss": r.best_val_loss,
+            "final_train_loss": r.train_loss[-1] if r.train_loss else math.nan,
+        }
+
+
+def network_name(kind: str, alpha: int) -> str:
+    """File stem of a network of the study: ``N_<kind>_<alpha>``."""
+    return f"N_{_check_kind(kind)}_{check_alpha(alpha)}"
+
+
+def training_settings(profile) -> dict:
+    """The profile fields that determine a trained network (stored with its weights).
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile
+        The profile.
+
+    Returns
+    -------
+    dict
+        JSON-normalised field values: database content (name, sizes, split, seed) and the
+        architecture and training hyper-parameters.
+    """
+    keys = ("name", "samples", "hr_size", "n_realizations", "split", "alphas", "features",
+            "blocks", "cutout", "batch_sizes", "max_epochs", "steps_per_epoch", "patience",
+            "val_cutouts", "learning_rate", "train_budget_s", "seed")
+    return json.loads(json.dumps({k: getattr(profile, k) for k in keys}))
+
+
+def _network_seed(profile, alpha: int) -> int:
+    # bin and diffu networks of the same alpha share the seed: the same initial body
+    # weights, cutouts, augmentations and validation cutouts, so their curves compare directly.
+    return int(profile.seed) * 1000 + alpha
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=2)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> TrainedNetwork | None:
+    stem = network_name(kind, alpha)
+    weights, meta = out_dir / f"{stem}.pt", out_dir / f"{stem}.json"
+    if not weights.exists():
+        return None
+    if not meta.exists():
+        raise ValueError(f"{weights} has no metadata file {meta.name}; delete it to retrain")
+    info = json.loads(meta.read_text())
+    if info.get("format") != _NETWORK_FORMAT:
+        raise ValueError(f"{meta} has an unknown format; delete {weights} to retrain")
+    if info["settings"].get("name") != settings["name"]:
+        raise ValueError(
+            f"{weights} belongs to profile {info['settings'].get('name')!r}, not "
+            f"{settings['name']!r}; never reused across profiles - use that profile's folder"
+        )
+    if info["settings"] != settings:
+        diff = sorted(k for k in set(settings) | set(info["settings"])
+                      if settings.get(k) != info["settings"].get(k))
+        raise ValueError(
+            f"{weights} was trained with other settings ({', '.join(diff)}); delete "
+            f"{out_dir} (or that network's files) to retrain"
+        )
+    result = TrainResult(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in info["result"].items()})
+    return TrainedNetwork(kind=kind, alpha=alpha, model=load_model(weights, device="cpu"),
+                          threshold=float(info["threshold"]), result=result, path=weights,
+                          trained_now=False)
+
+
+def load_networks(profile, out_dir, *, kinds=KINDS) -> dict[tuple[str, int], TrainedNetwork]:
+    """Load the trained networks of a profile written by :func:`train_networks`.
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile
+        The profile; networks trained under other settings are refused.
+    out_dir : path
+        Networks folder, ``<results>/<profile>/networks``.
+    kinds : sequence of str
+        Input types to load ("bin", "diffu").
+
+    Returns
+    -------
+    dict
+        ``{(kind, alpha): TrainedNetwork}`` for every kind and every α of the profile.
+
+    Raises
+    ------
+    ValueError
+        If a network is missing or was trained under other settings.
+    """
+    out_dir = Path(out_dir)
+    settings = training_settings(profile)
+    found = {}
+    for kind in kinds:
+        for alpha in sorted(profile.alphas):
+            net = _load_network(out_dir, _check_kind(kind), alpha, settings)
+            if net is None:
+                raise ValueError(f"{out_dir / network_name(kind, alpha)}.pt is missing; "
+                                 "train it with srlib.training.train_networks")
+            found[kind, alpha] = net
+    return found
+
+
+def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: bool = True,
+                   num_threads: int | None = None) -> dict[tuple[str, int], TrainedNetwork]:
+    r"""Train (or load) the networks :math:`N^{kind,\alpha}` of a profile, then fit μ*.
+
+    For each input type, the networks are handled in increasing α. A network whose weights
+    file ``<out_dir>/N_<kind>_<alpha>.pt`` exists is loaded, not retrained (its metadata must
+    record the same profile and settings). Otherwise it is built from scratch for the
+    smallest α, and by transfer learning from the trained α/2 network for the others
+    (:func:`transfer_model`), trained with :func:`train` on the profile's hyper-parameters
+    (training pairs from the realizations with role 'train', early stopping on cutouts of
+    those with role 'val', of every scenario), with a checkpoint under ``out_dir`` after
+    every epoch so that an interrupted call resumes; then μ* (Eq. (18)) is fitted on the
+    non-overlapping cutouts of the validation pairs (:func:`fit_model_threshold`), and the
+    weights and metadata are written.
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The profile's database (with diffusion channels for "diffu").
+    profile : srlib.config.Profile
+        Sizes and hyper-parameters; must be the profile the database was built for.
+    out_dir : path
+        Networks folder, conventionally ``<results>/<profile>/networks``.
+    kinds : sequence of str
+        Input types to train ("bin", "diffu").
+    device : str, torch.device or None
+        Where to train; default ``profile.device``.
+    progress : bool
+        Show progress bars.
+    num_threads : int, optional
+        Torch CPU threads while training and fitting μ* (restored afterwards).
+
+    Returns
+    -------
+    dict
+        ``{(kind, alpha): TrainedNetwork}`` in training order.
+
+    Raises
+    ------
+    ValueError
+        If the database belongs to another profile, or stored networks or checkpoints were
+        made with other settings.
+    """
+    if db.profile != profile.name:
+        raise ValueError(f"database {db.root} belongs to profile {db.profile!r}, not "
+                         f"{profile.name!r}")
+    missing = sorted(set(profile.alphas) - set(db.alphas))
+    if missing:
+        raise ValueError(f"the database has no low-resolution images for alpha {missing}")
+    out_dir = Path(out_dir)
+    settings = training_settings(profile)
+    device = profile.device if device is None else device
+    networks = {}
+    pairs_cache: dict = {}
+
+    def pairs(role, alpha, kind):
+        key = (role, alpha, kind)
+        if key not in pairs_cache:
+            pairs_cache[key] = pairs_from_database(db, role, alpha, diffu=kind == "diffu")
+        return pairs_cache[key]
+
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        for kind in kinds:
+            previous = None
+            for alpha in sorted(profile.alphas):
+                net = _load_network(out_dir, _check_kind(kind), alpha, settings)
+                if net is None:
+                    net = _train_one(kind, alpha, previous, pairs, profile, settings, out_dir,
+                                     device=device, progress=progress)
+                else:
+                    logger.info("loaded %s (mu* = %.4f) from %s", net.name, net.threshold,
+                                net.path)
+                networks[kind, alpha] = net
+                previous = net.model
+            pairs_cache.clear()
+    finally:
+        torch.set_num_threads(old_threads)
+    return networks
+
+
+def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, device,
+               progress) -> TrainedNetwork:
+    seed = _network_seed(profile, alpha)
+    if previous is None:
+        model = make_model(_IN_CHANNELS[kind], alpha, seed=seed, features=profile.features,
+                           blocks=profile.blocks)
+    else:
+        model = transfer_model(previous, alpha, seed=seed)
+    stem = network_name(kind, alpha)
+    logger.info("training %s", stem)
+    train_pairs, val_pairs = pairs("train", alpha, kind), pairs("val", alpha, kind)
+    result = train(
+        model, train_pairs, val_pairs, cutout=profile.cutout,
+        batch_size=profile.batch_size(alpha), steps_per_epoch=profile.steps_per_epoch,
+        max_epochs=profile.max_epochs, patience=profile.patience,
+        val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate, seed=seed,
+        checkpoint=out_dir / f"{stem}.ckpt", time_budget_s=profile.train_budget_s,
+        device=device, mixed_precision=profile.mixed_precision, progress=progress,
+    )
+    # μ* on the non-overlapping cutouts of the validation pairs (fit_model_threshold), in
+    # batches of about 2M output voxels: tiny cutouts pass through the network together.
+    batch = max(1, (1 << 21) // (alpha * profile.cutout) ** 3)
+    probs, targets = predict_cutouts(model, val_pairs, cutout=profile.cutout, batch_size=batch,
+                                     device=device, progress=progress)
+    mu = fit_threshold(probs, targets)
+    del probs, targets
+    model = model.cpu().eval()
+    weights = out_dir / f"{stem}.pt"
+    _write_json(out_dir / f"{stem}.json", {
+        "format": _NETWORK_FORMAT, "kind": kind, "alpha": alpha, "threshold": mu,
+        "settings": settings, "model": model.config, "result": dataclasses.asdict(result),
+    })
+    save_model(model, weights)  # written last: its presence marks the network as complete
+    return TrainedNetwork(kind=kind, alpha=alpha, model=model, threshold=mu, result=result,
+                          path=weights, trained_now=True)
