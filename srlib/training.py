@@ -1401,7 +1401,7 @@ def load_networks(profile, out_dir, *, kinds=KINDS) -> dict[tuple[str, int], Tra
             net = _load_network(out_dir, _check_kind(kind), alpha, settings)
             if net is None:
                 raise ValueError(f"{out_dir / network_name(kind, alpha)}.pt is missing; "
-                                 "train it with srlib.training.train_networks")
+                                 "train it with srlib.training.train_networks (or `srlib train`)")
             found[kind, alpha] = net
     return found
 

@@ -1,0 +1,230 @@
+"""The book as a product: re-execute the notebooks with any parameters, build, and check it.
+
+Contract. :func:`execute_notebooks` runs every numbered notebook in order with papermill
+(parameters ``profile`` and ``results_root`` plus any others) into a run folder;
+:func:`build_book` builds a Jupyter Book from such executed copies with execution switched
+off, beside them, so runs with other profiles or parameters never share the default book's
+cache or folder; :func:`check_book` opens every page in headless Chromium and lists images that
+did not load and pages that show an error traceback.
+
+Command line (from the repository root)::
+
+    python -m srlib.book rerun --profile paper           # -> _build/runs/paper/_build/html
+    python -m srlib.book rerun --profile quick --name mine -p samples_folder /data/volumes
+    python -m srlib.book check _build/html
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import logging
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["build_book", "check_book", "execute_notebooks", "repository_root"]
+
+SKIP_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
+ERROR_MARKERS = ("Traceback (most recent call last)",)
+_BROKEN_IMAGES_JS = """
+return Array.from(document.images)
+  .filter(img => !img.complete || img.naturalWidth === 0)
+  .map(img => img.getAttribute('src'));
+"""
+
+
+def repository_root() -> Path:
+    """The repository holding the notebooks and the book sources (this package's parent)."""
+    return Path(__file__).resolve().parents[1]
+
+
+def execute_notebooks(run_dir, parameters: dict, *, only=None, root=None) -> list[Path]:
+    """Execute the numbered notebooks in order with papermill into ``<run_dir>/notebooks``.
+
+    Parameters
+    ----------
+    run_dir : path
+        Folder of the run.
+    parameters : dict
+        Notebook parameters, e.g. ``{"profile": "paper", "results_root": "/abs/results"}``.
+    only : sequence of str, optional
+        Two-digit prefixes of the notebooks to run (default: all).
+    root : path, optional
+        Repository root (default :func:`repository_root`).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The executed notebooks.
+    """
+    import papermill
+
+    root = Path(root) if root is not None else repository_root()
+    out = Path(run_dir) / "notebooks"
+    out.mkdir(parents=True, exist_ok=True)
+    notebooks = sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        notebooks = [nb for nb in notebooks if nb.name[:2] in set(only)]
+    done = []
+    for nb in notebooks:
+        logger.info("executing %s with %s", nb.name, parameters)
+        papermill.execute_notebook(str(nb), str(out / nb.name), parameters=parameters,
+                                   cwd=str(nb.parent), kernel_name="python3")
+        done.append(out / nb.name)
+    return done
+
+
+def build_book(run_dir, *, name: str, root=None) -> Path:
+    """Build a book from executed notebooks in ``<run_dir>/notebooks`` (execution off).
+
+    The prose pages, table of contents and configuration are copied beside the notebooks;
+    notebooks not executed in this run are copied without outputs.
+
+    Parameters
+    ----------
+    run_dir : path
+        Folder of the run.
+    name : str
+        Run name, shown in the book's title.
+    root : path, optional
+        Repository root.
+
+    Returns
+    -------
+    pathlib.Path
+        The HTML folder, ``<run_dir>/_build/html``.
+    """
+    root = Path(root) if root is not None else repository_root()
+    run_dir = Path(run_dir)
+    (run_dir / "notebooks").mkdir(parents=True, exist_ok=True)
+    for nb in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        if not (run_dir / "notebooks" / nb.name).exists():
+            shutil.copy2(nb, run_dir / "notebooks" / nb.name)
+    shutil.copytree(root / "book", run_dir / "book", dirs_exist_ok=True)
+    shutil.copy2(root / "_toc.yml", run_dir / "_toc.yml")
+    config = (root / "_config.yml").read_text()
+    config = config.replace("execute_notebooks: cache", 'execute_notebooks: "off"')
+    config = config.replace('title: "', f'title: "[{name}] ', 1)
+    (run_dir / "_config.yml").write_text(config)
+    jb = Path(sys.executable).parent / "jupyter-book"
+    cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(run_dir), "-W",
+           "--keep-going"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"jupyter-book build of {run_dir} failed:\n{proc.stdout[-3000:]}"
+                           f"\n{proc.stderr[-2000:]}")
+    return run_dir / "_build" / "html"
+
+
+def _driver():
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    driver_path = shutil.which("chromedriver")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if driver_path is None or browser is None:
+        raise RuntimeError("the book check needs Debian's chromium and chromium-driver "
+                           "(`make test` installs them with apt-get)")
+    options = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1300,2000"):
+        options.add_argument(arg)
+    options.binary_location = browser
+    return webdriver.Chrome(service=Service(driver_path), options=options)
+
+
+def check_book(html_dir, *, screenshot_dir=None) -> list[str]:
+    """Open every page of a built book in headless Chromium; return the problems found.
+
+    A problem is an ``<img>`` that did not load (``naturalWidth == 0``) or a page whose text
+    shows an error traceback.
+
+    Parameters
+    ----------
+    html_dir : path
+        The book's HTML folder (e.g. ``_build/html``).
+    screenshot_dir : path, optional
+        Save a screenshot of every page there.
+
+    Returns
+    -------
+    list of str
+        One line per problem; empty when every page passes.
+    """
+    html_dir = Path(html_dir)
+    pages = sorted(p for p in html_dir.rglob("*.html")
+                   if p.name not in SKIP_PAGES and "_static" not in p.parts
+                   and "_sources" not in p.parts)
+    if not pages:
+        return [f"no HTML pages under {html_dir}"]
+    problems = []
+    driver = _driver()
+    try:
+        for page in pages:
+            driver.get(page.resolve().as_uri())
+            rel = page.relative_to(html_dir)
+            broken = driver.execute_script(_BROKEN_IMAGES_JS)
+            problems += [f"{rel}: image did not load: {src}" for src in broken]
+            text = driver.execute_script("return document.body.textContent")
+            if any(marker in text for marker in ERROR_MARKERS):
+                problems.append(f"{rel}: page shows an error traceback")
+            if screenshot_dir is not None:
+                shot = Path(screenshot_dir) / (str(rel).replace("/", "_") + ".png")
+                shot.parent.mkdir(parents=True, exist_ok=True)
+                driver.save_screenshot(str(shot))
+            logger.info("checked %s: %d broken image(s)", rel, len(broken))
+    finally:
+        driver.quit()
+    return problems
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def main(argv=None) -> int:
+    """Command line: ``rerun`` (execute and build) and ``check`` (browser check)."""
+    parser = argparse.ArgumentParser(prog="python -m srlib.book", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    rerun = sub.add_parser("rerun", help="re-execute all notebooks and build a book from them")
+    rerun.add_argument("--profile", default="quick", help="paper, quick or tiny")
+    rerun.add_argument("--name", help="run name (default: the profile); use another name when "
+                                      "changing parameters other than the profile")
+    rerun.add_argument("--results-root", help="results root (default: <repo>/results)")
+    rerun.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
+                       metavar=("NAME", "VALUE"), help="extra notebook parameter")
+    rerun.add_argument("--only", nargs="*", help="two-digit notebook prefixes to run")
+    rerun.add_argument("--no-book", action="store_true", help="execute only")
+    check = sub.add_parser("check", help="open every page in headless Chromium")
+    check.add_argument("html_dir", nargs="?", default="_build/html")
+    check.add_argument("--screenshot-dir")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    root = repository_root()
+    if args.command == "check":
+        problems = check_book(args.html_dir, screenshot_dir=args.screenshot_dir)
+        for p in problems:
+            print("FAIL", p)
+        print(f"{'FAILED' if problems else 'OK'}: {len(problems)} problem(s)")
+        return 1 if problems else 0
+    name = args.name or args.profile
+    results_root = Path(args.results_root or root / "results").resolve()
+    run_dir = root / "_build" / "runs" / name
+    params = {"profile": args.profile, "results_root": str(results_root)}
+    params.update({k: _literal(v) for k, v in args.parameter})
+    execute_notebooks(run_dir, params, only=args.only, root=root)
+    if not args.no_book:
+        html = build_book(run_dir, name=name, root=root)
+        print(f"book of run {name!r}: {html / 'index.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
