@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.13.0
 PROFILE ?= quick
 PYTEST_ARGS ?=
 
-.PHONY: install test book paper bench lint clean-book
+.PHONY: install browser test book rerun paper check-book bench lint clean-book
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,12 +20,30 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
-test: install
-	$(PY) -m ruff check srlib tests benchmarks
-	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+# Debian's Chromium and its driver, for the browser check of the built book.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
 
+# Unit tests, every notebook at the tiny profile, and the tiny book checked in Chromium.
+test: install browser
+	$(PY) -m ruff check srlib tests benchmarks
+	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+
+# The book at the default profile (quick), executed with the cache into _build/html.
 book: install
-	SRLIB_PROFILE=$(PROFILE) $(VENV)/bin/jupyter-book build . -W --keep-going
+	SRLIB_PROFILE=quick $(VENV)/bin/jupyter-book build . -W --keep-going
+
+# Re-execute every notebook with another profile (papermill), build its own book:
+#   make rerun PROFILE=paper   ->  results/paper/, _build/runs/paper/_build/html
+rerun: install
+	$(PY) -m srlib.book rerun --profile $(PROFILE)
+
+paper:
+	$(MAKE) rerun PROFILE=paper TORCH_SPEC="$(TORCH_SPEC)"
+
+check-book: install browser
+	$(PY) -m srlib.book check _build/html
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"

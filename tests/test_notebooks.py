@@ -1,35 +1,38 @@
-"""Every notebook runs end to end at the tiny profile (papermill), in order.
+"""Every notebook runs end to end at the tiny profile (papermill), then the book is checked.
 
-Later notebooks read what earlier ones wrote (database, trained networks, results), so they share
-one results folder and run on one xdist worker (``--dist loadgroup``) in file order.
+Later notebooks read what earlier ones wrote (database, trained networks, results), so one test
+executes them in file order into one run folder (one xdist worker, no ordering assumptions),
+then builds the book from the executed notebooks (execution off, as ``python -m srlib.book
+rerun`` does) and opens every page in headless Chromium: no image may fail to load and no page
+may show an error traceback.
 """
 
 from pathlib import Path
 
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))
+from srlib import book
 
-
-@pytest.fixture(scope="session")
-def notebook_results(tmp_path_factory):
-    return tmp_path_factory.mktemp("notebook-results")
+NOTEBOOKS = sorted((Path(__file__).parents[1] / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
 
 @pytest.mark.notebook
-@pytest.mark.xdist_group("notebooks")
-@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_at_tiny_profile(notebook, notebook_results):
+def test_notebooks_run_at_tiny_profile_and_book_renders(tmp_path):
     import papermill
 
-    out = notebook_results / notebook.name
-    figures = notebook_results / "tiny" / "figures"
-    before = set(figures.glob("*.png")) if figures.exists() else set()
-    papermill.execute_notebook(
-        str(notebook), str(out),
-        parameters={"profile": "tiny", "results_root": str(notebook_results)},
-        cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
-    )
-    assert out.exists()
-    new = set(figures.glob("*.png")) - before
-    assert new, f"{notebook.name} wrote no new figure"
+    results = tmp_path / "results"
+    figures = results / "tiny" / "figures"
+    (tmp_path / "notebooks").mkdir()
+    for notebook in NOTEBOOKS:
+        before = set(figures.glob("*.png")) if figures.exists() else set()
+        papermill.execute_notebook(
+            str(notebook), str(tmp_path / "notebooks" / notebook.name),
+            parameters={"profile": "tiny", "results_root": str(results)},
+            cwd=str(notebook.parent), kernel_name="python3", progress_bar=False,
+        )
+        new = set(figures.glob("*.png")) - before
+        assert new, f"{notebook.name} wrote no new figure"
+    html = book.build_book(tmp_path, name="tiny")
+    assert (html / "notebooks" / f"{NOTEBOOKS[0].stem}.html").exists()
+    problems = book.check_book(html)
+    assert problems == [], "\n".join(problems)
