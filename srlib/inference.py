@@ -27,7 +27,7 @@ import logging
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from srlib.network import SRResNet3d, resolve_device
 

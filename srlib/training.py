@@ -51,7 +51,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from srlib._checks import as_binary, check_alpha
 from srlib.network import (
