@@ -36,7 +36,7 @@ from tqdm import tqdm
 from srlib import stochastic
 from srlib._checks import as_binary, check_alpha
 from srlib.config import Profile, results_dir
-from srlib.io import load_binary
+from srlib.io import atomic_path, load_binary
 from srlib.resample import downsample
 
 logger = logging.getLogger(__name__)
@@ -164,10 +164,8 @@ def _fixture(name: str, cache: Path) -> Path:
         src = tar.extractfile(member)
         if src is None:
             raise RuntimeError(f"{member} is missing from {sdist}")
-        fd, tmp = tempfile.mkstemp(dir=out.parent)
-        with os.fdopen(fd, "wb") as fh:
+        with atomic_path(out) as tmp, open(tmp, "wb") as fh:
             shutil.copyfileobj(src, fh)
-    os.replace(tmp, out)
     return out
 
 
@@ -282,15 +280,8 @@ def save_bits(path, image) -> Path:
     """
     img = as_binary(image)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npz")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, bits=np.packbits(img, axis=None), shape=np.array(img.shape))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, bits=np.packbits(img, axis=None), shape=np.array(img.shape))
     return path
 
 
@@ -302,15 +293,8 @@ def load_bits(path) -> np.ndarray:
 
 
 def _save_array(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".npy")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.save(fh, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.save(fh, array)
 
 
 # ----------------------------------------------------------------------------- database
@@ -459,9 +443,8 @@ def build_database(profile: Profile, *, samples=None, root=None, workers: int | 
         root.mkdir(parents=True, exist_ok=True)
         info = {"profile": _database_key(profile), "roles": list(profile.roles),
                 "alphas": list(profile.alphas), "scenarios": [s.as_dict() for s in scenarios]}
-        tmp = meta.with_suffix(".tmp")
-        tmp.write_text(json.dumps(info, indent=2))
-        os.replace(tmp, meta)
+        with atomic_path(meta) as tmp:
+            tmp.write_text(json.dumps(info, indent=2))
     db = Database(root)
     tasks = []
     for s_index, scen in enumerate(scenarios):

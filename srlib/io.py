@@ -13,19 +13,51 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from srlib._checks import as_volume
 
-__all__ = ["binarize_otsu", "load_binary", "read_volume", "write_volume"]
+__all__ = ["atomic_path", "binarize_otsu", "load_binary", "read_volume", "write_volume"]
 
 _TIFF = (".tif", ".tiff")
 
 
 class _VolumeError(ValueError):
     """A problem with a volume file that already names the file."""
+
+
+@contextmanager
+def atomic_path(path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+
+    Writers write the temporary file; a reader never sees a half-written ``path``, and an
+    interruption or error leaves the previous file (if any) intact and no temporary behind.
+
+    Parameters
+    ----------
+    path : str or path-like
+        Final file; its folder is created when missing.
+
+    Yields
+    ------
+    pathlib.Path
+        The temporary file to write (same folder and suffix, hidden name).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.ndarray:
@@ -140,26 +172,17 @@ def write_volume(path, image) -> Path:
     suffix = path.suffix.lower()
     if suffix not in (*_TIFF, ".npy", ".npz", ".raw"):
         raise ValueError(f"unknown volume format {suffix!r} for {path}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            if suffix in _TIFF:
-                import tifffile
+    with atomic_path(path) as tmp:
+        if suffix in _TIFF:
+            import tifffile
 
-                data = vol.astype(np.uint8) if vol.dtype == bool else vol
-                fh.close()
-                tifffile.imwrite(tmp, data)
-            elif suffix == ".npy":
-                np.save(fh, vol)
-            elif suffix == ".npz":
-                np.savez_compressed(fh, image=vol)
-            else:
-                fh.write(np.ascontiguousarray(vol).tobytes())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+            tifffile.imwrite(tmp, vol.astype(np.uint8) if vol.dtype == bool else vol)
+        elif suffix == ".npy":
+            np.save(tmp, vol)
+        elif suffix == ".npz":
+            np.savez_compressed(tmp, image=vol)
+        else:
+            np.ascontiguousarray(vol).tofile(tmp)
     return path
 
 

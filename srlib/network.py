@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -26,6 +24,7 @@ import torch
 from torch import nn
 
 from srlib._checks import check_alpha
+from srlib.io import atomic_path
 
 __all__ = [
     "LayerInfo",
@@ -582,13 +581,5 @@ def atomic_torch_save(obj, path) -> None:
 
     A reader never sees a half-written file, and an interruption leaves the old file intact.
     """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(obj, fh)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)

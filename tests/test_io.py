@@ -75,3 +75,15 @@ def test_load_binary(tmp_path, rng):
     gray = np.where(truth, 180, 20).astype(np.uint8)
     io.write_volume(tmp_path / "g.tif", gray)
     assert np.array_equal(io.load_binary(tmp_path / "g.tif"), truth)
+
+
+def test_atomic_path_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "sub" / "x.txt"
+    with io.atomic_path(target) as tmp:
+        tmp.write_text("first")
+    assert target.read_text() == "first"
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("interrupted")
+    assert target.read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == ["x.txt"]
