@@ -1,0 +1,216 @@
+"""Tests of the figure builders in srlib.plotting that this suite covers (Fig. 3, refinement)."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from srlib import plotting  # noqa: E402
+from srlib.transport import FINITE_VOLUMES, TortuosityEstimate, diffusion_channels  # noqa: E402
+
+
+@pytest.fixture
+def slab():
+    """Solid block with a straight pore channel along z and an isolated pore cavity."""
+    image = np.ones((8, 8, 8), dtype=bool)
+    image[:, 1:3, 1:3] = False  # spanning channel
+    image[3:5, 5:7, 5:7] = False  # cavity: no path, channel value 0
+    return image
+
+
+def test_surface_values_extend_the_phase_and_mark_clusters_without_path(slab):
+    channels = diffusion_channels(slab)
+    pore = ~slab
+    values = plotting._surface_values(pore, channels[0])
+    # inside the phase: its own values; in the cavity (value 0): NaN
+    assert values[:, 1:3, 1:3] == pytest.approx(channels[0][:, 1:3, 1:3].astype(float))
+    assert np.isnan(values[3:5, 5:7, 5:7]).all()
+    # outside the phase: the value of the nearest phase voxel
+    assert values[4, 3, 1] == pytest.approx(float(channels[0][4, 2, 1]))
+    assert np.isnan(values[4, 7, 6])  # next to the cavity only
+    assert not np.isnan(values[:, :3, :3]).any()
+
+
+def test_fig3_diffusion_3d_has_two_coloured_3d_panels_and_a_colour_bar(slab):
+    channels = diffusion_channels(slab)
+    fig, axes = plotting.fig3_diffusion_3d(slab, channels, size=8)
+    try:
+        assert axes.shape == (2,)
+        assert all(ax.name == "3d" for ax in axes)
+        assert [ax.get_title() for ax in axes] == ["(a) pore phase", "(b) solid phase"]
+        assert len(fig.axes) == 3  # the colour bar
+        colourbar = fig.axes[2]
+        assert colourbar.get_ylim() == pytest.approx((0.0, 1.0))
+        for ax in axes:
+            faces = ax.collections[0].get_facecolor()
+            assert len(faces) > 0
+            assert np.ptp(faces[:, :3], axis=0).max() > 0.3  # coloured by the field, not flat
+        # the cavity's faces are grey (the colour map's "bad" colour)
+        grey = np.isclose(axes[0].collections[0].get_facecolor()[:, :3], 0.7).all(axis=1)
+        assert grey.any()
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="channels"):
+        plotting.fig3_diffusion_3d(slab, channels[:1])
+
+
+def test_fig3_diffusion_3d_with_an_absent_phase():
+    image = np.ones((4, 4, 4), dtype=bool)
+    fig, axes = plotting.fig3_diffusion_3d(image, diffusion_channels(image), size=4)
+    try:
+        assert "absent" in axes[0].get_title()
+        assert len(axes[1].collections) == 1
+    finally:
+        plt.close(fig)
+
+
+def test_fig_refinement_draws_one_line_per_finite_method():
+    rows = []
+    for r, (face, vertex, fv) in zip((1, 2, 3), ((2.0, 1.5, 3.0), (2.2, 1.7, 2.6), (2.3, 1.8, 2.5)),
+                                     strict=True):
+        rows += [TortuosityEstimate("pore", "FEM face", face, 0.1, 0.4, True, r),
+                 TortuosityEstimate("pore", "FEM vertex", vertex, 0.1, 0.4, True, r),
+                 TortuosityEstimate("pore", FINITE_VOLUMES, fv, 0.1, 0.4, True, r),
+                 TortuosityEstimate("solid", "FEM face", math.inf, 0.1, 0.6, True, r),
+                 TortuosityEstimate("solid", "FEM vertex", 1.2, 0.1, 0.6, True, r),
+                 TortuosityEstimate("solid", FINITE_VOLUMES, math.inf, 0.1, 0.6, True, r)]
+    fig, axes = plotting.fig_refinement(rows)
+    try:
+        assert len(axes) == 2
+        pore, solid = axes
+        assert [line.get_label() for line in pore.lines] == ["FEM face", "FEM vertex",
+                                                             FINITE_VOLUMES]
+        assert list(pore.lines[0].get_ydata()) == [2.0, 2.2, 2.3]
+        assert list(pore.lines[2].get_xdata()) == [1, 2, 3]
+        assert [line.get_label() for line in solid.lines] == ["FEM vertex"]
+        texts = " ".join(t.get_text() for t in solid.texts)
+        assert "no path" in texts and "FEM face" in texts and FINITE_VOLUMES in texts
+        assert "ε = 0.40" in pore.get_title()
+        assert len(fig.legends) == 1
+    finally:
+        plt.close(fig)
+    with pytest.raises(ValueError, match="empty"):
+        plotting.fig_refinement([])
+
+
+# ----------------------------------------------------------------------------- section 3:
+# error maps (Fig. 5) and box statistics (Fig. 6, Fig. A2)
+
+
+def test_error_map_colours_the_four_cases():
+    sr = np.array([[True, False, True, False]])
+    hr = np.array([[True, False, False, True]])
+    rgb = plotting.error_map(sr, hr)
+    assert rgb.shape == (1, 4, 3)
+    assert rgb[0, 0].tolist() == [1, 1, 1]  # correct solid: white
+    assert rgb[0, 1].tolist() == [0, 0, 0]  # correct pore: black
+    assert rgb[0, 2].tolist() == [1, 0, 1]  # false solid: magenta
+    assert rgb[0, 3].tolist() == [0, 0, 1]  # false pore: blue
+
+
+def test_error_map_of_identical_images_is_the_binary_image(rng):
+    hr = rng.random((5, 6, 7)) < 0.5
+    rgb = plotting.error_map(hr, hr)
+    assert np.array_equal(rgb, np.repeat(hr[..., None], 3, axis=-1).astype(float))
+
+
+def test_error_map_accepts_0_1_and_rejects_bad_input():
+    assert plotting.error_map(np.array([1, 0]), np.array([1, 1])).shape == (2, 3)
+    with pytest.raises(ValueError, match="differ"):
+        plotting.error_map(np.zeros((2, 2), bool), np.zeros((2, 3), bool))
+    with pytest.raises(ValueError, match="binary"):
+        plotting.error_map(np.array([0.5, 1.0]), np.array([1, 1]))
+
+
+def test_box_summary_quartiles_whiskers_and_outliers():
+    values = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100.0]
+    s = plotting.box_summary(values)
+    assert s["q1"] == pytest.approx(3.0)
+    assert s["med"] == pytest.approx(5.0)
+    assert s["q3"] == pytest.approx(7.0)
+    assert s["mean"] == pytest.approx(np.mean(values))
+    # whiskers: minimum and maximum, outliers included
+    assert s["whislo"] == 1.0 and s["whishi"] == 100.0
+    # Tukey: beyond q3 + 1.5 * IQR = 13
+    assert s["fliers"].tolist() == [100.0]
+
+
+def test_box_summary_counts_lost_and_undefined_values_and_leaves_them_out():
+    s = plotting.box_summary([0.9, 0.8, -np.inf, np.nan, np.nan, 1.0])
+    assert (s["n"], s["n_finite"], s["n_neg_inf"], s["n_nan"]) == (6, 3, 1, 2)
+    assert s["whislo"] == 0.8 and s["mean"] == pytest.approx(0.9)
+
+
+def test_box_summary_of_nothing_finite_has_counts_only():
+    s = plotting.box_summary([-np.inf, np.nan])
+    assert s["n_finite"] == 0 and "med" not in s
+
+
+def _results_table(rng, low=None):
+    import pandas as pd
+
+    rows = []
+    for dataset in ("simulated", "tomographic"):
+        for alpha in (2, 4):
+            for method in ("bin", "diffu", "interpolation"):
+                for k in range(8):
+                    eff = 0.95 if k != 2 or low is None else low
+                    rows.append({"dataset": dataset, "alpha": alpha, "method": method,
+                                 "sub_image": k, "accuracy": rng.uniform(0.8, 1),
+                                 "surface_accuracy": rng.uniform(0.5, 0.9),
+                                 "tau_geod_acc_mean": -np.inf if k == 0 else rng.uniform(.9, 1),
+                                 "tau_eff_acc_mean": np.nan if k == 1 else eff + 0.01 * k,
+                                 "effective_computed": k != 1})
+    return pd.DataFrame(rows)
+
+
+def test_box_counts_reports_lost_and_left_out(rng):
+    counts = plotting.box_counts(_results_table(rng), ["tau_geod_acc_mean", "tau_eff_acc_mean"])
+    geod = counts[counts.metric == "tau_geod_acc_mean"]
+    eff = counts[counts.metric == "tau_eff_acc_mean"]
+    assert (geod.n_neg_inf == 1).all() and (geod.n_finite == 7).all()
+    assert (eff.n_nan == 1).all() and (eff.n_not_computed == 1).all()
+
+
+def test_fig6_boxplots_shows_lost_and_left_out_counts(rng):
+    fig, axes = plotting.fig6_boxplots(_results_table(rng))
+    try:
+        assert axes.shape == (2, 4)
+        texts = [t.get_text() for t in axes[0, 2].texts]
+        assert texts.count("1") == 6 and "−∞" in texts  # one lost path under each box
+        assert "−∞: 6" in axes[0, 2].get_xlabel()
+        assert "nan (left out): 6" in axes[0, 3].get_xlabel()
+        assert "−∞: 0" in axes[0, 0].get_xlabel()
+    finally:
+        plt.close(fig)
+
+
+def test_boxplots_cut_a_far_outlier_and_count_it(rng):
+    fig, axes = plotting.fig6_boxplots(_results_table(rng, low=-50.0))
+    try:
+        ax = axes[0, 3]
+        assert ax.get_ylim()[0] > -50  # the axis is cut ...
+        assert "↓: 6" in ax.get_xlabel()  # ... and the values below it are counted
+        assert "↓" in [t.get_text() for t in ax.texts]
+    finally:
+        plt.close(fig)
+
+
+def test_fig5_error_maps_draws_the_error_map_of_each_method(rng):
+    hr = rng.random((6, 6)) < 0.5
+    rows = [{"label": name, "hr": hr, "sr": {m: ~hr for m in ("bin", "diffu", "interpolation")}}
+            for name in ("simulated", "tomographic")]
+    fig, axes = plotting.fig5_error_maps(rows, alpha=8)
+    try:
+        assert axes.shape == (2, 3)
+        assert np.array_equal(axes[0, 0].images[0].get_array(), plotting.error_map(~hr, hr))
+        assert len(fig.legends) == 1
+    finally:
+        plt.close(fig)
