@@ -59,3 +59,82 @@ def test_run_protocol_writes_table_and_resumes(hr, tmp_path, monkeypatch):
 def test_unknown_method(tmp_path, hr):
     with pytest.raises(ValueError, match="unknown method"):
         evaluation.run_protocol([("simulated", "s", hr)], {}, (2,), tmp_path, methods=("gan",))
+
+
+def test_reference_tortuosities_are_shared_by_all_alphas(hr, monkeypatch):
+    refs = evaluation.reference_tortuosities(hr, effective=False)
+    assert len(refs) == 8 and all(set(r) == {"geod"} for r in refs)
+    resolvers = {"interpolation": lambda lr: evaluation.interpolate_quadratic_binary(lr, 2)}
+    direct = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d",
+                                       sample="s", effective=False)
+    shared = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d",
+                                       sample="s", effective=False, references=refs)
+    keys = [k for k in direct[0] if k != "sr_seconds"]
+    assert [[r[k] for k in keys] for r in direct] == [[r[k] for k in keys] for r in shared]
+
+
+def test_effective_sub_images_limits_and_marks_the_fem_rows(hr, monkeypatch):
+    from srlib import transport
+
+    calls = []
+
+    def fake(image, phase, **kwargs):
+        calls.append(image.shape)
+        return 1.5
+
+    monkeypatch.setattr(transport, "effective_tortuosity", fake)
+    resolvers = {"interpolation": lambda lr: evaluation.interpolate_quadratic_binary(lr, 2)}
+    rows = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d", sample="s",
+                                     effective_sub_images=3)
+    assert [r["effective_computed"] for r in rows] == [k < 3 for k in range(8)]
+    assert all(r["tau_eff_acc_mean"] is None for r in rows[3:])
+    assert all(r["tau_eff_acc_mean"] is not None for r in rows[:3])
+    assert len(calls) <= 3 * 2 * 2  # at most 2 phases, hr and sr, 3 sub-images
+    with pytest.raises(ValueError, match="effective_sub_images"):
+        evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d", sample="s",
+                                  effective_sub_images=9)
+
+
+def test_run_protocol_recomputes_groups_written_with_other_settings(hr, tmp_path):
+    images = [("simulated", "s", hr)]
+    kw = {"methods": ("interpolation",), "progress": False}
+    evaluation.run_protocol(images, {}, (2,), tmp_path, effective=False, **kw)
+    part = tmp_path / "evaluation" / "simulated_s_a2.csv"
+    first = part.stat().st_mtime_ns
+    evaluation.run_protocol(images, {}, (2,), tmp_path, effective=False, **kw)
+    assert part.stat().st_mtime_ns == first  # reused
+    table = evaluation.run_protocol(images, {}, (2,), tmp_path, effective=True,
+                                    effective_sub_images=1, **kw)
+    assert part.stat().st_mtime_ns != first  # recomputed: effective tortuosity now wanted
+    assert table.effective_computed.tolist() == [k == 0 for k in range(8)]
+
+
+def test_run_protocol_in_worker_processes_equals_in_process(hr, tmp_path):
+    images = [("simulated", "s", hr), ("tomographic", "t", ~hr)]
+    kw = {"methods": ("interpolation",), "effective": False, "progress": False}
+    one = evaluation.run_protocol(images, {}, (2, 4), tmp_path / "one", **kw)
+    two = evaluation.run_protocol(images, {}, (2, 4), tmp_path / "two", workers=2, **kw)
+    cols = [c for c in one.columns if c != "sr_seconds"]
+    assert one[cols].equals(two[cols])
+
+
+def test_compare_methods_medians_and_paired_wins():
+    import pandas as pd
+
+    rows = []
+    for k in range(5):
+        for method, acc in (("a", 0.9 + 0.01 * k), ("b", 0.85 + 0.01 * k)):
+            rows.append({"dataset": "d", "sample": "s", "alpha": 2, "sub_image": k,
+                         "method": method, "accuracy": acc,
+                         "tau": -np.inf if (method == "a" and k == 0) else 0.5})
+    table = pd.DataFrame(rows)
+    out = evaluation.compare_methods(table, ["accuracy", "tau"], "a", "b")
+    acc = out[out.metric == "accuracy"].iloc[0]
+    assert acc.median_a == pytest.approx(0.92) and acc.median_b == pytest.approx(0.87)
+    assert acc.difference == pytest.approx(0.05) and acc.higher
+    assert (acc.wins, acc.losses, acc.pairs) == (5, 0, 5)
+    assert acc.p_sign == pytest.approx(0.0625)
+    tau = out[out.metric == "tau"].iloc[0]
+    assert (tau.wins, tau.losses, tau.ties) == (0, 1, 4)  # a lost path is a loss
+    med = evaluation.median_table(table, ["tau"])
+    assert med.loc[("d", 2, "a"), "tau"] == 0.5
