@@ -183,10 +183,23 @@ def check_book(html_dir, *, screenshot_dir=None) -> list[str]:
 
 
 def _literal(text: str):
+    """A command-line value as a Python literal when it is one; tuples become lists.
+
+    Papermill writes parameters as JSON-like code, in which a tuple would arrive as a string.
+    """
     try:
-        return ast.literal_eval(text)
+        value = ast.literal_eval(text)
     except (ValueError, SyntaxError):
         return text
+
+    def lists(v):
+        if isinstance(v, (tuple, list)):
+            return [lists(x) for x in v]
+        if isinstance(v, dict):
+            return {k: lists(x) for k, x in v.items()}
+        return v
+
+    return lists(value)
 
 
 def main(argv=None) -> int:
@@ -197,7 +210,8 @@ def main(argv=None) -> int:
     rerun.add_argument("--profile", default="quick", help="paper, quick or tiny")
     rerun.add_argument("--name", help="run name (default: the profile); use another name when "
                                       "changing parameters other than the profile")
-    rerun.add_argument("--results-root", help="results root (default: <repo>/results)")
+    rerun.add_argument("--results-root", help="results root (default: <repo>/results, or "
+                                              "<repo>/results/runs/<name> for a named run)")
     rerun.add_argument("-p", "--parameter", nargs=2, action="append", default=[],
                        metavar=("NAME", "VALUE"), help="extra notebook parameter")
     rerun.add_argument("--only", nargs="*", help="two-digit notebook prefixes to run")
@@ -215,7 +229,10 @@ def main(argv=None) -> int:
         print(f"{'FAILED' if problems else 'OK'}: {len(problems)} problem(s)")
         return 1 if problems else 0
     name = args.name or args.profile
-    results_root = Path(args.results_root or root / "results").resolve()
+    # A run named after its profile shares results/<profile>/; any other run gets its own root,
+    # so changed parameters never mix with (or reuse) the default outputs.
+    default_root = root / "results" if name == args.profile else root / "results" / "runs" / name
+    results_root = Path(args.results_root or default_root).resolve()
     run_dir = root / "_build" / "runs" / name
     params = {"profile": args.profile, "results_root": str(results_root)}
     params.update({k: _literal(v) for k, v in args.parameter})

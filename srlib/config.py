@@ -106,10 +106,10 @@ class Profile:
                 f"n_realizations={self.n_realizations}"
             )
         if not self.alphas or any(a not in ALPHAS for a in self.alphas):
-            raise ValueError(f"alphas must be a non-empty subset of {ALPHAS}, got {self.alphas}")
+            raise ValueError(f"alphas must be a non-empty subset of {ALPHAS}, got {self.alphas!r}")
         if len(self.batch_sizes) != len(self.alphas):
             raise ValueError(
-                f"batch_sizes {self.batch_sizes} needs one entry per alpha in {self.alphas}"
+                f"batch_sizes {self.batch_sizes!r} needs one entry per alpha in {self.alphas!r}"
             )
         step = 2 * max(self.alphas)
         if self.hr_size % step:

@@ -13,6 +13,7 @@ a 3D view), the fitted two-point probabilities, and the first three columns of F
 ("code", r"""
 # Parameters (papermill). Lowering the profile to "tiny" runs everything in seconds on toy sizes.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 samples_folder = None  # None: the public samples; else a folder of your own volumes
 results_root = "../results"  # outputs go to <results_root>/<profile>/
 """, ["parameters"]),
@@ -24,7 +25,7 @@ from myst_nb import glue
 from srlib import config, datasets, plotting, stochastic
 from srlib.resample import downsample
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 out = config.results_dir(prof, root=results_root)
 figures = out / "figures"
 print(f"profile {prof.name}: HR realizations {prof.hr_size}³, {prof.n_realizations} per scenario")

@@ -19,6 +19,7 @@ refinement study that shows how the three approach the same value.
 ("code", r"""
 # Parameters (papermill). Lowering the profile to "tiny" runs everything in seconds on toy sizes.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 samples_folder = None  # None: the public samples; else the folder of volumes notebook 01 used
 results_root = "../results"  # reads <results_root>/<profile>/database, writes figures there
 refinement_size = None  # edge of the crop refined below; None: 24 voxels (12 at "tiny")
@@ -37,7 +38,7 @@ from tqdm import tqdm
 
 from srlib import config, datasets, plotting, transport
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 out = config.results_dir(prof, root=results_root)
 figures = out / "figures"
 db = datasets.Database(out / "database")

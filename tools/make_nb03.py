@@ -19,6 +19,7 @@ size and at the paper's.
 # Parameters (papermill). The profile only sets the feature and block counts drawn here;
 # everything in this notebook runs in seconds at any profile.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 results_root = "../results"  # outputs go to <results_root>/<profile>/
 """, ["parameters"]),
 ("code", r"""
@@ -27,7 +28,7 @@ from myst_nb import glue
 
 from srlib import config, network, plotting
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 paper = config.get_profile("paper")
 figures = config.results_dir(prof, root=results_root) / "figures"
 print(f"profile {prof.name}: {prof.features} features, {prof.blocks} residual blocks "

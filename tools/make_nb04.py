@@ -20,6 +20,7 @@ notebooks and by re-runs; delete that folder to train again.
 ("code", r"""
 # Parameters (papermill). Lowering the profile to "tiny" runs everything in seconds on toy sizes.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 results_root = "../results"  # outputs go to <results_root>/<profile>/
 num_threads = None  # torch CPU threads; None: torch's default (all cores). On a machine shared
                     # with other jobs, 1 can be several times faster than 2.
@@ -30,7 +31,7 @@ from myst_nb import glue
 
 from srlib import config, datasets, plotting, training
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 paper = config.get_profile("paper")
 out = config.results_dir(prof, root=results_root)
 figures = out / "figures"

@@ -19,6 +19,7 @@ metrics). The table of every score is saved as `evaluation.csv` for the next not
 ("code", r"""
 # Parameters (papermill). Lowering the profile to "tiny" runs everything in seconds on toy sizes.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 results_root = "../results"  # outputs go to <results_root>/<profile>/
 samples_folder = None  # None: the public samples; else the folder of volumes used in notebook 01
 workers = 2  # processes evaluating images in parallel (each single-threaded); 1: in the kernel
@@ -34,7 +35,7 @@ from myst_nb import glue
 
 from srlib import config, datasets, evaluation, plotting, training
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 out = config.results_dir(prof, root=results_root)
 figures = out / "figures"
 db = datasets.Database(out / "database")

@@ -17,6 +17,7 @@ super-resolves the whole crop of the sample once more (seconds).
 ("code", r"""
 # Parameters (papermill). Lowering the profile to "tiny" runs everything in seconds on toy sizes.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 results_root = "../results"  # outputs go to <results_root>/<profile>/
 samples_folder = None  # None: the public samples; else the folder of volumes used in notebook 01
 figA1_sample = None  # sample shown in Fig. A1; None: the first
@@ -29,7 +30,7 @@ from myst_nb import glue
 from srlib import config, datasets, evaluation, plotting, training
 from srlib.resample import downsample
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 out = config.results_dir(prof, root=results_root)
 figures = out / "figures"
 table = pd.read_csv(out / "evaluation.csv")

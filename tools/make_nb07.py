@@ -20,6 +20,7 @@ differences of the medians between the methods (`fig_median_differences`).
 ("code", r"""
 # Parameters (papermill). Lowering the profile to "tiny" runs everything in seconds on toy sizes.
 profile = None  # None: $SRLIB_PROFILE, else "quick"; or "tiny", "paper"
+overrides = {}  # profile fields to change, e.g. {"alphas": [2, 4], "batch_sizes": [8, 8]}
 results_root = "../results"  # outputs go to <results_root>/<profile>/
 samples_folder = None  # None: the public samples; else the folder of volumes used in notebook 01
 """, ["parameters"]),
@@ -31,7 +32,7 @@ from myst_nb import glue
 
 from srlib import config, datasets, evaluation, metrics, plotting, training
 
-prof = config.get_profile(profile)
+prof = config.get_profile(profile, **overrides)
 paper = config.get_profile("paper")
 out = config.results_dir(prof, root=results_root)
 table = pd.read_csv(out / "evaluation.csv")
