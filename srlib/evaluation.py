@@ -264,9 +264,34 @@ def method_resolvers(alpha: int, networks: dict, *, methods=METHODS, connectivit
     return resolvers
 
 
-def _part_is_current(frame, methods, effective: bool, effective_sub_images) -> bool:
-    """Whether a stored group was computed with these methods and effective-tortuosity set."""
+def network_ids(networks: dict, alpha: int, methods) -> dict:
+    """Identity of each method's network at ``alpha``: weights-file SHA-256 prefix and μ*.
+
+    Stored rows carry it (column ``network_id``), so results of networks that were retrained
+    since are recomputed rather than reused. The interpolation's identity is ``"-"``.
+    """
+    import hashlib
+
+    ids = {}
+    for method in methods:
+        net = networks.get((method, alpha))
+        if net is None:
+            ids[method] = "-"
+        else:
+            digest = hashlib.sha256(Path(net.path).read_bytes()).hexdigest()[:16]
+            ids[method] = f"{digest}:{net.threshold:.6f}"
+    return ids
+
+
+def _part_is_current(frame, methods, effective: bool, effective_sub_images,
+                     ids: dict) -> bool:
+    """Whether a stored group matches these methods, effective set and networks (``ids``)."""
     if "effective_computed" not in frame or not set(frame["method"]) <= set(methods):
+        return False
+    if "network_id" not in frame:
+        return False
+    if any(str(nid) != ids.get(m) for m, nid in zip(frame["method"], frame["network_id"],
+                                                     strict=True)):
         return False
     expected = [_effective_here(int(k), effective, effective_sub_images)
                 for k in frame["sub_image"]]
@@ -294,7 +319,10 @@ def _evaluate_groups(dataset: str, sample: str, hr, alphas, parts, networks: dic
                               dataset=dataset, sample=sample, axis=axis, effective=effective,
                               connectivity=connectivity, effective_sub_images=effective_sub_images,
                               references=references)
-        _write_csv(pd.DataFrame(rows), Path(part))
+        frame = pd.DataFrame(rows)
+        if len(frame):
+            frame["network_id"] = frame["method"].map(network_ids(networks, alpha, methods))
+        _write_csv(frame, Path(part))
         done.append((alpha, len(rows)))
     return done
 
@@ -382,8 +410,9 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         for alpha in alphas:
             path = part_path(dataset, sample, alpha)
             if path.exists():
-                if _part_is_current(pd.read_csv(path), methods, effective,
-                                    effective_sub_images):
+                stored = pd.read_csv(path, dtype={"network_id": str})
+                if _part_is_current(stored, methods, effective, effective_sub_images,
+                                    network_ids(networks, alpha, methods)):
                     continue
                 logger.warning("%s was computed with other settings; recomputing", path)
             missing.append(alpha)

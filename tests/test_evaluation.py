@@ -138,3 +138,37 @@ def test_compare_methods_medians_and_paired_wins():
     assert (tau.wins, tau.losses, tau.ties) == (0, 1, 4)  # a lost path is a loss
     med = evaluation.median_table(table, ["tau"])
     assert med.loc[("d", 2, "a"), "tau"] == 0.5
+
+
+def test_stored_results_of_retrained_networks_are_recomputed(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from srlib import stochastic
+
+    hr = stochastic.sample(16, stochastic.ModelParams.from_solid_fraction(0.6, gamma=0.5), seed=1)
+    weights = tmp_path / "N_bin_2.pt"
+    weights.write_bytes(b"first weights")
+    net = SimpleNamespace(kind="bin", alpha=2, threshold=0.5, path=weights)
+    monkeypatch.setattr(evaluation, "network_resolver",
+                        lambda n, **kw: lambda lr: evaluation.interpolate_quadratic_binary(lr, 2))
+    images = [("simulated", "s", hr)]
+    first = evaluation.run_protocol(images, {("bin", 2): net}, (2,), tmp_path,
+                                    methods=("bin", "interpolation"), effective=False,
+                                    progress=False)
+    calls = []
+    original = evaluation.evaluate_image
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_image", counting)
+    evaluation.run_protocol(images, {("bin", 2): net}, (2,), tmp_path,
+                            methods=("bin", "interpolation"), effective=False, progress=False)
+    assert calls == []  # same networks: reused
+    weights.write_bytes(b"retrained weights")
+    again = evaluation.run_protocol(images, {("bin", 2): net}, (2,), tmp_path,
+                                    methods=("bin", "interpolation"), effective=False,
+                                    progress=False)
+    assert calls == [1]  # retrained: recomputed
+    assert set(first["network_id"]) != set(again["network_id"])
