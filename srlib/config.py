@@ -75,6 +75,10 @@ class Profile:
         Use bfloat16 autocast on CUDA.
     seed : int
         Root seed of the whole study.
+    epochs_per_alpha : tuple of (int, int) or None
+        ``(alpha, max_epochs)`` pairs replacing ``max_epochs`` for those α (a step budget that,
+        unlike ``train_budget_s``, gives the same networks on every machine); α not listed use
+        ``max_epochs``.
     """
 
     name: str
@@ -98,6 +102,7 @@ class Profile:
     device: str = "auto"
     mixed_precision: bool = False
     seed: int = 0
+    epochs_per_alpha: tuple[tuple[int, int], ...] | None = None
 
     def __post_init__(self):
         if sum(self.split) != self.n_realizations or min(self.split) < 1:
@@ -111,6 +116,12 @@ class Profile:
             raise ValueError(
                 f"batch_sizes {self.batch_sizes!r} needs one entry per alpha in {self.alphas!r}"
             )
+        if self.epochs_per_alpha is not None:
+            pairs = tuple(tuple(p) for p in self.epochs_per_alpha)
+            if any(len(p) != 2 or p[0] not in ALPHAS or p[1] < 1 for p in pairs):
+                raise ValueError(f"epochs_per_alpha {self.epochs_per_alpha!r} must be "
+                                 "(alpha, epochs) pairs with alpha in (2, 4, 8), epochs >= 1")
+            object.__setattr__(self, "epochs_per_alpha", pairs)
         step = 2 * max(self.alphas)
         if self.hr_size % step:
             raise ValueError(
@@ -136,6 +147,12 @@ class Profile:
         if alpha not in self.alphas:
             raise ValueError(f"alpha={alpha} is not among this profile's alphas {self.alphas}")
         return self.batch_sizes[self.alphas.index(alpha)]
+
+    def max_epochs_for(self, alpha: int) -> int:
+        """Maximum number of epochs for scaling factor ``alpha``."""
+        if alpha not in self.alphas:
+            raise ValueError(f"alpha={alpha} is not among this profile's alphas {self.alphas}")
+        return dict(self.epochs_per_alpha or ()).get(alpha, self.max_epochs)
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -181,14 +198,15 @@ PROFILES: dict[str, Profile] = {
         blocks=8,
         cutout=11,
         batch_sizes=(8, 4, 1),
-        max_epochs=400,
+        max_epochs=60,
         steps_per_epoch=25,
         patience=10,
         val_cutouts=30,
         learning_rate=1e-3,
-        train_budget_s=110.0,
+        train_budget_s=None,
         tomo_size=96,
         device="cpu",
+        epochs_per_alpha=((2, 60), (4, 24), (8, 12)),
     ),
     "tiny": Profile(
         name="tiny",

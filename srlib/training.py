@@ -1320,7 +1320,7 @@ def training_settings(profile) -> dict:
     """
     keys = ("name", "samples", "hr_size", "n_realizations", "split", "alphas", "features",
             "blocks", "cutout", "batch_sizes", "max_epochs", "steps_per_epoch", "patience",
-            "val_cutouts", "learning_rate", "train_budget_s", "seed")
+            "val_cutouts", "learning_rate", "train_budget_s", "seed", "epochs_per_alpha")
     return json.loads(json.dumps({k: getattr(profile, k) for k in keys}))
 
 
@@ -1503,7 +1503,7 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     result = train(
         model, train_pairs, val_pairs, cutout=profile.cutout,
         batch_size=profile.batch_size(alpha), steps_per_epoch=profile.steps_per_epoch,
-        max_epochs=profile.max_epochs, patience=profile.patience,
+        max_epochs=profile.max_epochs_for(alpha), patience=profile.patience,
         val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate, seed=seed,
         checkpoint=out_dir / f"{stem}.ckpt", time_budget_s=profile.train_budget_s,
         device=device, mixed_precision=profile.mixed_precision, progress=progress,

@@ -73,13 +73,18 @@ curves differ only by the input channels. The profile's settings beside the pape
 """),
 ("code", r"""
 keys = ["features", "blocks", "cutout", "batch_sizes", "steps_per_epoch", "max_epochs",
-        "patience", "val_cutouts", "learning_rate", "train_budget_s", "device"]
+        "epochs_per_alpha", "patience", "val_cutouts", "learning_rate", "train_budget_s",
+        "device"]
 pd.DataFrame({p.name: [str(getattr(p, k)) for k in keys] for p in (prof, paper)}, index=keys)
 """),
 ("md", r"""
-A time budget per network (`train_budget_s`; none in the paper) stops training after the
-epoch in which it runs out. A checkpoint is written after every epoch, so an interrupted run
-resumes where it stopped. Networks whose weights are on disk are loaded instead of trained.
+`epochs_per_alpha` caps the epochs of each α (the `quick` profile gives the costly α = 8
+networks fewer epochs than α = 2); a step budget gives the same networks
+on every machine, for a given seed. An optional wall-clock budget per network
+(`train_budget_s`; off in every profile, none in the paper) would stop training after the epoch
+in which it runs out, at the price of machine-dependent results. A checkpoint is written after
+every epoch, so an interrupted run resumes where it stopped. Networks whose weights are on disk
+are loaded instead of trained.
 """),
 ("code", r"""
 networks = training.train_networks(db, prof, out / "networks", num_threads=num_threads)
