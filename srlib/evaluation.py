@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 
 from srlib import metrics
 from srlib._checks import as_binary, check_alpha
+from srlib.io import atomic_path
 from srlib.resample import downsample, interpolate_quadratic_binary, subdivide
 
 logger = logging.getLogger(__name__)
@@ -217,15 +217,8 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
 
 
 def _write_csv(frame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".csv")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def method_resolvers(alpha: int, networks: dict, *, methods=METHODS, connectivity: str = "face",
