@@ -61,6 +61,9 @@ class Profile:
         Random validation cutouts for the early-stopping loss (paper: 30).
     learning_rate : float
         Adam learning rate (not stated in the paper).
+    lr_schedule : str or None
+        None: constant learning rate (paper); "cosine": annealed to 1 % over each network's
+        maximum number of steps (see :func:`srlib.training.train`).
     train_budget_s : float or None
         Wall-time budget per network in seconds; training stops after the epoch in which it
         runs out. None: no budget (paper).
@@ -103,6 +106,7 @@ class Profile:
     mixed_precision: bool = False
     seed: int = 0
     epochs_per_alpha: tuple[tuple[int, int], ...] | None = None
+    lr_schedule: str | None = None
 
     def __post_init__(self):
         if sum(self.split) != self.n_realizations or min(self.split) < 1:
@@ -139,6 +143,8 @@ class Profile:
             )
         if self.connectivity not in ("face", "vertex"):
             raise ValueError(f"connectivity must be 'face' or 'vertex', got {self.connectivity!r}")
+        if self.lr_schedule not in (None, "cosine"):
+            raise ValueError(f"lr_schedule must be None or 'cosine', got {self.lr_schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
 
@@ -206,7 +212,8 @@ PROFILES: dict[str, Profile] = {
         train_budget_s=None,
         tomo_size=96,
         device="cpu",
-        epochs_per_alpha=((2, 60), (4, 24), (8, 12)),
+        epochs_per_alpha=((2, 60), (4, 24), (8, 24)),
+        lr_schedule="cosine",
     ),
     "tiny": Profile(
         name="tiny",

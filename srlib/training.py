@@ -64,6 +64,7 @@ from srlib.network import (
 
 __all__ = [
     "IDENTITY",
+    "LR_SCHEDULES",
     "KINDS",
     "Pair",
     "Symmetry",
@@ -88,6 +89,7 @@ __all__ = [
     "random_cutout",
     "random_symmetry",
     "reversed_axes",
+    "scheduled_rate",
     "train",
     "train_networks",
     "training_settings",
@@ -684,6 +686,7 @@ def train(
     min_delta: float = 0.0,
     val_cutouts: int = 30,
     learning_rate: float = 1e-4,
+    lr_schedule: str | None = None,
     seed: int = 0,
     augment: bool = True,
     align_mirrors: bool = True,
@@ -736,6 +739,11 @@ def train(
         Number of validation cutouts (paper: 30).
     learning_rate : float
         Adam learning rate (not stated in the paper).
+    lr_schedule : {None, "cosine"}
+        None: a constant learning rate (the paper states no schedule). "cosine": step ``t`` of
+        ``T = max_epochs * steps_per_epoch`` uses ``learning_rate * (f + (1 - f) (1 + cos(π t /
+        T)) / 2)`` with ``f = 0.01``, which settles a short run with small batches; extending
+        ``max_epochs`` on resume stretches the rest of the schedule.
     seed : int
         Seed of the cutouts and augmentations. (The initial weights come from the model.)
     augment : bool
@@ -783,6 +791,8 @@ def train(
             raise ValueError(f"{name} must be a positive integer, got {value!r}")
     if not learning_rate > 0:
         raise ValueError(f"learning_rate must be positive, got {learning_rate!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
     if time_budget_s is not None and not time_budget_s >= 0:
         raise ValueError(f"time_budget_s must be None or non-negative, got {time_budget_s!r}")
     spare = int(augment and align_mirrors)
@@ -813,6 +823,8 @@ def train(
         learning_rate=float(learning_rate), seed=int(seed), augment=bool(augment),
         align_mirrors=bool(align_mirrors),
     )
+    if lr_schedule is not None:  # checkpoints of constant-rate runs keep their old config
+        config["lr_schedule"] = lr_schedule
     val_x, val_y = validation_cutouts(val_pairs, int(val_cutouts), cutout, seed=seed)
 
     old_threads = torch.get_num_threads()
@@ -826,12 +838,44 @@ def train(
                 model, train_pairs, val_x, val_y, config=config, dev=dev, amp=amp,
                 cutout=cutout, batch_size=int(batch_size), steps_per_epoch=int(steps_per_epoch),
                 max_epochs=int(max_epochs), patience=int(patience), min_delta=float(min_delta),
-                learning_rate=float(learning_rate), seed=int(seed), augment=augment,
+                learning_rate=float(learning_rate), lr_schedule=lr_schedule, seed=int(seed),
+                augment=augment,
                 align_mirrors=align_mirrors, checkpoint=checkpoint, resume=resume,
                 time_budget_s=time_budget_s, progress=progress, callback=callback,
             )
     finally:
         torch.set_num_threads(old_threads)
+
+
+#: Learning-rate schedules of :func:`train`.
+LR_SCHEDULES = (None, "cosine")
+_COSINE_FLOOR = 0.01
+
+
+def scheduled_rate(learning_rate: float, schedule: str | None, step: int, total: int) -> float:
+    """Learning rate of training step ``step`` (0-based) of ``total`` under ``schedule``.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Base (initial) learning rate.
+    schedule : {None, "cosine"}
+        See :func:`train`.
+    step, total : int
+        Steps done so far and the planned number of steps.
+
+    Returns
+    -------
+    float
+        The learning rate; constant without a schedule, cosine-annealed from
+        ``learning_rate`` to ``0.01 * learning_rate`` with "cosine".
+    """
+    if schedule is None:
+        return learning_rate
+    if schedule != "cosine":
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    t = min(step / max(total, 1), 1.0)
+    return learning_rate * (_COSINE_FLOOR + (1 - _COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
 
 
 def _stop_reason(state: dict, *, max_epochs: int, patience: int, time_budget_s) -> str | None:
@@ -845,8 +889,9 @@ def _stop_reason(state: dict, *, max_epochs: int, patience: int, time_budget_s) 
 
 
 def _train_loop(model, train_pairs, val_x, val_y, *, config, dev, amp, cutout, batch_size,
-                steps_per_epoch, max_epochs, patience, min_delta, learning_rate, seed, augment,
-                align_mirrors, checkpoint, resume, time_budget_s, progress, callback):
+                steps_per_epoch, max_epochs, patience, min_delta, learning_rate, lr_schedule,
+                seed, augment, align_mirrors, checkpoint, resume, time_budget_s, progress,
+                callback):
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     rng = np.random.default_rng([seed, 0])
@@ -886,7 +931,11 @@ def _train_loop(model, train_pairs, val_x, val_y, *, config, dev, amp, cutout, b
         losses = []
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch}", leave=False,
                    disable=not progress, unit="step")
-        for _ in bar:
+        for i in bar:
+            rate = scheduled_rate(learning_rate, lr_schedule, state["steps"] + i,
+                                  max_epochs * steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
             drawn = [
                 random_cutout(train_pairs[int(rng.integers(len(train_pairs)))], cutout, rng,
                               augment=augment, align_mirrors=align_mirrors)
@@ -1320,7 +1369,10 @@ def training_settings(profile) -> dict:
     keys = ("name", "samples", "hr_size", "n_realizations", "split", "alphas", "features",
             "blocks", "cutout", "batch_sizes", "max_epochs", "steps_per_epoch", "patience",
             "val_cutouts", "learning_rate", "train_budget_s", "seed", "epochs_per_alpha")
-    return json.loads(json.dumps({k: getattr(profile, k) for k in keys}))
+    settings = {k: getattr(profile, k) for k in keys}
+    if profile.lr_schedule is not None:  # absent for constant rates: older networks still load
+        settings["lr_schedule"] = profile.lr_schedule
+    return json.loads(json.dumps(settings))
 
 
 def _network_seed(profile, alpha: int) -> int:
@@ -1496,7 +1548,8 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
         model, train_pairs, val_pairs, cutout=profile.cutout,
         batch_size=profile.batch_size(alpha), steps_per_epoch=profile.steps_per_epoch,
         max_epochs=profile.max_epochs_for(alpha), patience=profile.patience,
-        val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate, seed=seed,
+        val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate,
+        lr_schedule=profile.lr_schedule, seed=seed,
         checkpoint=out_dir / f"{stem}.ckpt", time_budget_s=profile.train_budget_s,
         device=device, mixed_precision=profile.mixed_precision, progress=progress,
     )

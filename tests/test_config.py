@@ -12,6 +12,7 @@ def test_paper_profile_has_the_papers_numbers():
     assert [p.batch_size(a) for a in (2, 4, 8)] == [8, 8, 1]
     assert (p.max_epochs, p.steps_per_epoch, p.patience, p.val_cutouts) == (1000, 400, 10, 30)
     assert (p.features, p.blocks) == (64, 8)
+    assert p.lr_schedule is None  # the paper states no schedule
 
 
 def test_default_profile_is_quick(monkeypatch):
@@ -50,6 +51,8 @@ def test_inconsistent_override_rejected():
         get_profile("tiny", hr_size=40)
     with pytest.raises(ValueError, match="alphas"):
         get_profile("tiny", alphas=(3,), batch_sizes=(1,))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        get_profile("tiny", lr_schedule="linear")
 
 
 def test_results_dir(tmp_path):
@@ -59,9 +62,9 @@ def test_results_dir(tmp_path):
 def test_epochs_per_alpha():
     quick = get_profile("quick")
     assert quick.train_budget_s is None  # a step budget: the same networks on every machine
-    assert [quick.max_epochs_for(a) for a in (2, 4, 8)] == [60, 24, 12]
+    assert [quick.max_epochs_for(a) for a in (2, 4, 8)] == [60, 24, 24]
     subset = get_profile("quick", alphas=(4, 8), batch_sizes=(4, 1))
-    assert subset.max_epochs_for(8) == 12
+    assert subset.max_epochs_for(8) == 24
     assert get_profile("paper").max_epochs_for(8) == 1000
     with pytest.raises(ValueError, match="epochs_per_alpha"):
         get_profile("quick", epochs_per_alpha=((3, 10),))

@@ -90,6 +90,27 @@ def test_pixel_shuffle_matches_reference_loop(r):
 
 
 @pytest.mark.parametrize("r", [2, 3])
+def test_pixel_shuffle_channels_last_matches_contiguous(r):
+    x = torch.rand(2, 3 * r**3, 2, 3, 4)
+    y = PixelShuffle3d(r)(x.contiguous(memory_format=torch.channels_last_3d))
+    assert y.is_contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(y, PixelShuffle3d(r)(x))
+
+
+@pytest.mark.parametrize("alpha", [2, 8])
+def test_output_does_not_depend_on_memory_layout(alpha):
+    model = _model(3, alpha, features=8, blocks=2)
+    assert model.trunk[0].weight.is_contiguous(memory_format=torch.channels_last_3d)
+    x = torch.rand(2, 3, 5, 6, 7)
+    with torch.no_grad():
+        fast = model(x)
+        model.to(memory_format=torch.contiguous_format)
+        plain = model(x)
+    assert plain.shape == fast.shape == (2, 1, 5 * alpha, 6 * alpha, 7 * alpha)
+    torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("r", [2, 3])
 def test_pixel_shuffle_inverse(r):
     x = torch.rand(2, 3 * r**3, 2, 3, 4)
     assert torch.equal(PixelUnshuffle3d(r)(PixelShuffle3d(r)(x)), x)

@@ -1,4 +1,5 @@
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
@@ -207,6 +208,39 @@ def test_resume_continues_the_same_run(pairs, reference_run, tmp_path):
         assert torch.equal(v, v_ref), k
     with pytest.raises(ValueError, match="seed"):
         T.train(_model(), pairs[:2], pairs[2:], checkpoint=path, **{**SETTINGS, "seed": 2})
+
+
+def test_scheduled_rate():
+    assert T.scheduled_rate(1e-3, None, 17, 20) == 1e-3
+    assert T.scheduled_rate(1e-3, "cosine", 0, 20) == pytest.approx(1e-3)
+    assert T.scheduled_rate(1e-3, "cosine", 10, 20) == pytest.approx(1e-3 * (0.01 + 0.99 / 2))
+    assert T.scheduled_rate(1e-3, "cosine", 20, 20) == pytest.approx(1e-5)
+    assert T.scheduled_rate(1e-3, "cosine", 25, 20) == pytest.approx(1e-5)  # past the end
+    rates = [T.scheduled_rate(1.0, "cosine", t, 50) for t in range(51)]
+    assert all(a > b for a, b in itertools.pairwise(rates))
+    with pytest.raises(ValueError, match="lr_schedule"):
+        T.scheduled_rate(1e-3, "linear", 0, 10)
+
+
+def test_cosine_schedule_reaches_the_optimizer(pairs, tmp_path, monkeypatch):
+    seen = []
+    step = torch.optim.Adam.step
+
+    def spy(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", spy)
+    settings = {**SETTINGS, "steps_per_epoch": 2, "max_epochs": 2}
+    path = tmp_path / "cosine.pt"
+    T.train(_model(), pairs[:2], pairs[2:], lr_schedule="cosine", checkpoint=path, **settings)
+    lr = settings["learning_rate"]
+    assert seen == pytest.approx([T.scheduled_rate(lr, "cosine", t, 4) for t in range(4)])
+    assert seen[0] == pytest.approx(lr) and seen[-1] < 0.2 * lr
+    with pytest.raises(ValueError, match="lr_schedule"):  # a checkpoint keeps its schedule
+        T.train(_model(), pairs[:2], pairs[2:], checkpoint=path, **settings)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        T.train(_model(), pairs[:2], pairs[2:], lr_schedule="step", **settings)
 
 
 def test_early_stopping_and_time_budget(pairs):

@@ -284,8 +284,12 @@ for key, value in {"hr_size": prof.hr_size, "paper_hr_size": paper.hr_size,
                    "n_images_tomo": table[table.dataset == "tomographic"]["sample"].nunique()
                    }.items():
     glue(key, int(value), display=False)
+caps = [prof.max_epochs_for(a) for a in alphas]
 budget = (f"a budget of {prof.train_budget_s:.0f} s of CPU time per network"
-          if prof.train_budget_s else f"at most {prof.max_epochs} epochs")
+          if prof.train_budget_s else
+          f"at most {', '.join(map(str, caps))} epochs of {prof.steps_per_epoch} steps for "
+          f"α = {', '.join(map(str, alphas))}"
+          + (", with a cosine learning-rate schedule" if prof.lr_schedule else ""))
 top = max(alphas)
 glue("scale_text", Markdown(
     f"Training used {budget} (paper: up to {paper.max_epochs} epochs of "
