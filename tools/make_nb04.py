@@ -84,7 +84,9 @@ on every machine, for a given seed. The paper states no learning-rate schedule; 
 anneals the rate along a cosine from `learning_rate` to 1 % of it over each network's epoch
 cap (`lr_schedule`), because its short runs with small batches otherwise end on noisy
 weights (in a development run at α = 8, the annealed network reached a lower validation loss
-than the same steps at a constant rate). An optional wall-clock budget per network
+than the same steps at a constant rate). The annealing helps most in the last epochs, so the
+`quick` patience is as long as the α = 4 and α = 8 epoch caps: a patience of 10 had stopped an
+α = 8 network at epoch 18 of 24 on a noisy validation estimate. An optional wall-clock budget per network
 (`train_budget_s`; off in every profile, none in the paper) would stop training after the epoch
 in which it runs out, at the price of machine-dependent results. A checkpoint is written after
 every epoch, so an interrupted run resumes where it stopped. Networks whose weights are on disk
