@@ -336,7 +336,8 @@ class SRResNet3d(nn.Module):
         self.tail = _conv(f, 1, tail_kernel, bias=True, padding_mode=pm)
         self.output = nn.Sigmoid()
         # Channels-last weights and activations let oneDNN (CPU) and cuDNN use their fast 3D
-        # kernels: a training step at alpha = 8 is ~1.5x faster on the CPU. The layout follows
+        # kernels: a training step at alpha = 8 is ~1.5x faster on two CPU cores, at alpha = 2
+        # no faster (benchmarks/bench_training.py). The layout follows
         # the weights, so ``model.to(memory_format=torch.contiguous_format)`` switches back
         # (same results up to rounding).
         self.to(memory_format=torch.channels_last_3d)
