@@ -33,6 +33,10 @@ def test_notebooks_run_at_tiny_profile_and_book_renders(tmp_path):
         new = set(figures.glob("*.png")) - before
         assert new, f"{notebook.name} wrote no new figure"
     html = book.build_book(tmp_path, name="tiny")
-    assert (html / "notebooks" / f"{NOTEBOOKS[0].stem}.html").exists()
+    page = html / "notebooks" / f"{NOTEBOOKS[0].stem}.html"
+    assert page.exists()
+    # MathJax is served from the book itself (srlib._mathjax), not from a CDN
+    assert 'src="../_static/mathjax/tex-mml-chtml.js"' in page.read_text()
+    assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
     problems = book.check_book(html)
     assert problems == [], "\n".join(problems)
