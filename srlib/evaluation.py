@@ -258,10 +258,13 @@ def method_resolvers(alpha: int, networks: dict, *, methods=METHODS, connectivit
 
 
 def network_ids(networks: dict, alpha: int, methods) -> dict:
-    """Identity of each method's network at ``alpha``: weights-file SHA-256 prefix and μ*.
+    """Identity of each method's network at ``alpha``: SHA-256 prefix of its weights and μ*.
 
     Stored rows carry it (column ``network_id``), so results of networks that were retrained
-    since are recomputed rather than reused. The interpolation's identity is ``"-"``.
+    since are recomputed rather than reused. The hash covers the parameter names, shapes,
+    dtypes and values (not the weights file, whose bytes differ between saves of the same
+    weights), so a bit-identical retraining keeps its results. The interpolation's identity is
+    ``"-"``.
     """
     import hashlib
 
@@ -270,9 +273,15 @@ def network_ids(networks: dict, alpha: int, methods) -> dict:
         net = networks.get((method, alpha))
         if net is None:
             ids[method] = "-"
-        else:
-            digest = hashlib.sha256(Path(net.path).read_bytes()).hexdigest()[:16]
-            ids[method] = f"{digest}:{net.threshold:.6f}"
+            continue
+        import torch  # only with a network
+
+        digest = hashlib.sha256()
+        for name, tensor in net.model.state_dict().items():
+            t = tensor.detach().cpu().contiguous()
+            digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        ids[method] = f"{digest.hexdigest()[:16]}:{net.threshold:.6f}"
     return ids
 
 

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 
 from srlib import evaluation
 from srlib.resample import downsample
@@ -144,11 +145,18 @@ def test_stored_results_of_retrained_networks_are_recomputed(tmp_path, monkeypat
     from types import SimpleNamespace
 
     from srlib import stochastic
+    from srlib.network import load_model, save_model
+    from srlib.training import make_model
 
     hr = stochastic.sample(16, stochastic.ModelParams.from_solid_fraction(0.6, gamma=0.5), seed=1)
-    weights = tmp_path / "N_bin_2.pt"
-    weights.write_bytes(b"first weights")
-    net = SimpleNamespace(kind="bin", alpha=2, threshold=0.5, path=weights)
+    model = make_model(1, 2, features=2, blocks=1, seed=0)
+    net = SimpleNamespace(kind="bin", alpha=2, threshold=0.5, model=model)
+    # the identity is the weights' content: a saved and reloaded copy keeps it
+    save_model(model, tmp_path / "a.pt")
+    reloaded = SimpleNamespace(kind="bin", alpha=2, threshold=0.5,
+                               model=load_model(tmp_path / "a.pt"))
+    assert (evaluation.network_ids({("bin", 2): net}, 2, ("bin",))
+            == evaluation.network_ids({("bin", 2): reloaded}, 2, ("bin",)))
     monkeypatch.setattr(evaluation, "network_resolver",
                         lambda n, **kw: lambda lr: evaluation.interpolate_quadratic_binary(lr, 2))
     images = [("simulated", "s", hr)]
@@ -166,7 +174,8 @@ def test_stored_results_of_retrained_networks_are_recomputed(tmp_path, monkeypat
     evaluation.run_protocol(images, {("bin", 2): net}, (2,), tmp_path,
                             methods=("bin", "interpolation"), effective=False, progress=False)
     assert calls == []  # same networks: reused
-    weights.write_bytes(b"retrained weights")
+    with torch.no_grad():  # "retrained": one weight changed
+        model.tail.bias += 1e-3
     again = evaluation.run_protocol(images, {("bin", 2): net}, (2,), tmp_path,
                                     methods=("bin", "interpolation"), effective=False,
                                     progress=False)
