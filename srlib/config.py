@@ -17,7 +17,10 @@ from pathlib import Path
 
 from srlib._checks import ALPHAS
 
-__all__ = ["PROFILES", "Profile", "get_profile", "results_dir"]
+__all__ = ["LR_SCHEDULES", "PROFILES", "Profile", "get_profile", "results_dir"]
+
+#: Learning-rate schedules (see :func:`srlib.training.train`); None is the paper's constant rate.
+LR_SCHEDULES = (None, "cosine")
 
 #: Environment variable naming the default profile (used by ``make book PROFILE=...``).
 PROFILE_ENV = "SRLIB_PROFILE"
@@ -143,8 +146,9 @@ class Profile:
             )
         if self.connectivity not in ("face", "vertex"):
             raise ValueError(f"connectivity must be 'face' or 'vertex', got {self.connectivity!r}")
-        if self.lr_schedule not in (None, "cosine"):
-            raise ValueError(f"lr_schedule must be None or 'cosine', got {self.lr_schedule!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, "
+                             f"got {self.lr_schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
 

@@ -301,9 +301,12 @@ def _part_is_current(frame, methods, effective: bool, effective_sub_images,
 
 
 def _evaluate_groups(dataset: str, sample: str, hr, alphas, parts, networks: dict, methods,
-                     effective: bool, effective_sub_images, connectivity: str, axis: int,
-                     device, threads: int | None = None) -> list[tuple[int, int]]:
-    """Evaluate one image at the given α, write each α's part file; returns (α, rows)."""
+                     ids: dict, effective: bool, effective_sub_images, connectivity: str,
+                     axis: int, device, threads: int | None = None) -> list[tuple[int, int]]:
+    """Evaluate one image at the given α, write each α's part file; returns (α, rows).
+
+    ``ids`` maps each α to its :func:`network_ids`, computed once by the caller.
+    """
     import pandas as pd
 
     if threads is not None:
@@ -323,7 +326,7 @@ def _evaluate_groups(dataset: str, sample: str, hr, alphas, parts, networks: dic
                               references=references)
         frame = pd.DataFrame(rows)
         if len(frame):
-            frame["network_id"] = frame["method"].map(network_ids(networks, alpha, methods))
+            frame["network_id"] = frame["method"].map(ids[alpha])
         _write_csv(frame, Path(part))
         done.append((alpha, len(rows)))
     return done
@@ -406,6 +409,7 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     def part_path(dataset, sample, alpha):
         return parts / f"{dataset}_{sample}_a{alpha}.csv"
 
+    ids = {alpha: network_ids(networks, alpha, methods) for alpha in alphas}
     jobs = []  # (dataset, sample, hr, missing alphas)
     for dataset, sample, hr in images:
         missing = []
@@ -414,13 +418,13 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
             if path.exists():
                 stored = pd.read_csv(path, dtype={"network_id": str})
                 if _part_is_current(stored, methods, effective, effective_sub_images,
-                                    network_ids(networks, alpha, methods)):
+                                    ids[alpha]):
                     continue
                 logger.warning("%s was computed with other settings; recomputing", path)
             missing.append(alpha)
         if missing:
             jobs.append((dataset, sample, hr, missing))
-    common = {"networks": networks, "methods": tuple(methods), "effective": effective,
+    common = {"networks": networks, "methods": tuple(methods), "ids": ids, "effective": effective,
               "effective_sub_images": effective_sub_images, "connectivity": connectivity,
               "axis": axis, "device": device}
     total = sum(len(job[3]) for job in jobs)

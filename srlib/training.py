@@ -52,6 +52,7 @@ from scipy.optimize import minimize
 from tqdm import tqdm
 
 from srlib._checks import as_binary, check_alpha
+from srlib.config import LR_SCHEDULES
 from srlib.io import atomic_path
 from srlib.network import (
     SRResNet3d,
@@ -847,8 +848,6 @@ def train(
         torch.set_num_threads(old_threads)
 
 
-#: Learning-rate schedules of :func:`train`.
-LR_SCHEDULES = (None, "cosine")
 _COSINE_FLOOR = 0.01
 
 
