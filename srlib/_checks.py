@@ -119,3 +119,37 @@ def check_axis(axis, ndim: int = 3) -> int:
     if not -ndim <= axis < ndim:
         raise ValueError(f"axis {axis} is out of range for a {ndim}D image")
     return int(axis) % ndim
+
+
+def positive_int(value, name: str) -> int:
+    """Return ``value`` as int; raise unless it is a positive integer.
+
+    Booleans, floats (even integral ones such as ``2.0``), strings and values below 1 are
+    refused, so that a float size is never silently truncated.
+
+    Parameters
+    ----------
+    value : object
+        Candidate value.
+    name : str
+        Name of the argument, used in the error message.
+
+    Returns
+    -------
+    int
+        The value as a Python ``int``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def positive_float(value, name: str) -> float:
+    """Return ``value`` as float; raise unless it is a finite number greater than 0."""
+    numeric = (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, numeric):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    out = float(value)
+    if not (np.isfinite(out) and out > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
+    return out
