@@ -28,7 +28,7 @@ def slab():
 def test_surface_values_extend_the_phase_and_mark_clusters_without_path(slab):
     channels = diffusion_channels(slab)
     pore = ~slab
-    values = plotting._surface_values(pore, channels[0])
+    values = plotting.volumes._surface_values(pore, channels[0])
     # inside the phase: its own values; in the cavity (value 0): NaN
     assert values[:, 1:3, 1:3] == pytest.approx(channels[0][:, 1:3, 1:3].astype(float))
     assert np.isnan(values[3:5, 5:7, 5:7]).all()
