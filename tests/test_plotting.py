@@ -1,4 +1,4 @@
-"""Tests of the figure builders in srlib.plotting that this suite covers (Fig. 3, refinement)."""
+"""Tests of the figure builders in srlib.plotting (Fig. 3, refinement, Figs. 5, 6 and A2)."""
 
 from __future__ import annotations
 
@@ -214,3 +214,147 @@ def test_fig5_error_maps_draws_the_error_map_of_each_method(rng):
         assert len(fig.legends) == 1
     finally:
         plt.close(fig)
+
+
+# ----------------------------------------------------------------------------- box plots with
+# seaborn: what is drawn matches box_summary; any list of methods
+
+
+def _boxes(ax, methods):
+    """The seaborn box containers of a panel (one per method, in hue order), by method."""
+    from seaborn.categorical import BoxPlotContainer
+
+    containers = [c for c in ax.containers if isinstance(c, BoxPlotContainer)]
+    assert len(containers) == len(methods), "the panel was not drawn with seaborn"
+    return dict(zip(methods, containers, strict=True))
+
+
+def _box_colours(container):
+    return {matplotlib.colors.to_hex(b.get_facecolor()) for b in container.boxes}
+
+
+def test_box_summary_inner_values_are_tukeys_whisker_ends():
+    s = plotting.box_summary([-40.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 100.0])
+    assert s["fliers"].tolist() == [-40.0, 100.0]
+    assert (s["inner_lo"], s["inner_hi"]) == (1.0, 8.0)
+    assert (s["whislo"], s["whishi"]) == (-40.0, 100.0)
+
+
+@pytest.mark.parametrize("whiskers", ["range", "tukey"])
+def test_boxplots_draw_box_summary_with_seaborn(rng, whiskers):
+    table = _results_table(rng)
+    is_bin = table.method == "bin"
+    table.loc[is_bin, "accuracy"] = 0.9 + 0.01 * table.loc[is_bin, "sub_image"]
+    table.loc[is_bin & (table.sub_image == 3), "accuracy"] = 0.8  # an outlier (fence 0.855)
+    fig, axes = plotting.metric_boxplots(table, {"accuracy": "(a) accuracy"},
+                                         datasets=["simulated"], whiskers=whiskers)
+    try:
+        ax = axes[0, 0]
+        boxes = _boxes(ax, ["bin", "diffu", "interpolation"])
+        sub = table[table.dataset == "simulated"]
+        for method, container in boxes.items():
+            assert len(container.boxes) == 2  # one per alpha
+            assert _box_colours(container) == {plotting.METHOD_COLORS[method].lower()}
+            for k, alpha in enumerate((2, 4)):
+                s = plotting.box_summary(sub[(sub.alpha == alpha) & (sub.method == method)]
+                                         .accuracy)
+                low, high = (("whislo", "whishi") if whiskers == "range"
+                             else ("inner_lo", "inner_hi"))
+                ends = sorted(np.concatenate([w.get_ydata() for w in
+                                              container.whiskers[2 * k:2 * k + 2]]))
+                assert (ends[0], ends[-1]) == pytest.approx((s[low], s[high]))
+                assert container.means[k].get_ydata()[0] == pytest.approx(s["mean"])
+                assert container.medians[k].get_ydata()[0] == pytest.approx(s["med"])
+        # the outlier is drawn as an open circle on bin's box, at each alpha
+        circles = [line for line in ax.lines if line.get_marker() == "o"
+                   and 0.8 in np.asarray(line.get_ydata())]
+        width = 0.8 / 3
+        assert sorted(line.get_xdata()[0] for line in circles) == pytest.approx(
+            [-width, 1 - width])
+        assert all(line.get_markerfacecolor() == "none" for line in circles)
+    finally:
+        plt.close(fig)
+
+
+def test_boxplots_whiskers_stop_at_the_cut(rng):
+    fig, axes = plotting.metric_boxplots(_results_table(rng, low=-50.0),
+                                         {"tau_eff_acc_mean": "(d)"}, datasets=["simulated"])
+    try:
+        ax = axes[0, 0]
+        bottom = ax.get_ylim()[0]
+        dashed = [line for line in ax.lines if line.get_linestyle() == "--"]
+        assert len(dashed) == 1
+        line = dashed[0].get_ydata()[0]
+        for container in _boxes(ax, plotting.PAPER_METHODS).values():
+            for whisker in container.whiskers:
+                assert min(whisker.get_ydata()) >= line > bottom
+    finally:
+        plt.close(fig)
+
+
+def test_boxplots_of_any_methods_in_the_table_order_with_descriptions(rng):
+    base = _results_table(rng)
+    extra = [base[base.method == "interpolation"].assign(method=m)
+             for m in ("local_bayes", "interpolation_centred", "my_method")]
+    import pandas as pd
+
+    table = pd.concat([base, *extra], ignore_index=True)
+    one = {"accuracy": "(a) accuracy"}
+    fig, axes = plotting.metric_boxplots(table, one, datasets=["simulated"], methods=None)
+    try:
+        order = ["bin", "diffu", "interpolation", "interpolation_centred", "local_bayes",
+                 "my_method"]
+        boxes = _boxes(axes[0, 0], order)
+        colours = plotting.method_colors(order)
+        for method, container in boxes.items():
+            assert _box_colours(container) == {matplotlib.colors.to_hex(colours[method])}
+        labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        assert labels[:len(order)] == [plotting.method_legend_label(m) for m in order]
+        assert "network, binary LR input" in labels[0]
+        assert labels[5] == "my_method"
+        assert len(set(colours.values())) == len(order)
+    finally:
+        plt.close(fig)
+    fig, axes = plotting.metric_boxplots(table, one, datasets=["simulated"])  # the paper's 3
+    try:
+        boxes = _boxes(axes[0, 0], plotting.PAPER_METHODS)
+        assert _box_colours(boxes["interpolation"]) == {
+            plotting.METHOD_COLORS["interpolation"].lower()}
+    finally:
+        plt.close(fig)
+
+
+def test_boxplots_reject_bad_arguments(rng):
+    table = _results_table(rng)
+    with pytest.raises(ValueError, match="methods"):
+        plotting.fig6_boxplots(table, methods=["local_bayes"])
+    with pytest.raises(ValueError, match="methods"):
+        plotting.fig6_boxplots(table, methods="bin")
+    with pytest.raises(ValueError, match="whiskers"):
+        plotting.fig6_boxplots(table, whiskers="iqr")
+    with pytest.raises(ValueError, match="metrics"):
+        plotting.metric_boxplots(table, {"no_such_column": "x"})
+    with pytest.raises(ValueError, match="datasets"):
+        plotting.fig6_boxplots(table, datasets=["other"])
+
+
+def test_method_table_is_complete_and_colours_distinct():
+    keys = list(plotting.METHOD_LABELS)
+    assert keys[:3] == list(plotting.PAPER_METHODS)
+    assert list(plotting.METHOD_COLORS) == keys == list(plotting.METHOD_DESCRIPTIONS)
+    hexes = [matplotlib.colors.to_hex(c) for c in plotting.METHOD_COLORS.values()]
+    assert len(set(hexes)) == len(hexes)
+    spare = plotting.method_colors(["bin", "x", "y"])
+    assert spare["bin"] == plotting.METHOD_COLORS["bin"] and spare["x"] != spare["y"]
+    assert not set(map(matplotlib.colors.to_hex, (spare["x"], spare["y"]))) & set(hexes)
+
+
+def test_import_changes_no_global_matplotlib_state():
+    import importlib
+
+    before, backend = dict(matplotlib.rcParams), matplotlib.get_backend()
+    for name in ("_style", "volumes", "curves", "diagram", "statistics"):
+        importlib.reload(importlib.import_module(f"srlib.plotting.{name}"))
+    importlib.reload(plotting)
+    assert dict(matplotlib.rcParams) == before
+    assert matplotlib.get_backend() == backend
