@@ -190,9 +190,10 @@ def test_a_killed_write_leaves_a_temp_file_that_remove_stale_temp_finds(tmp_path
     import subprocess
     import sys
 
+    target = str(tmp_path / "v.npy")
     code = ("import os, numpy as np; from srlib import io\n"
-            "with io.atomic_path(%r) as tmp:\n"
-            "    tmp.write_bytes(b'half'); os._exit(9)\n") % str(tmp_path / "v.npy")
+            f"with io.atomic_path({target!r}) as tmp:\n"
+            "    tmp.write_bytes(b'half'); os._exit(9)\n")
     proc = subprocess.run([sys.executable, "-c", code], env=os.environ)
     assert proc.returncode == 9
     left = [p for p in tmp_path.iterdir()]
