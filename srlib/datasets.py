@@ -424,7 +424,8 @@ class Database:
         alpha : int
             Scaling factor.
         connectivity : {"face", "vertex"}, optional
-            When given, the stored channels must have been computed with it.
+            When given, the stored channels must have been computed with it (as recorded by
+            :func:`build_diffusion_channels`); callers that know their settings pass them.
         axis : int, optional
             When given, the stored channels must have been computed along it.
 
@@ -439,14 +440,15 @@ class Database:
             If the channels are missing, unreadable, or were computed with other settings.
         """
         path = self.path(scenario, i, f"diffu{check_alpha(alpha)}")
-        key = self.channels_key
-        if not path.exists() or key is None:
+        if not path.exists():
             raise ValueError(f"{path} is missing; run srlib.datasets.build_diffusion_channels")
+        key = self.channels_key or {}  # {}: settings not recorded (files of another tool)
         wanted = {"connectivity": connectivity, "axis": axis}
         other = {k: v for k, v in wanted.items() if v is not None and key.get(k) != v}
         if other:
-            raise ValueError(f"the channels in {self.root} were computed with {key}, not "
-                             f"{other}; run build_diffusion_channels(db, **{other})")
+            raise ValueError(f"the channels in {self.root} were computed with "
+                             f"{key or 'unrecorded settings'}, not {other}; run "
+                             f"build_diffusion_channels(db, **{other})")
         try:
             return np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as err:

@@ -150,6 +150,9 @@ def test_channels_of_another_connectivity_are_not_reused(tmp_path, small_samples
     assert len(calls) == 10
     with pytest.raises(ValueError, match="connectivity"):
         datasets.build_diffusion_channels(db, connectivity="edge", progress=False)
+    (tmp_path / "channels.json").unlink()  # settings unrecorded: refused when asked for
+    with pytest.raises(ValueError, match="unrecorded settings"):
+        db.channels("s0", 1, 8, connectivity="vertex")
 
 
 def test_offline_error_says_where_to_put_the_archive(tmp_path, monkeypatch):
