@@ -153,3 +153,56 @@ def positive_float(value, name: str) -> float:
     if not (np.isfinite(out) and out > 0):
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return out
+
+
+def nonnegative_float(value, name: str) -> float:
+    """Return ``value`` as float; raise unless it is a finite number ``>= 0``.
+
+    Parameters
+    ----------
+    value : object
+        Candidate value (bools and strings are refused).
+    name : str
+        Name of the argument, used in the error message.
+
+    Returns
+    -------
+    float
+        The value as a Python ``float``.
+    """
+    numeric = (int, float, np.integer, np.floating)
+    if isinstance(value, bool) or not isinstance(value, numeric):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    out = float(value)
+    if not (np.isfinite(out) and out >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+    return out
+
+
+def as_dtype(dtype, name: str = "dtype") -> np.dtype:
+    """Return ``dtype`` as a :class:`numpy.dtype`; raise if NumPy does not know it.
+
+    Parameters
+    ----------
+    dtype : object
+        Anything :class:`numpy.dtype` accepts (``"uint8"``, ``np.float32`` ...).
+    name : str
+        Name of the argument, used in the error message.
+
+    Returns
+    -------
+    numpy.dtype
+        The dtype.
+    """
+    try:
+        return np.dtype(dtype)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} {dtype!r} is not a NumPy data type "
+                         "(e.g. 'uint8', 'float32')") from None
+
+
+def check_choice(value, choices, name: str):
+    """Return ``value``; raise unless it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value

@@ -13,6 +13,15 @@ Otsu-binarised) and keeping every output of a profile under ``<results-root>/<pr
     srlib evaluate sr.tif hr.tif --alpha 4             # every metric of section 2.3, as JSON
 
 Run ``srlib <command> --help`` for the options.
+
+Errors. Bad input, unreadable or truncated files (volumes, databases, ``.pt`` weights, ``.ckpt``
+checkpoints), missing or read-only folders end the command with exit code 2 and one line on
+standard error, ``srlib <command>: error: <file or argument>: <cause>``, never a traceback.
+``super-resolve`` refuses to overwrite its input. JSON output is strict JSON: NaN is ``null``;
+infinite values (a tortuosity with no path, a relative accuracy of ``-inf`` when the
+super-resolution lost the path) are the strings ``"inf"`` and ``"-inf"``, which
+``float()`` reads back, or ``null`` with ``--inf-as-null``. ``--json`` files are written
+atomically into an existing folder.
 """
 
 from __future__ import annotations
@@ -21,7 +30,9 @@ import argparse
 import json
 import logging
 import math
+import pickle
 import sys
+import zipfile
 from pathlib import Path
 
 __all__ = ["main"]
@@ -47,19 +58,53 @@ def _samples(args, profile):
     return datasets.public_samples(profile.samples)
 
 
+def _json_value(value, *, inf_as_null: bool = False):
+    """A value as strict JSON: NaN -> None, ±inf -> "inf"/"-inf" (or None)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        if math.isnan(value) or inf_as_null:
+            return None
+        return "inf" if value > 0 else "-inf"
+    return value
+
+
+def _dumps(row: dict, *, inf_as_null: bool = False) -> str:
+    clean = {k: _json_value(v, inf_as_null=inf_as_null) for k, v in row.items()}
+    return json.dumps(clean, indent=2, default=str, allow_nan=False)
+
+
+def _check_json_target(path) -> Path | None:
+    """The ``--json`` file, refused before any work if its folder is missing."""
+    if path is None:
+        return None
+    path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"--json {path} is a folder; give a file name")
+    if not path.parent.is_dir():
+        raise ValueError(f"--json {path}: folder {path.parent} does not exist")
+    return path
+
+
+def _write_json(path: Path | None, text: str) -> None:
+    from srlib.io import atomic_path
+
+    if path is not None:
+        with atomic_path(path) as tmp:
+            tmp.write_text(text + "\n")
+
+
 def cmd_calibrate(args) -> int:
     """Fit the model to one volume and print the parameters as JSON."""
     from srlib import io, stochastic
 
+    json_path = _check_json_target(args.json)
     image = io.load_binary(args.image, solid=args.solid)
     params = stochastic.calibrate(image, max_lag=args.max_lag)
     result = {"image": str(args.image), "shape": list(image.shape),
               "solid_fraction": float(image.mean()), "nu": params.nu, "gamma": params.gamma,
               "correlation_length_voxels": params.correlation_length,
               "model_solid_fraction": params.solid_fraction}
-    text = json.dumps(result, indent=2)
-    if args.json:
-        Path(args.json).write_text(text)
+    text = _dumps(result)
+    _write_json(json_path, text)
     print(text)
     return 0
 
@@ -81,13 +126,18 @@ def cmd_generate(args) -> int:
 def cmd_train(args) -> int:
     """Train (or resume, or load) the networks of a profile on its database."""
     from srlib import datasets, training
+    from srlib.io import remove_stale_temp
 
     profile = _profile(args)
     out = _out(args, profile)
     db = datasets.Database(out / "database")
     datasets.build_diffusion_channels(db, connectivity=profile.connectivity)
-    networks = training.train_networks(db, profile, out / "networks", device=args.device,
-                                       num_threads=args.threads)
+    remove_stale_temp(out / "networks")
+    try:
+        networks = training.train_networks(db, profile, out / "networks", device=args.device,
+                                           num_threads=args.threads)
+    except _FILE_ERRORS as err:
+        raise ValueError(f"networks in {out / 'networks'}: {_describe(err)}") from err
     for (kind, alpha), net in sorted(networks.items()):
         print(f"N^{kind},{alpha}: threshold {net.threshold:.4f}, stopped after epoch "
               f"{net.result.stopped_epoch} ({net.result.stop_reason}), {net.path}")
@@ -101,6 +151,12 @@ def cmd_super_resolve(args) -> int:
     from srlib.resample import interpolate_quadratic_binary
 
     alpha = check_alpha(args.alpha)
+    source, target = Path(args.input), Path(args.output)
+    if target.exists() and (target.resolve() == source.resolve()
+                            or (source.exists() and target.samefile(source))):
+        raise ValueError(f"output {target} is the input {source}; refusing to overwrite it")
+    if target.is_dir():
+        raise ValueError(f"output {target} is a folder; give a file name")
     lr = io.load_binary(args.input, solid=args.solid)
     if args.method == "interpolation":
         sr = interpolate_quadratic_binary(lr, alpha)
@@ -109,8 +165,11 @@ def cmd_super_resolve(args) -> int:
         from srlib.evaluation import network_resolver
 
         profile = _profile(args)
-        networks = training.load_networks(profile, _out(args, profile) / "networks",
-                                          kinds=(args.method,))
+        folder = _out(args, profile) / "networks"
+        try:
+            networks = training.load_networks(profile, folder, kinds=(args.method,))
+        except _FILE_ERRORS as err:
+            raise ValueError(f"networks in {folder}: {_describe(err)}") from err
         if (args.method, alpha) not in networks:
             raise SystemExit(f"no trained network {args.method} for alpha={alpha}; "
                              "run `srlib train` first")
@@ -128,17 +187,33 @@ def cmd_evaluate(args) -> int:
     sr = io.load_binary(args.sr, solid=args.solid)
     hr = io.load_binary(args.hr, solid=args.solid)
     ev = metrics.evaluate(sr, hr, args.alpha, axis=args.axis, effective=not args.no_effective)
-    row = {k: (None if isinstance(v, float) and math.isnan(v) else v)
-           for k, v in ev.as_dict().items()}
-    print(json.dumps(row, indent=2, default=str))
+    print(_dumps(ev.as_dict(), inf_as_null=args.inf_as_null))
     return 0
 
 
+def _positive_int_arg(text: str) -> int:
+    """Argparse type: a positive integer."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument errors as one line with exit code 2 (argparse prints the usage too)."""
+
+    def error(self, message):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="srlib", description=__doc__.split("\n\n")[0],
+    parser = _Parser(prog="srlib", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     def common(p, *, profile=False):
         p.add_argument("--solid", choices=("bright", "dark"), default="bright",
@@ -152,8 +227,9 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("calibrate", help="fit the χ² model (ν, γ) to a volume")
     p.add_argument("image")
-    p.add_argument("--max-lag", type=int, default=None)
-    p.add_argument("--json", help="also write the result to this file")
+    p.add_argument("--max-lag", type=_positive_int_arg, default=None,
+                   help="largest lag of the fit, in voxels (default min(30, n // 3))")
+    p.add_argument("--json", help="also write the result to this file (its folder must exist)")
     common(p)
     p.set_defaults(func=cmd_calibrate)
 
@@ -164,7 +240,8 @@ def _parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("train", help="train the networks N^bin and N^diffu for every α")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--threads", type=_positive_int_arg, default=None,
+                   help="torch CPU threads")
     common(p, profile=True)
     p.set_defaults(func=cmd_train)
 
@@ -182,6 +259,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=int, required=True)
     p.add_argument("--axis", type=int, default=0)
     p.add_argument("--no-effective", action="store_true", help="skip the FEM tortuosity")
+    p.add_argument("--inf-as-null", action="store_true",
+                   help='write infinite values as null instead of the strings "inf"/"-inf"')
     common(p)
     p.set_defaults(func=cmd_evaluate)
     return parser
@@ -194,9 +273,31 @@ def main(argv=None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except ValueError as err:  # bad input: a clear message, no traceback
-        print(f"srlib {args.command}: error: {err}", file=sys.stderr)
+    except _EXPECTED as err:  # bad input or files: a clear message, no traceback
+        print(f"srlib {args.command}: error: {_describe(err)}", file=sys.stderr)
         return 2
+
+
+#: Errors reported as one line: bad input, file-system problems, truncated archives (torch
+#: raises RuntimeError or UnpicklingError for a truncated ``.pt``/``.ckpt``).
+_FILE_ERRORS = (EOFError, zipfile.BadZipFile, pickle.UnpicklingError, RuntimeError)
+_EXPECTED = (ValueError, OSError, *_FILE_ERRORS)
+
+
+def _describe(err: BaseException) -> str:
+    """One line naming the file (when known) and the cause."""
+    if isinstance(err, OSError) and err.filename and str(err.filename) not in str(err.strerror):
+        text = f"{err.filename}: {err.strerror or err}"
+    elif isinstance(err, OSError) and err.strerror:
+        text = err.strerror
+    else:
+        text = str(err) or type(err).__name__
+        if not isinstance(err, ValueError):
+            text = f"{type(err).__name__}: {text}"
+        if isinstance(err, (RuntimeError, EOFError, zipfile.BadZipFile,
+                            pickle.UnpicklingError)):
+            text += " (a truncated or corrupt file? delete it and rerun the stage)"
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

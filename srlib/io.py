@@ -1,17 +1,23 @@
 """Reading and writing 3D volumes, and Otsu binarisation of grayscale input.
 
 Contract. :func:`read_volume` reads a 3D array from a multi-page TIFF, a folder of 2D TIFF
-slices (sorted by name; one slice per ``z``), ``.npy``, ``.npz`` (one array or a named key) or
-headerless ``.raw`` (with ``shape`` and ``dtype`` given). :func:`write_volume` writes ``.tif``,
-``.npy``, ``.npz`` or ``.raw`` atomically (a temporary file renamed into place), so an
-interrupted run never leaves a truncated file. :func:`binarize_otsu` turns grayscale data into
-a binary image as the paper does (Otsu's threshold; bright = solid by default), and
-:func:`load_binary` combines both. Errors name the file and the problem.
+slices (in natural order of their names, ``s2`` before ``s10``; one slice per ``z``; hidden
+files are ignored), ``.npy``, ``.npz`` (one array or a named key) or headerless ``.raw`` (with
+``shape`` and ``dtype`` given). Colour (RGB) TIFFs are refused rather than read as a volume.
+:func:`write_volume` writes ``.tif``, ``.npy``, ``.npz`` or ``.raw`` atomically through
+:func:`atomic_path` (a hidden temporary file, flushed to disk, renamed into place; the file's
+mode follows the umask), so an interrupted run never leaves a truncated file; a killed write may
+leave its hidden temporary file behind, which :func:`remove_stale_temp` removes when a stage
+starts. :func:`binarize_otsu` turns grayscale data into a binary image as the paper does
+(Otsu's threshold; bright = solid by default), and :func:`load_binary` combines both. Errors
+name the file and the problem.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +25,21 @@ from pathlib import Path
 
 import numpy as np
 
-from srlib._checks import as_volume
+from srlib._checks import as_dtype, as_volume
 
-__all__ = ["atomic_path", "binarize_otsu", "load_binary", "read_volume", "write_volume"]
+__all__ = [
+    "atomic_path",
+    "binarize_otsu",
+    "is_hidden",
+    "is_temp_name",
+    "load_binary",
+    "natural_key",
+    "read_volume",
+    "remove_stale_temp",
+    "write_volume",
+]
+
+logger = logging.getLogger(__name__)
 
 _TIFF = (".tif", ".tiff")
 
@@ -30,12 +48,51 @@ class _VolumeError(ValueError):
     """A problem with a volume file that already names the file."""
 
 
+#: Marker between the target's name and the random part of a temporary file's name.
+_TMP_MARK = ".tmp"
+# ".<target>.tmp<8 random>[<suffix>]" (this version) or ".<target>.<8 random>[<suffix>]"
+# (earlier versions, plain mkstemp); the suffix repeats the target's.
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?:tmp)?[a-z0-9_]{8}(?P<suffix>(?:\.[^.]+)?)$")
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, brief)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Flush a folder's entries (the rename) to disk, where the system supports it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 @contextmanager
 def atomic_path(path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success rename it to ``path``.
+    """Yield a temporary path beside ``path``; on success flush it to disk and rename it.
 
     Writers write the temporary file; a reader never sees a half-written ``path``, and an
-    interruption or error leaves the previous file (if any) intact and no temporary behind.
+    interruption or error leaves the previous file (if any) intact. An exception removes the
+    temporary file; a killed process can leave it behind, under a hidden name that
+    :func:`remove_stale_temp` recognises. The written file gets the mode ``0o666`` less the
+    umask (0644 under the usual umask 022), like a file written by any other tool, also when
+    it replaces a file of another mode.
 
     Parameters
     ----------
@@ -46,18 +103,109 @@ def atomic_path(path) -> Iterator[Path]:
     ------
     pathlib.Path
         The temporary file to write (same folder and suffix, hidden name).
+
+    Raises
+    ------
+    OSError
+        If the folder cannot be created or written; the error's ``filename`` is ``path``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TMP_MARK}",
+                                   suffix=path.suffix)
+        os.close(fd)
+    except OSError as err:
+        raise type(err)(err.errno, f"cannot write {path}: {err.strerror}", str(path)) from err
     tmp = Path(tmp)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        fd = os.open(tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_dir(path.parent)
+
+
+def is_temp_name(name: str) -> bool:
+    """True if ``name`` is that of a temporary file of :func:`atomic_path`."""
+    match = _TEMP_NAME.match(name)
+    return bool(match) and Path(match["target"]).suffix == match["suffix"]
+
+
+def remove_stale_temp(folder, *, recursive: bool = False) -> list[Path]:
+    """Remove the temporary files that killed writes of :func:`atomic_path` left in a folder.
+
+    Call it when a stage starts, before its own writes: a temporary file of a write still in
+    progress (another process writing into the same folder) would be removed too. Only files
+    named as :func:`atomic_path` names them (``.<name>.tmpXXXXXXXX<suffix>``, and the
+    ``.<name>.XXXXXXXX<suffix>`` of earlier versions) are touched.
+
+    Parameters
+    ----------
+    folder : str or path-like
+        Folder to clean; nothing happens if it does not exist.
+    recursive : bool
+        Also clean its sub-folders.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    candidates = folder.rglob(".*") if recursive else folder.glob(".*")
+    removed = []
+    for p in sorted(candidates):
+        if p.is_file() and is_temp_name(p.name):
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    if removed:
+        logger.warning("removed %d stale temporary file(s) under %s", len(removed), folder)
+    return removed
+
+
+def is_hidden(path) -> bool:
+    """True for a hidden file or folder (name starting with a dot): never read as data."""
+    return Path(path).name.startswith(".")
+
+
+def natural_key(name: str) -> tuple:
+    """Sort key ordering digit runs by value: ``s2`` before ``s10``, ``s01`` equal to ``s1``."""
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+                 for part in re.split(r"(\d+)", name) if part)
+
+
+def natural_sorted(paths, *, what: str = "files") -> list[Path]:
+    """Paths in natural order of their names; raise if two names share one position.
+
+    Parameters
+    ----------
+    paths : iterable of path
+        Files to order.
+    what : str
+        What they are, for the error message.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The ordered paths.
+    """
+    paths = [Path(p) for p in paths]
+    keyed = sorted(paths, key=lambda p: (natural_key(p.name), p.name))
+    for a, b in zip(keyed, keyed[1:], strict=False):
+        if natural_key(a.name) == natural_key(b.name):
+            raise ValueError(f"the order of {what} {a.name!r} and {b.name!r} in {a.parent} is "
+                             "ambiguous (same numbers, written differently); rename them")
+    return keyed
 
 
 def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.ndarray:
@@ -85,6 +233,10 @@ def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.n
         If the file is missing, of an unknown format, unreadable, not 3D, or of another shape.
     """
     path = Path(path)
+    if dtype is not None:
+        dtype = as_dtype(dtype)
+    if shape is not None:
+        shape = _check_shape_arg(shape)
     if not path.exists():
         raise ValueError(f"volume file {path} does not exist")
     suffix = path.suffix.lower()
@@ -107,9 +259,7 @@ def read_volume(path, *, shape=None, dtype=None, key: str | None = None) -> np.n
         if path.is_dir():
             vol = _read_tiff_folder(path)
         elif suffix in _TIFF:
-            import tifffile
-
-            vol = tifffile.imread(path)
+            vol = _read_tiff(path)
         elif suffix == ".npy":
             vol = np.load(path, allow_pickle=False)
         elif suffix == ".npz":
@@ -138,13 +288,35 @@ def _read_npz(path: Path, key: str | None) -> np.ndarray:
         return data[key]
 
 
-def _read_tiff_folder(folder: Path) -> np.ndarray:
+def _check_shape_arg(shape) -> tuple[int, ...]:
+    from srlib._checks import positive_int
+
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
+        raise ValueError(f"shape must be 3 positive integers (nz, ny, nx), got {shape!r}")
+    return tuple(positive_int(n, "shape") for n in shape)
+
+
+def _read_tiff(path: Path) -> np.ndarray:
+    """One TIFF file as an array; colour (RGB) images are refused, not read as a volume."""
     import tifffile
 
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in _TIFF)
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        if "S" in series.axes:
+            raise _VolumeError(
+                f"{path} is a colour image (axes {series.axes!r}, shape {series.shape}); "
+                "srlib reads grayscale or binary volumes: convert it to grayscale first"
+            )
+        return series.asarray()
+
+
+def _read_tiff_folder(folder: Path) -> np.ndarray:
+    files = [p for p in folder.iterdir()
+             if p.suffix.lower() in _TIFF and not is_hidden(p) and p.is_file()]
     if not files:
         raise _VolumeError(f"folder {folder} holds no .tif/.tiff slices")
-    slices = [tifffile.imread(p) for p in files]
+    files = natural_sorted(files, what="slices")
+    slices = [_read_tiff(p) for p in files]
     shapes = {s.shape for s in slices}
     if len(shapes) != 1 or slices[0].ndim != 2:
         raise _VolumeError(f"slices in {folder} must all be 2D of one shape, got shapes {shapes}")
@@ -169,6 +341,9 @@ def write_volume(path, image) -> Path:
     """
     path = Path(path)
     vol = as_volume(image)
+    if vol.dtype != bool and vol.dtype.kind not in "iuf":
+        raise ValueError(f"image must be a bool, integer or float volume to write {path}, "
+                         f"got dtype {vol.dtype}")
     suffix = path.suffix.lower()
     if suffix not in (*_TIFF, ".npy", ".npz", ".raw"):
         raise ValueError(f"unknown volume format {suffix!r} for {path}")
@@ -206,7 +381,14 @@ def binarize_otsu(image, *, solid: str = "bright") -> np.ndarray:
     vol = as_volume(image)
     if solid not in ("bright", "dark"):
         raise ValueError(f"solid must be 'bright' or 'dark', got {solid!r}")
-    if vol.dtype == bool or np.unique(vol).size < 2:
+    if vol.dtype.kind not in "iuf":
+        raise ValueError("Otsu binarisation needs a numeric grayscale image, "
+                         f"got dtype {vol.dtype}")
+    if vol.dtype.kind == "f" and not np.all(np.isfinite(vol)):
+        bad = int(np.count_nonzero(~np.isfinite(vol)))
+        raise ValueError(f"the grayscale image holds {bad} NaN or infinite value(s); "
+                         "replace them before binarisation")
+    if np.unique(vol).size < 2:
         raise ValueError("Otsu binarisation needs a grayscale image with at least two values")
     threshold = threshold_otsu(vol)
     return vol > threshold if solid == "bright" else vol <= threshold
@@ -238,4 +420,7 @@ def load_binary(path, *, solid: str = "bright", **read_kwargs) -> np.ndarray:
     values = np.unique(vol)
     if values.size <= 2 and np.all(np.isin(values, (0, 1))):
         return vol.astype(bool)
-    return binarize_otsu(vol, solid=solid)
+    try:
+        return binarize_otsu(vol, solid=solid)
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from err

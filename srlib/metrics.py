@@ -36,7 +36,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from srlib._checks import as_binary, check_alpha, check_axis
+from srlib._checks import as_binary, check_alpha, check_axis, check_choice
+
+CONNECTIVITIES = ("face", "vertex")
 
 __all__ = [
     "BAND_RADIUS_FACTOR",
@@ -399,10 +401,28 @@ def reference_tortuosities(
     """
     hr = as_binary(hr, name="hr")
     axis = check_axis(axis)
+    check_choice(connectivity, CONNECTIVITIES, "connectivity")
     funcs = _tortuosity_functions(connectivity)
     kinds = ("geod", "eff") if effective else ("geod",)
     return {kind: {name: _tortuosity(funcs[kind], hr, phase, axis) for name, phase in _PHASES}
             for kind in kinds}
+
+
+def _reference_values(reference, kind: str) -> dict:
+    """The ``reference[kind]`` tortuosities, checked: a number (or inf) for both phases."""
+    if not isinstance(reference, dict) or kind not in reference:
+        raise ValueError(f"reference has no {kind!r} tortuosities; build it with "
+                         "reference_tortuosities(hr, effective=...)")
+    values = reference[kind]
+    if not isinstance(values, dict):
+        raise ValueError(f"reference[{kind!r}] must be a dict {{'solid': tau, 'pore': tau}}, "
+                         f"got {values!r}")
+    missing = [name for name, _ in _PHASES if name not in values]
+    if missing:
+        raise ValueError(f"reference[{kind!r}] lacks the phase(s) {missing}; build it with "
+                         "reference_tortuosities(hr, ...)")
+    return {name: _as_value(values[name], f"reference[{kind!r}][{name!r}]")
+            for name, _ in _PHASES}
 
 
 def evaluate(
@@ -447,8 +467,9 @@ def evaluate(
     Raises
     ------
     ValueError
-        If an image is not 3D binary, the shapes differ, ``alpha`` is not 2, 4 or 8, or
-        ``axis`` is out of range.
+        If an image is not 3D binary, the shapes differ, ``alpha`` is not 2, 4 or 8,
+        ``axis`` is out of range, ``connectivity`` is unknown, or ``reference`` lacks a
+        tortuosity.
     """
     sr, hr = _pair(sr, hr)
     alpha = check_alpha(alpha)
@@ -460,14 +481,10 @@ def evaluate(
         "accuracy": accuracy(sr, hr),
         "surface_accuracy": surface_accuracy(sr, hr, alpha),
     }
+    check_choice(connectivity, CONNECTIVITIES, "connectivity")
     funcs = _tortuosity_functions(connectivity)
     kinds = ("geod", "eff") if effective else ("geod",)
     for kind in kinds:
-        hr_values = None
-        if reference is not None:
-            if kind not in reference:
-                raise ValueError(f"reference has no {kind!r} tortuosities; build it with "
-                                 "reference_tortuosities(hr, effective=...)")
-            hr_values = reference[kind]
+        hr_values = None if reference is None else _reference_values(reference, kind)
         fields.update(_tortuosities(funcs[kind], sr, hr, axis, kind, hr_values))
     return Evaluation(**fields)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srlib._checks import as_volume, check_alpha, check_divisible
+from srlib._checks import as_binary, as_dtype, as_volume, check_alpha, check_divisible
 
 
 def downsample(image, alpha: int) -> np.ndarray:
@@ -187,7 +187,7 @@ def interpolate_quadratic(lr, alpha: int, *, dtype=None) -> np.ndarray:
         raise ValueError(f"lr must be a real numeric or bool image, got dtype {arr.dtype}")
     if dtype is None:
         dtype = np.float64 if arr.dtype == np.float64 else np.float32
-    dtype = np.dtype(dtype)
+    dtype = as_dtype(dtype)
     if not np.issubdtype(dtype, np.floating):
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     out = arr
@@ -205,7 +205,8 @@ def interpolate_quadratic_binary(lr, alpha: int, *, threshold: float = 0.5) -> n
     Parameters
     ----------
     lr : array_like
-        3D low-resolution image, ``bool`` or numeric (0/1 for a binary image).
+        3D low-resolution binary image, ``bool`` or numeric with values 0 and 1 (True/1 =
+        solid); grayscale input (e.g. 0/255) is refused, binarise it first.
     alpha : int
         Scaling factor, one of 2, 4, 8.
     threshold : float
@@ -219,10 +220,11 @@ def interpolate_quadratic_binary(lr, alpha: int, *, threshold: float = 0.5) -> n
     Raises
     ------
     ValueError
-        As :func:`interpolate_quadratic`, or if ``threshold`` is not a finite number.
+        As :func:`interpolate_quadratic`, if ``lr`` is not binary, or if ``threshold`` is not
+        a finite number.
     """
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number)):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
     if not np.isfinite(threshold):
         raise ValueError(f"threshold must be a finite number, got {threshold!r}")
-    return interpolate_quadratic(lr, alpha) >= threshold
+    return interpolate_quadratic(as_binary(lr, name="lr"), alpha) >= threshold

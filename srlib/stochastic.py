@@ -27,7 +27,13 @@ import numpy as np
 import scipy.fft
 from scipy import optimize, stats
 
-from srlib._checks import as_binary, check_two_phases
+from srlib._checks import (
+    as_binary,
+    check_axis,
+    check_two_phases,
+    nonnegative_float,
+    positive_int,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +74,10 @@ class ModelParams:
                 raise ValueError(f"{name} must be finite and > 0, got {value!r}")
         object.__setattr__(self, "nu", float(self.nu))
         object.__setattr__(self, "gamma", float(self.gamma))
+        gamma2 = self.gamma * self.gamma  # inf or 0 where γ² leaves the float range
+        if not (math.isfinite(gamma2) and gamma2 > 0 and math.isfinite(1.0 / gamma2)):
+            raise ValueError(f"gamma={self.gamma!r} is out of range: the correlation length "
+                             "1/gamma**2 must be a finite positive number of voxels")
 
     @property
     def correlation_length(self) -> float:
@@ -158,8 +168,9 @@ def _padded_grid(shape: tuple[int, int, int], params: ModelParams, pad_lengths: 
     With a pad of ``n`` the periodic distance between any two window points equals their true
     distance, so a longer pad would add nothing.
     """
-    pad = int(math.ceil(pad_lengths * params.correlation_length))
-    return tuple(scipy.fft.next_fast_len(n + min(pad, n)) for n in shape)
+    length = pad_lengths * params.correlation_length  # may be huge: compare before rounding
+    return tuple(scipy.fft.next_fast_len(n + (n if length >= n else math.ceil(length)))
+                 for n in shape)
 
 
 def gaussian_fields(shape, params: ModelParams, *, seed=None, pad_lengths: float = 8.0):
@@ -182,6 +193,8 @@ def gaussian_fields(shape, params: ModelParams, *, seed=None, pad_lengths: float
         ``complex64`` array of the window's shape: real and imaginary parts are the two fields.
     """
     shape = _check_shape(shape)
+    _check_params(params)
+    pad_lengths = nonnegative_float(pad_lengths, "pad_lengths")
     rng = np.random.default_rng(seed)
     grid = _padded_grid(shape, params, pad_lengths)
     sqrt_half = _sqrt_spectrum_half(grid, params.gamma**2)
@@ -228,8 +241,7 @@ def sample(shape, params: ModelParams, *, seed=None, pad_lengths: float = 8.0) -
     ValueError
         If ``shape`` is not three positive integers or ``params`` is not a :class:`ModelParams`.
     """
-    if not isinstance(params, ModelParams):
-        raise ValueError(f"params must be a ModelParams(nu, gamma), got {params!r}")
+    _check_params(params)
     field = gaussian_fields(shape, params, seed=seed, pad_lengths=pad_lengths)
     out = np.empty(field.shape, dtype=bool)
     for z in range(field.shape[0]):
@@ -240,16 +252,18 @@ def sample(shape, params: ModelParams, *, seed=None, pad_lengths: float = 8.0) -
     return out
 
 
+def _check_params(params) -> None:
+    if not isinstance(params, ModelParams):
+        raise ValueError(f"params must be a ModelParams(nu, gamma), got {params!r}")
+
+
 def _check_shape(shape) -> tuple[int, int, int]:
-    if isinstance(shape, (int, np.integer)):
-        shape = (int(shape),) * 3
-    try:
-        shape = tuple(int(n) for n in shape)
-    except TypeError as err:
-        raise ValueError(f"shape must be an int or a tuple of 3 ints, got {shape!r}") from err
-    if len(shape) != 3 or any(n < 1 for n in shape):
-        raise ValueError(f"shape must be 3 positive integers, got {shape!r}")
-    return shape
+    """Shape as 3 positive ints; floats and bools are refused, never truncated."""
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, bool):
+        shape = (shape,) * 3
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__len__") or len(shape) != 3:
+        raise ValueError(f"shape must be an int or a tuple of 3 positive ints, got {shape!r}")
+    return tuple(positive_int(n, "shape") for n in shape)
 
 
 # Gauss–Laguerre nodes for ∫_0^∞ e^{-t} f(t) dt; f is smooth and bounded here.
@@ -279,7 +293,11 @@ def two_point_probability(h, params: ModelParams):
         The probability, of the shape of ``h``; ``exp(-ν/2)`` at ``h = 0`` and ``exp(-ν)`` as
         ``h → ∞``.
     """
-    h_arr = np.asarray(h, dtype=float)
+    _check_params(params)
+    try:
+        h_arr = np.asarray(h, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"h must be a number or an array of numbers, got {h!r}") from None
     if np.any(h_arr < 0) or not np.all(np.isfinite(h_arr)):
         raise ValueError("lags h must be finite and >= 0")
     a = params.nu / 2.0
@@ -318,10 +336,21 @@ def empirical_two_point_probability(image, lags, *, axis: int) -> np.ndarray:
         One probability per lag.
     """
     img = as_binary(image)
+    axis = check_axis(axis)
     n = img.shape[axis]
-    lags = [int(h) for h in lags]
-    if any(h < 0 or h >= n for h in lags):
-        raise ValueError(f"lags must lie in [0, {n}) along axis {axis}, got {lags}")
+    try:
+        values = np.asarray(lags).ravel()
+    except (TypeError, ValueError):
+        values = None
+    if values is None or not (values.dtype.kind in "iu" or (
+            values.dtype.kind == "f" and np.all(values == np.round(values)))):
+        raise ValueError(f"lags must be integers, got {lags!r}")
+    lags = [int(h) for h in values]
+    bad = [h for h in lags if h < 0 or h >= n]
+    if bad:
+        shown = ", ".join(str(h) for h in bad[:5]) + (", ..." if len(bad) > 5 else "")
+        raise ValueError(f"lags must lie in [0, {n}) for axis {axis} of extent {n}; "
+                         f"{len(bad)} of {len(lags)} do not ({shown})")
     moved = np.moveaxis(img, axis, 0)
     return np.array([np.count_nonzero(moved[h:] & moved[: n - h]) / moved[h:].size for h in lags])
 
@@ -338,7 +367,8 @@ def calibrate(image, *, max_lag: int | None = None) -> ModelParams:
     image : array_like
         Binary 3D image (True = solid) containing both phases.
     max_lag : int, optional
-        Largest lag used, in voxels; default ``min(30, n // 3)`` for the smallest extent ``n``.
+        Largest lag used, in voxels, ``1 <= max_lag < n`` for the smallest extent ``n``;
+        default ``max(1, min(30, n // 3))``.
 
     Returns
     -------
@@ -348,14 +378,23 @@ def calibrate(image, *, max_lag: int | None = None) -> ModelParams:
     Raises
     ------
     ValueError
-        If the image is not binary, not 3D, or contains only one phase.
+        If the image is not binary, not 3D, contains only one phase, or ``max_lag`` is not
+        an integer in ``[1, n)``.
     """
     img = as_binary(image)
     check_two_phases(img)
+    smallest = min(img.shape)
+    if smallest < 2:
+        raise ValueError(f"image of shape {img.shape} needs at least 2 voxels along every axis "
+                         "to measure two-point probabilities")
+    if max_lag is None:
+        max_lag = max(1, min(30, smallest // 3))
+    max_lag = positive_int(max_lag, "max_lag")
+    if max_lag >= smallest:
+        raise ValueError(f"max_lag={max_lag} must be smaller than the image's smallest extent "
+                         f"{smallest} (shape {img.shape})")
     p = float(np.count_nonzero(img)) / img.size
     nu = -2.0 * math.log(p)
-    if max_lag is None:
-        max_lag = max(2, min(30, min(img.shape) // 3))
     lags = np.arange(1, max_lag + 1)
     emp = np.concatenate([empirical_two_point_probability(img, lags, axis=ax) for ax in range(3)])
     h_all = np.tile(lags, 3).astype(float)
@@ -393,7 +432,9 @@ def calibration_curves(image, params: ModelParams, *, max_lag: int = 60) -> dict
         (fine grid from 0), ``model`` (the model's curve on it) and ``params`` (a label).
     """
     img = as_binary(image)
-    max_lag = int(min(max_lag, min(img.shape) - 1))
+    max_lag = min(positive_int(max_lag, "max_lag"), min(img.shape) - 1)
+    if max_lag < 1:
+        raise ValueError(f"image of shape {img.shape} is too small for two-point probabilities")
     lags = np.arange(1, max_lag + 1)
     fine = np.linspace(0, max_lag, 200)
     return {

@@ -6,6 +6,7 @@ from srlib.config import get_profile
 from srlib.resample import downsample
 
 
+@pytest.mark.network
 def test_public_samples(public):
     assert set(public) == {"berea", "bentheimer", "leopard"}
     shapes = {name: s.image.shape for name, s in public.items()}
@@ -73,3 +74,108 @@ def test_build_database_and_resume(tmp_path, small_samples):
     with pytest.raises(ValueError, match="another profile"):
         datasets.build_database(get_profile("tiny", seed=5), samples=small_samples, root=tmp_path,
                                 progress=False)
+
+
+# ----------------------------------------------------------------------------- issue 12
+
+
+def test_folder_samples_ignore_hidden_files(tmp_path, rng):
+    truth = rng.random((8, 8, 8)) < 0.5
+    np.save(tmp_path / "s10.npy", truth)
+    np.save(tmp_path / "s2.npy", ~truth)
+    np.save(tmp_path / ".s2.npy.tmpab12cd34.npy", truth)  # a killed write's leftover
+    np.save(tmp_path / ".other.npy", truth)
+    samples = datasets.folder_samples(tmp_path)
+    assert [s.name for s in samples] == ["s2", "s10"]
+
+
+def test_build_database_recomputes_truncated_files(tmp_path, small_samples):
+    profile = get_profile("tiny")
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    files = sorted(tmp_path.rglob("r*.npz"))
+    before = {p: p.read_bytes() for p in files}
+    hr_file, lr_file = db.path("s0", 1, "hr"), db.path("s1", 3, "lr4")
+    hr_file.write_bytes(before[hr_file][:100])           # truncated externally
+    lr_file.write_bytes(b"")
+    stale = tmp_path / "s0" / ".r02_hr.npz.tmpab12cd34.npz"
+    stale.write_bytes(b"half")
+    with pytest.raises(ValueError, match=r"cannot read binary image .*r01_hr\.npz"):
+        db.hr("s0", 1)
+    datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("r*.npz"))} == before
+    assert not stale.exists()
+
+
+def test_corrupt_scenarios_json_names_the_file(tmp_path, small_samples):
+    profile = get_profile("tiny")
+    datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    (tmp_path / "scenarios.json").write_text('{"profile": ')
+    with pytest.raises(ValueError, match=r"scenarios\.json is not readable JSON"):
+        datasets.Database(tmp_path)
+    with pytest.raises(ValueError, match=r"scenarios\.json is not readable JSON"):
+        datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    (tmp_path / "scenarios.json").write_text('{"profile": {}}')
+    with pytest.raises(ValueError, match="is not a database description"):
+        datasets.Database(tmp_path)
+
+
+def test_channels_of_another_connectivity_are_not_reused(tmp_path, small_samples, monkeypatch):
+    from srlib import transport
+
+    calls = []
+
+    def fake_channels(image, *, axis=0, connectivity="face"):
+        calls.append(connectivity)
+        value = {"face": 0.25, "vertex": 0.75}[connectivity] + axis
+        return np.full((2, *image.shape), value, np.float32)
+
+    monkeypatch.setattr(transport, "diffusion_channels", fake_channels)
+    profile = get_profile("tiny", alphas=(8,), batch_sizes=(1,))
+    db = datasets.build_database(profile, samples=small_samples[:1], root=tmp_path,
+                                 progress=False)
+    datasets.build_diffusion_channels(db, connectivity="face", progress=False)
+    assert calls == ["face"] * 3
+    datasets.build_diffusion_channels(db, connectivity="face", progress=False)
+    assert calls == ["face"] * 3  # resumed: nothing recomputed
+    assert db.channels("s0", 1, 8, connectivity="face", axis=0)[0, 0, 0, 0] == 0.25
+    datasets.build_diffusion_channels(db, connectivity="vertex", progress=False)
+    assert calls == ["face"] * 3 + ["vertex"] * 3
+    assert db.channels("s0", 1, 8)[0, 0, 0, 0] == 0.75
+    with pytest.raises(ValueError, match="computed with"):
+        db.channels("s0", 1, 8, connectivity="face")
+    datasets.build_diffusion_channels(db, connectivity="vertex", axis=1, progress=False)
+    assert db.channels("s0", 2, 8, connectivity="vertex", axis=1)[1, 0, 0, 0] == 1.75
+    db.path("s0", 2, "diffu8").write_bytes(b"\x93NUMPY")  # truncated
+    datasets.build_diffusion_channels(db, connectivity="vertex", axis=1, progress=False)
+    assert len(calls) == 10
+    with pytest.raises(ValueError, match="connectivity"):
+        datasets.build_diffusion_channels(db, connectivity="edge", progress=False)
+    (tmp_path / "channels.json").unlink()  # settings unrecorded: refused when asked for
+    with pytest.raises(ValueError, match="unrecorded settings"):
+        db.channels("s0", 1, 8, connectivity="vertex")
+
+
+def test_offline_error_says_where_to_put_the_archive(tmp_path, monkeypatch):
+    import pooch
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(pooch, "retrieve", offline)
+    with pytest.raises(datasets.DownloadError) as info:
+        datasets.public_samples(["leopard"], cache=tmp_path)
+    message = str(info.value)
+    assert str(tmp_path / "porespy-3.2.0.tar.gz") in message
+    assert "SRLIB_DATA" in message and datasets.PORESPY_SDIST_SHA256 in message
+
+
+def test_fixtures_of_an_earlier_cache_layout_are_used_without_download(tmp_path, monkeypatch):
+    import pooch
+
+    monkeypatch.setattr(pooch, "retrieve", lambda *a, **k: pytest.fail("downloaded"))
+    (tmp_path / "porespy-fixtures").mkdir()
+    image = np.full((100, 100, 100), 2, np.uint8)
+    image[:10] = 1
+    np.save(tmp_path / "porespy-fixtures" / "image_Leopard_slice100.npy", image)
+    (leopard,) = datasets.public_samples(["leopard"], cache=tmp_path)
+    assert leopard.solid_fraction == pytest.approx(0.9)

@@ -1,0 +1,148 @@
+"""Fault injection: kill a stage at random moments, resume, compare with an uninterrupted run.
+
+Each stage of the tiny study (the database with its diffusion channels, the training of the
+networks, the evaluation protocol) runs in a subprocess (``tests/_resume_stage.py``) that is
+killed with SIGKILL, together with its worker processes, after a seeded random delay, twice;
+a last run then completes it. Its files must equal those of an uninterrupted run, file for
+file: the arrays of every volume and channel file, the tensors of every weights file, JSON
+and CSV contents without their timing fields. No temporary file may be left over.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).with_name("_resume_stage.py")
+KILLS = 2
+
+pytestmark = pytest.mark.slow
+
+
+def _run(stage, run, database, *, kill_after=None):
+    """Run a stage; with ``kill_after`` SIGKILL its process group then.
+
+    Returns the wall seconds, or None when the stage was killed before it finished.
+    """
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(SCRIPT.parents[1]), os.environ.get("PYTHONPATH", "")]), OMP_NUM_THREADS="1")
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, str(SCRIPT), stage, str(run), str(database)],
+                            env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=kill_after)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    assert proc.returncode == 0, err[-3000:]
+    return time.perf_counter() - start
+
+
+def _timeless(value):
+    if isinstance(value, dict):
+        return {k: _timeless(v) for k, v in value.items()
+                if "seconds" not in k and not k.endswith("_s")}
+    if isinstance(value, list):
+        return [_timeless(v) for v in value]
+    return value
+
+
+def _content(path: Path):
+    """What must be identical in a file: arrays, tensors, or text without timing fields."""
+    if path.suffix == ".npz":
+        with np.load(path) as data:
+            return {k: data[k].tobytes() for k in data}
+    if path.suffix == ".npy":
+        return path.read_bytes()
+    if path.suffix in (".pt", ".ckpt"):
+        import torch
+
+        state = torch.load(path, map_location="cpu", weights_only=False)
+        return _flatten(state)
+    if path.suffix == ".json":
+        return _timeless(json.loads(path.read_text()))
+    if path.suffix == ".csv":
+        import pandas as pd
+
+        frame = pd.read_csv(path)
+        return frame.drop(columns=[c for c in frame if "seconds" in c]).to_csv(index=False)
+    return path.read_bytes()
+
+
+def _flatten(state, prefix=""):
+    import torch
+
+    if isinstance(state, torch.Tensor):
+        return {prefix: state.numpy().tobytes()}
+    if isinstance(state, dict):
+        out = {}
+        for k, v in state.items():
+            if isinstance(k, str) and ("seconds" in k or k.endswith("_s")):
+                continue
+            out.update(_flatten(v, f"{prefix}/{k}"))
+        return out
+    if isinstance(state, (list, tuple)):
+        out = {}
+        for i, v in enumerate(state):
+            out.update(_flatten(v, f"{prefix}/{i}"))
+        return out
+    if isinstance(state, np.ndarray):
+        return {prefix: state.tobytes()}
+    return {prefix: repr(state)}
+
+
+def _files(folder: Path) -> dict:
+    return {p.relative_to(folder): p for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _check_identical(reference: Path, resumed: Path) -> None:
+    ref, res = _files(reference), _files(resumed)
+    assert sorted(res) == sorted(ref), "different files (a leftover temporary file?)"
+    for name, path in ref.items():
+        assert _content(res[name]) == _content(path), f"{name} differs after resuming"
+
+
+def _kill_and_resume(stage, reference_run, run, database, duration, seed):
+    rng = np.random.default_rng(seed)
+    killed = [_run(stage, run, database, kill_after=float(delay)) is None
+              for delay in np.sort(rng.uniform(0.3, 0.95, KILLS)) * duration]
+    assert any(killed), "no run was interrupted: the test tested nothing"
+    _run(stage, run, database)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    """Uninterrupted runs of the three stages, and their durations."""
+    root = tmp_path_factory.mktemp("reference")
+    times = {}
+    for stage in ("generate", "train", "evaluate"):
+        times[stage] = _run(stage, root / "run", root / "database")
+    return root, times
+
+
+def test_generation_resumes_to_identical_files(reference, tmp_path):
+    root, times = reference
+    _kill_and_resume("generate", root / "run", tmp_path / "run", tmp_path / "database",
+                     times["generate"], seed=1)
+    _check_identical(root / "database", tmp_path / "database")
+
+
+def test_training_resumes_to_identical_files(reference, tmp_path):
+    root, times = reference
+    _kill_and_resume("train", root / "run", tmp_path / "run", root / "database",
+                     times["train"], seed=2)
+    _check_identical(root / "run" / "networks", tmp_path / "run" / "networks")
+
+
+def test_evaluation_resumes_to_identical_files(reference, tmp_path):
+    root, times = reference
+    _kill_and_resume("evaluate", root / "run", tmp_path / "run", root / "database",
+                     times["evaluate"], seed=3)
+    _check_identical(root / "run" / "evaluation", tmp_path / "run" / "evaluation")
