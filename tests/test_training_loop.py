@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 import math
+import pickle
 
 import numpy as np
 import pytest
@@ -196,9 +197,12 @@ def test_nan_training_loss_stops_with_the_epoch(pairs):
     model = _model()
     with torch.no_grad():
         model.head[0].bias.fill_(math.nan)  # every output NaN from the first step
-    with pytest.raises(T.TrainingDiverged, match=r"alpha=2 network diverged in epoch 1.*training"):
+    with pytest.raises(T.TrainingDiverged,
+                       match=r"alpha=2 network diverged in epoch 1.*training") as info:
         T.train(model, pairs[:2], pairs[2:], **SETTINGS)
-    assert issubclass(T.TrainingDiverged, RuntimeError)
+    assert isinstance(info.value, RuntimeError) and info.value.epoch == 1
+    again = pickle.loads(pickle.dumps(info.value))  # e.g. raised in a worker process
+    assert str(again) == str(info.value) and again.alpha == 2
 
 
 class _NanWhenEvaluated(SRResNet3d):

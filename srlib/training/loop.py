@@ -14,6 +14,7 @@ learning). Pairs passed in are never modified.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -261,16 +262,16 @@ class TrainingDiverged(RuntimeError):
     def __init__(self, *, epoch: int, which: str, value: float, alpha: int | None = None,
                  kind: str | None = None):
         self.epoch, self.which, self.value, self.alpha, self.kind = epoch, which, value, alpha, kind
-        if kind is not None and alpha is not None:
-            who = f"network N_{kind}_{alpha}"
-        elif alpha is not None:
-            who = f"the alpha={alpha} network"
-        else:
-            who = "the network"
+        who = (f"network N_{kind}_{alpha}" if kind is not None and alpha is not None
+               else f"the alpha={alpha} network" if alpha is not None else "the network")
         super().__init__(
             f"training of {who} diverged in epoch {epoch}: the {which} loss is {value}; "
             "lower the learning rate (the last checkpoint holds the epoch before)"
         )
+
+    def __reduce__(self):  # picklable (e.g. raised in a worker process)
+        return functools.partial(type(self), epoch=self.epoch, which=self.which,
+                                 value=self.value, alpha=self.alpha, kind=self.kind), ()
 
 
 # --------------------------------------------------------------------------------------
@@ -409,9 +410,7 @@ def train(
     uninterrupted one would (bit for bit on the CPU). ``max_epochs``, ``patience``,
     ``min_delta`` and ``time_budget_s`` may change between calls, e.g. to extend a run.
 
-    The keyword arguments from ``cutout`` to ``mixed_precision`` (except ``checkpoint``,
-    ``resume`` and ``device``) are the fields of :class:`TrainConfig`; :func:`run_training`
-    takes such an object instead.
+    The hyper-parameters are the fields of a :class:`TrainConfig` (:func:`run_training`).
 
     Parameters
     ----------
