@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from srlib._checks import positive_int
 from srlib.network import SRResNet3d, resolve_device
 
 __all__ = ["DEFAULT_TILE_BYTES", "auto_tile", "super_resolve"]
@@ -111,12 +112,6 @@ def _as_input(lr_input, in_channels: int) -> np.ndarray:
     return arr
 
 
-def _check_tile(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _split(lo: int, hi: int, step: int) -> list[tuple[int, int]]:
     return [(s, min(s + step, hi)) for s in range(lo, hi, step)]
 
@@ -185,10 +180,10 @@ def super_resolve(
     if tile is None:
         tile, auto_sub = auto_tile(model, shape, max_bytes=max_tile_bytes)
     else:
-        tile = _check_tile(tile, "tile")
+        tile = positive_int(tile, "tile")
         auto_sub = _largest(lambda t: _hr_bytes(model, t, shape) <= max_tile_bytes, tile)
     upsample_tile = min(
-        auto_sub if upsample_tile is None else _check_tile(upsample_tile, "upsample_tile"), tile
+        auto_sub if upsample_tile is None else positive_int(upsample_tile, "upsample_tile"), tile
     )
     a = model.alpha
     r_all, r_hr = model.receptive_radius, model.hr_radius

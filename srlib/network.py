@@ -23,13 +23,12 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from srlib._checks import check_alpha
+from srlib._checks import check_alpha, positive_int
 from srlib.io import atomic_path
 
 __all__ = [
     "LayerInfo",
     "PixelShuffle3d",
-    "PixelUnshuffle3d",
     "SRResNet3d",
     "atomic_torch_save",
     "count_parameters",
@@ -75,12 +74,6 @@ def resolve_device(device=None) -> torch.device:
     return dev
 
 
-def _check_factor(factor) -> int:
-    if isinstance(factor, bool) or not isinstance(factor, int) or factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor!r}")
-    return factor
-
-
 class PixelShuffle3d(nn.Module):
     """Rearrange channels into space: ``(N, C r³, D, H, W)`` → ``(N, C, rD, rH, rW)``.
 
@@ -98,7 +91,7 @@ class PixelShuffle3d(nn.Module):
 
     def __init__(self, factor: int):
         super().__init__()
-        self.factor = _check_factor(factor)
+        self.factor = positive_int(factor, "factor")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shuffle channels of ``x`` (5D) into space."""
@@ -117,40 +110,6 @@ class PixelShuffle3d(nn.Module):
         x = x.reshape(n, c_out, r, r, r, d, h, w)
         x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
         return x.reshape(n, c_out, d * r, h * r, w * r)
-
-    def extra_repr(self) -> str:
-        """Show the factor in the module's repr."""
-        return f"factor={self.factor}"
-
-
-class PixelUnshuffle3d(nn.Module):
-    """Inverse of :class:`PixelShuffle3d`: ``(N, C, rD, rH, rW)`` → ``(N, C r³, D, H, W)``.
-
-    Parameters
-    ----------
-    factor : int
-        Downscaling factor ``r`` along each spatial axis.
-    """
-
-    def __init__(self, factor: int):
-        super().__init__()
-        self.factor = _check_factor(factor)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Move sub-voxels of ``x`` (5D) into channels, same ordering as PixelShuffle3d."""
-        r = self.factor
-        if x.ndim != 5:
-            raise ValueError(
-                f"PixelUnshuffle3d expects a 5D tensor (N, C, D, H, W), got {x.ndim}D"
-            )
-        n, c, d, h, w = x.shape
-        if d % r or h % r or w % r:
-            raise ValueError(
-                f"PixelUnshuffle3d: spatial shape {(d, h, w)} is not divisible by factor {r}"
-            )
-        x = x.reshape(n, c, d // r, r, h // r, r, w // r, r)
-        x = x.permute(0, 1, 3, 5, 7, 2, 4, 6)
-        return x.reshape(n, c * r**3, d // r, h // r, w // r)
 
     def extra_repr(self) -> str:
         """Show the factor in the module's repr."""
@@ -225,12 +184,6 @@ def _check_kernel(kernel, name: str) -> int:
     return kernel
 
 
-def _check_positive(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 class SRResNet3d(nn.Module):
     r"""The paper's modified SRResNet in 3D, :math:`N^{bin,\alpha}` or :math:`N^{diffu,\alpha}`.
 
@@ -300,9 +253,9 @@ class SRResNet3d(nn.Module):
         padding_mode: str = "zeros",
     ):
         super().__init__()
-        self.in_channels = _check_positive(in_channels, "in_channels")
+        self.in_channels = positive_int(in_channels, "in_channels")
         self.alpha = check_alpha(alpha)
-        self.features = _check_positive(features, "features")
+        self.features = positive_int(features, "features")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
             raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
         self.blocks = blocks
@@ -316,10 +269,10 @@ class SRResNet3d(nn.Module):
             )
         self.padding_mode = padding_mode
         pm = padding_mode
-        f = features
+        f = self.features
 
         self.head = nn.Sequential(
-            _conv(in_channels, f, head_kernel, bias=True, padding_mode=pm), nn.PReLU(f)
+            _conv(self.in_channels, f, head_kernel, bias=True, padding_mode=pm), nn.PReLU(f)
         )
         self.body = nn.Sequential(
             *(ResidualBlock3d(f, body_kernel, padding_mode=pm) for _ in range(blocks))

@@ -1,0 +1,696 @@
+r"""Training one network: Adam on random cutouts, early stopping, checkpoints (section 2.2.3).
+
+Contract. :func:`train` trains an :class:`~srlib.network.SRResNet3d` in place (the PyTorch
+convention) on random cutouts of training :class:`~srlib.training.cutouts.Pair` records,
+augmented by the 48 symmetries of the cube, minimising the binary cross-entropy
+(Eqs. (14)–(16)) with Adam, and stops early on the loss of a fixed set of validation cutouts.
+Its hyper-parameters form one frozen :class:`TrainConfig`, validated once;
+:func:`run_training` takes that object directly. The run writes an atomic checkpoint every
+epoch and resumes from it bit for bit. A run whose loss becomes NaN or infinite stops with
+:class:`TrainingDiverged`, naming the network and the epoch. :func:`make_model` builds a
+seeded network and :func:`transfer_model` the α network from the trained α/2 one (transfer
+learning). Pairs passed in are never modified.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from srlib._checks import check_alpha, positive_float, positive_int
+from srlib.config import LR_SCHEDULES
+from srlib.network import SRResNet3d, atomic_torch_save, resolve_device, transfer_weights
+from srlib.training.cutouts import Pair, as_pairs, random_cutout, validation_cutouts
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "make_model",
+    "mean_loss",
+    "run_training",
+    "scheduled_rate",
+    "train",
+    "transfer_model",
+]
+
+logger = logging.getLogger(__name__)
+
+_CHECKPOINT_FORMAT = 1
+_COSINE_FLOOR = 0.01
+
+
+# --------------------------------------------------------------------------------------
+# Models and transfer learning
+# --------------------------------------------------------------------------------------
+
+
+def make_model(in_channels: int, alpha: int, *, seed: int = 0, **kwargs) -> SRResNet3d:
+    """Build an :class:`~srlib.network.SRResNet3d` with weights initialised from ``seed``.
+
+    Torch's global random state is left as it was (the layers draw their initial weights
+    from it, so it is forked and seeded for the construction).
+
+    Parameters
+    ----------
+    in_channels : int
+        1 (binary input) or 3 (binary and diffusion channels).
+    alpha : int
+        Scaling factor, 2, 4 or 8.
+    seed : int
+        Seed of the initialisation.
+    **kwargs
+        Further arguments of :class:`~srlib.network.SRResNet3d` (``features``, ``blocks``,
+        kernel sizes).
+
+    Returns
+    -------
+    SRResNet3d
+        The network, on the CPU.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SRResNet3d(in_channels, alpha, **kwargs)
+
+
+def transfer_model(src: SRResNet3d, alpha: int | None = None, *, seed: int = 0) -> SRResNet3d:
+    """Build the network for ``alpha`` initialised from the trained network ``src``.
+
+    Transfer learning of section 2.2.3: the new network has the architecture of ``src``
+    except for the scaling factor, and every layer that coincides (same name and shape) is
+    copied from ``src`` by :func:`~srlib.network.transfer_weights`; the additional upsampling
+    stage keeps its random initialisation (from ``seed``). ``src`` is not modified.
+
+    Parameters
+    ----------
+    src : SRResNet3d
+        Trained network, usually with scaling factor ``alpha / 2``.
+    alpha : int, optional
+        Scaling factor of the new network; default ``2 * src.alpha``.
+    seed : int
+        Seed of the initialisation of the layers that are not copied.
+
+    Returns
+    -------
+    SRResNet3d
+        The new network, on the CPU.
+    """
+    if not isinstance(src, SRResNet3d):
+        raise ValueError(f"src must be an SRResNet3d, got {type(src).__name__}")
+    config = dict(src.config)
+    config["alpha"] = check_alpha(2 * src.alpha if alpha is None else alpha)
+    dst = make_model(config.pop("in_channels"), config.pop("alpha"), seed=seed, **config)
+    transfer_weights(src, dst)
+    return dst
+
+
+# --------------------------------------------------------------------------------------
+# Settings, results and errors of a run
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The hyper-parameters of one training run, validated once.
+
+    Every field but ``context`` is the keyword argument of :func:`train` with the same name
+    and meaning (paper values: cutout 24, batch size 8, 8, 1 for α = 2, 4, 8, 400 steps per
+    epoch, at most 1000 epochs, patience 10, 30 validation cutouts). ``min_delta`` must be
+    non-negative, ``seed`` a non-negative integer, ``time_budget_s`` None or non-negative.
+
+    ``context`` (a mapping, or ``(name, value)`` pairs; stored sorted) holds further settings
+    that identify the run without entering the loop, e.g. the connectivity of the diffusion
+    channels the inputs were computed with: it is stored in the checkpoint and compared on
+    resume, so a run never resumes from a checkpoint made under another context.
+
+    Raises
+    ------
+    ValueError
+        Naming the first field that is out of range.
+    """
+
+    cutout: int = 24
+    batch_size: int = 8
+    steps_per_epoch: int = 400
+    max_epochs: int = 1000
+    patience: int = 10
+    min_delta: float = 0.0
+    val_cutouts: int = 30
+    learning_rate: float = 1e-4
+    lr_schedule: str | None = None
+    seed: int = 0
+    augment: bool = True
+    align_mirrors: bool = True
+    time_budget_s: float | None = None
+    mixed_precision: bool = False
+    context: tuple = ()
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        for name in ("cutout", "batch_size", "steps_per_epoch", "max_epochs", "patience",
+                     "val_cutouts"):
+            put(name, positive_int(getattr(self, name), name))
+        put("learning_rate", positive_float(self.learning_rate, "learning_rate"))
+        delta = self.min_delta
+        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) \
+                or not 0 <= delta < math.inf:
+            raise ValueError(f"min_delta must be a non-negative finite number, got {delta!r}")
+        put("min_delta", float(delta))
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, "
+                             f"got {self.lr_schedule!r}")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        put("seed", int(seed))
+        budget = self.time_budget_s
+        if budget is not None:
+            if isinstance(budget, bool) or not isinstance(budget, (int, float, np.number)) \
+                    or not budget >= 0:
+                raise ValueError(f"time_budget_s must be None or non-negative, got {budget!r}")
+            put("time_budget_s", float(budget))
+        for name in ("augment", "align_mirrors", "mixed_precision"):
+            put(name, bool(getattr(self, name)))
+        context = self.context.items() if isinstance(self.context, Mapping) else self.context
+        put("context", tuple(sorted((str(k), v) for k, v in context)))
+
+    def identity(self, model: SRResNet3d, n_train: int, n_val: int) -> dict:
+        """What a checkpoint must agree on to be resumed: the model and the fixed settings.
+
+        ``max_epochs``, ``patience``, ``min_delta``, ``time_budget_s`` and
+        ``mixed_precision`` may change between sessions (e.g. to extend a run).
+        """
+        ident = {"model": model.config, "n_train_pairs": n_train, "n_val_pairs": n_val}
+        ident.update({k: getattr(self, k) for k in (
+            "cutout", "batch_size", "steps_per_epoch", "val_cutouts", "learning_rate", "seed",
+            "augment", "align_mirrors")})
+        if self.lr_schedule is not None:  # checkpoints of constant-rate runs keep their config
+            ident["lr_schedule"] = self.lr_schedule
+        if self.context:
+            ident["context"] = dict(self.context)
+        return ident
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Summary of a training run returned by :func:`train`.
+
+    Attributes
+    ----------
+    train_loss : tuple of float
+        Mean training loss of each epoch.
+    val_loss : tuple of float
+        Validation loss after each epoch.
+    best_epoch : int
+        Epoch (1-based) with the lowest validation loss; the model holds its weights.
+    best_val_loss : float
+        That loss.
+    stopped_epoch : int
+        Number of epochs run.
+    stop_reason : str
+        "early_stopping", "max_epochs" or "time_budget".
+    steps : int
+        Training steps run.
+    seconds : float
+        Wall time spent training, summed over resumed sessions.
+    """
+
+    train_loss: tuple[float, ...]
+    val_loss: tuple[float, ...]
+    best_epoch: int
+    best_val_loss: float
+    stopped_epoch: int
+    stop_reason: str
+    steps: int
+    seconds: float
+
+    @property
+    def history(self) -> dict[str, list[float]]:
+        """Loss per epoch as ``{"train_loss": [...], "val_loss": [...]}``."""
+        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss)}
+
+
+class TrainingDiverged(RuntimeError):
+    """A training run whose loss became NaN or infinite; nothing after it is trustworthy.
+
+    Parameters
+    ----------
+    epoch : int
+        Epoch (1-based) in which it happened.
+    which : str
+        "training" or "validation".
+    value : float
+        The loss.
+    alpha : int, optional
+        Scaling factor of the network.
+    kind : str, optional
+        Input type of the network ("bin" or "diffu"), when known.
+    """
+
+    def __init__(self, *, epoch: int, which: str, value: float, alpha: int | None = None,
+                 kind: str | None = None):
+        self.epoch, self.which, self.value, self.alpha, self.kind = epoch, which, value, alpha, kind
+        who = (f"network N_{kind}_{alpha}" if kind is not None and alpha is not None
+               else f"the alpha={alpha} network" if alpha is not None else "the network")
+        super().__init__(
+            f"training of {who} diverged in epoch {epoch}: the {which} loss is {value}; "
+            "lower the learning rate (the last checkpoint holds the epoch before)"
+        )
+
+    def __reduce__(self):  # picklable (e.g. raised in a worker process)
+        return functools.partial(type(self), epoch=self.epoch, which=self.which,
+                                 value=self.value, alpha=self.alpha, kind=self.kind), ()
+
+
+# --------------------------------------------------------------------------------------
+# Losses and the learning-rate schedule
+# --------------------------------------------------------------------------------------
+
+
+def _bce(model: SRResNet3d, inputs: torch.Tensor, targets: torch.Tensor, amp: bool):
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+        logits = model.logits(inputs)
+    return F.binary_cross_entropy_with_logits(logits.float(), targets)
+
+
+def _to_device(inputs: np.ndarray, targets: np.ndarray, dev: torch.device):
+    x = torch.from_numpy(np.ascontiguousarray(inputs)).to(dev)
+    y = torch.from_numpy(np.ascontiguousarray(targets)).to(dev).float().unsqueeze(1)
+    return x, y
+
+
+def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device=None,
+              mixed_precision: bool = False) -> float:
+    """Mean binary cross-entropy of ``model`` on given cutouts, in eval mode.
+
+    Parameters
+    ----------
+    model : SRResNet3d
+        Network (its mode is restored afterwards).
+    inputs : numpy.ndarray
+        ``(n, C, m, m, m)`` inputs.
+    targets : numpy.ndarray
+        ``(n, α m, α m, α m)`` binary targets.
+    batch_size : int
+        Cutouts per forward pass.
+    device : str, torch.device or None
+        See :func:`~srlib.network.resolve_device`; the model must already be there.
+    mixed_precision : bool
+        bfloat16 autocast (CUDA only).
+
+    Returns
+    -------
+    float
+        Eq. (15) averaged over voxels and cutouts (the sum over voxels divided by their
+        number).
+    """
+    batch_size = positive_int(batch_size, "batch_size")
+    dev = resolve_device(device)
+    amp = bool(mixed_precision and dev.type == "cuda")
+    was_training = model.training
+    model.eval()
+    total, count = 0.0, 0
+    try:
+        with torch.no_grad():
+            for i in range(0, len(inputs), batch_size):
+                x, y = _to_device(inputs[i : i + batch_size], targets[i : i + batch_size], dev)
+                total += float(_bce(model, x, y, amp)) * len(x)
+                count += len(x)
+    finally:
+        model.train(was_training)
+    return total / count
+
+
+def scheduled_rate(learning_rate: float, schedule: str | None, step: int, total: int) -> float:
+    """Learning rate of training step ``step`` (0-based) of ``total`` under ``schedule``.
+
+    Parameters
+    ----------
+    learning_rate : float
+        Base (initial) learning rate.
+    schedule : {None, "cosine"}
+        None: constant (the paper states no schedule). "cosine": step ``t`` of ``T`` uses
+        ``learning_rate * (f + (1 - f) (1 + cos(π t / T)) / 2)`` with ``f = 0.01``.
+    step, total : int
+        Steps done so far and the planned number of steps.
+
+    Returns
+    -------
+    float
+        The learning rate; constant without a schedule, cosine-annealed from
+        ``learning_rate`` to ``0.01 * learning_rate`` with "cosine".
+    """
+    if schedule is None:
+        return learning_rate
+    if schedule != "cosine":
+        raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {schedule!r}")
+    t = min(step / max(total, 1), 1.0)
+    return learning_rate * (_COSINE_FLOOR + (1 - _COSINE_FLOOR) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+# --------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------
+
+
+def train(
+    model: SRResNet3d,
+    train_pairs: Sequence[Pair],
+    val_pairs: Sequence[Pair],
+    *,
+    cutout: int = 24,
+    batch_size: int = 8,
+    steps_per_epoch: int = 400,
+    max_epochs: int = 1000,
+    patience: int = 10,
+    min_delta: float = 0.0,
+    val_cutouts: int = 30,
+    learning_rate: float = 1e-4,
+    lr_schedule: str | None = None,
+    seed: int = 0,
+    augment: bool = True,
+    align_mirrors: bool = True,
+    checkpoint=None,
+    resume: bool = True,
+    time_budget_s: float | None = None,
+    device=None,
+    mixed_precision: bool = False,
+    num_threads: int | None = None,
+    progress: bool = True,
+    callback: Callable[[int, float, float], None] | None = None,
+) -> TrainResult:
+    """Train a network on random cutouts with Adam and early stopping (section 2.2.3).
+
+    Each step draws ``batch_size`` cutout pairs (a training pair chosen uniformly at random,
+    a uniformly random position, a random symmetry of the cube) and takes one Adam step on
+    their mean binary cross-entropy (Eqs. (14)–(16); we average over voxels instead of
+    summing, which divides the loss by a constant and leaves its minimiser unchanged). After
+    each epoch of ``steps_per_epoch`` steps the loss on ``val_cutouts`` fixed validation
+    cutouts (drawn once from ``seed``, not augmented) is computed; training stops when it has
+    not improved by more than ``min_delta`` for ``patience`` epochs, after ``max_epochs``, or
+    after the epoch in which ``time_budget_s`` runs out. The model is trained in place and
+    holds the weights of the best epoch on return, in eval mode. A NaN training loss or a
+    NaN or infinite validation loss raises :class:`TrainingDiverged`.
+
+    With ``checkpoint``, the state (model, optimizer, random state, history, best weights) is
+    written atomically after every epoch, and a later call with the same path and settings
+    resumes the run where it stopped: an interrupted run continues exactly as the
+    uninterrupted one would (bit for bit on the CPU). ``max_epochs``, ``patience``,
+    ``min_delta`` and ``time_budget_s`` may change between calls, e.g. to extend a run.
+
+    The hyper-parameters are the fields of a :class:`TrainConfig` (:func:`run_training`).
+
+    Parameters
+    ----------
+    model : SRResNet3d
+        Network to train (e.g. from :func:`make_model` or :func:`transfer_model`).
+    train_pairs, val_pairs : sequence of Pair
+        Training and validation pairs; their α and channel count must match the model.
+    cutout : int
+        Edge of the low-resolution cutouts (paper: 24).
+    batch_size : int
+        Cutouts per step (paper: 8 for α = 2, 4 and 1 for α = 8).
+    steps_per_epoch : int
+        Steps per epoch (paper: 400).
+    max_epochs : int
+        Maximum number of epochs (paper: 1000).
+    patience : int
+        Epochs without improvement before stopping (paper: 10).
+    min_delta : float
+        Minimum decrease of the validation loss that counts as an improvement.
+    val_cutouts : int
+        Number of validation cutouts (paper: 30).
+    learning_rate : float
+        Adam learning rate (not stated in the paper).
+    lr_schedule : {None, "cosine"}
+        None: a constant learning rate (the paper states no schedule). "cosine": see
+        :func:`scheduled_rate`, over ``T = max_epochs * steps_per_epoch`` steps, which settles
+        a short run with small batches; extending ``max_epochs`` on resume stretches the rest
+        of the schedule.
+    seed : int
+        Seed of the cutouts and augmentations. (The initial weights come from the model.)
+    augment : bool
+        Apply the random symmetries.
+    align_mirrors : bool
+        Keep the Eq. (3) alignment under mirroring (:mod:`srlib.training.cutouts`); needs
+        images at least ``cutout + 1`` voxels wide.
+    checkpoint : str or os.PathLike, optional
+        Checkpoint file, written every epoch.
+    resume : bool
+        Resume from ``checkpoint`` if it exists (otherwise it is overwritten).
+    time_budget_s : float, optional
+        Stop after the epoch in which this much wall time (summed over sessions) is spent.
+    device : str, torch.device or None
+        See :func:`~srlib.network.resolve_device` (CUDA when available).
+    mixed_precision : bool
+        bfloat16 autocast, on CUDA only (ignored with a warning on the CPU).
+    num_threads : int, optional
+        Torch CPU threads during training (restored afterwards).
+    progress : bool
+        Show a tqdm progress bar.
+    callback : callable, optional
+        Called as ``callback(epoch, train_loss, val_loss)`` after each epoch, after the
+        checkpoint is written.
+
+    Returns
+    -------
+    TrainResult
+        Loss history, best epoch, stopping epoch and reason, steps and time.
+
+    Raises
+    ------
+    ValueError
+        On inconsistent pairs, settings, or a checkpoint written with other settings.
+    TrainingDiverged
+        If the loss becomes NaN or infinite.
+    """
+    config = TrainConfig(
+        cutout=cutout, batch_size=batch_size, steps_per_epoch=steps_per_epoch,
+        max_epochs=max_epochs, patience=patience, min_delta=min_delta, val_cutouts=val_cutouts,
+        learning_rate=learning_rate, lr_schedule=lr_schedule, seed=seed, augment=augment,
+        align_mirrors=align_mirrors, time_budget_s=time_budget_s,
+        mixed_precision=mixed_precision,
+    )
+    return run_training(model, train_pairs, val_pairs, config, checkpoint=checkpoint,
+                        resume=resume, device=device, num_threads=num_threads,
+                        progress=progress, callback=callback)
+
+
+def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequence[Pair],
+                 config: TrainConfig, *, checkpoint=None, resume: bool = True, device=None,
+                 num_threads: int | None = None, progress: bool = True,
+                 callback: Callable[[int, float, float], None] | None = None) -> TrainResult:
+    """Train a network with the hyper-parameters of a :class:`TrainConfig`.
+
+    The same run as :func:`train`, whose keyword arguments are documented there; ``config``
+    replaces the hyper-parameters.
+
+    Parameters
+    ----------
+    model : SRResNet3d
+        Network to train, in place.
+    train_pairs, val_pairs : sequence of Pair
+        Training and validation pairs.
+    config : TrainConfig
+        Hyper-parameters.
+    checkpoint, resume, device, num_threads, progress, callback
+        See :func:`train`.
+
+    Returns
+    -------
+    TrainResult
+        Loss history, best epoch, stopping epoch and reason, steps and time.
+    """
+    if not isinstance(model, SRResNet3d):
+        raise ValueError(f"model must be an SRResNet3d, got {type(model).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if num_threads is not None:
+        num_threads = positive_int(num_threads, "num_threads")
+    train_pairs = as_pairs(train_pairs, "train_pairs")
+    val_pairs = as_pairs(val_pairs, "val_pairs")
+    _check_pairs(model, train_pairs, val_pairs, config)
+    dev = resolve_device(device)
+    if config.mixed_precision and dev.type != "cuda":
+        logger.warning("mixed precision is only used on CUDA; training in float32 on %s", dev)
+    val_x, val_y = validation_cutouts(val_pairs, config.val_cutouts, config.cutout,
+                                      seed=config.seed)
+    identity = config.identity(model, len(train_pairs), len(val_pairs))
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        return _train_loop(model, train_pairs, val_x, val_y, config, identity=identity,
+                           dev=dev, checkpoint=checkpoint, resume=resume, progress=progress,
+                           callback=callback)
+    finally:
+        torch.set_num_threads(old_threads)
+
+
+def _check_pairs(model: SRResNet3d, train_pairs, val_pairs, config: TrainConfig) -> None:
+    cutout = config.cutout
+    spare = int(config.augment and config.align_mirrors)
+    for name, pairs, extra in (("train_pairs", train_pairs, spare), ("val_pairs", val_pairs, 0)):
+        for i, p in enumerate(pairs):
+            if p.alpha != model.alpha:
+                raise ValueError(f"{name}[{i}] has alpha={p.alpha}, the model alpha={model.alpha}")
+            if p.channels != model.in_channels:
+                raise ValueError(
+                    f"{name}[{i}] has {p.channels} input channels, the model expects "
+                    f"in_channels={model.in_channels}"
+                )
+            if min(p.lr_shape) < cutout + extra:
+                hint = (" (one spare voxel for mirroring with align_mirrors=True; "
+                        "use a smaller cutout or align_mirrors=False)") if extra else ""
+                raise ValueError(
+                    f"{name}[{i}] input shape {p.lr_shape} is too small for cutout={cutout}: "
+                    f"each extent must be at least {cutout + extra}{hint}"
+                )
+
+
+def _state_to_cpu(state: dict) -> dict:
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
+
+
+def _stop_reason(state: dict, config: TrainConfig) -> str | None:
+    if state["epoch"] > 0 and state["bad_epochs"] >= config.patience:
+        return "early_stopping"
+    if state["epoch"] >= config.max_epochs:
+        return "max_epochs"
+    budget = config.time_budget_s
+    if budget is not None and state["epoch"] > 0 and state["seconds"] >= budget:
+        return "time_budget"
+    return None
+
+
+def _resume(path: Path, identity: dict, model, optimizer, rng, dev):
+    ck = torch.load(path, map_location=dev, weights_only=True)
+    if ck.get("format") != _CHECKPOINT_FORMAT:
+        raise ValueError(f"checkpoint {path} has an unknown format")
+    if ck["config"] != identity:
+        diff = sorted(k for k in set(identity) | set(ck["config"])
+                      if identity.get(k) != ck["config"].get(k))
+        raise ValueError(
+            f"checkpoint {path} was written with other settings ({', '.join(diff)}); "
+            "delete it or pass resume=False to start afresh"
+        )
+    model.load_state_dict(ck["model"])
+    optimizer.load_state_dict(ck["optimizer"])
+    rng.bit_generator.state = ck["numpy_rng"]
+    logger.info("resumed from %s after epoch %d", path, ck["state"]["epoch"])
+    return ck["state"], ck["best_model"]
+
+
+def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
+                val_y: np.ndarray, config: TrainConfig, *, identity: dict, dev: torch.device,
+                checkpoint, resume: bool, progress: bool, callback) -> TrainResult:
+    # Nothing here draws from torch's random state (cutouts and augmentations come from the
+    # NumPy generator below), so a run is reproducible from the config's seed alone.
+    amp = bool(config.mixed_precision and dev.type == "cuda")
+    model.to(dev)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
+    rng = np.random.default_rng([config.seed, 0])
+    state = {
+        "epoch": 0, "train_loss": [], "val_loss": [], "best_val": math.inf, "best_epoch": 0,
+        "bad_epochs": 0, "seconds": 0.0, "steps": 0,
+    }
+    best_state = None
+    path = Path(checkpoint) if checkpoint is not None else None
+    if path is not None and path.exists() and resume:
+        state, best_state = _resume(path, identity, model, optimizer, rng, dev)
+    elif path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    total_steps = config.max_epochs * config.steps_per_epoch
+    reason = _stop_reason(state, config)
+    while reason is None:
+        start = time.perf_counter()
+        epoch = state["epoch"] + 1
+        model.train()
+        losses = []
+        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch}", leave=False,
+                   disable=not progress, unit="step")
+        for i in bar:
+            rate = scheduled_rate(config.learning_rate, config.lr_schedule, state["steps"] + i,
+                                  total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = rate
+            drawn = [
+                random_cutout(train_pairs[int(rng.integers(len(train_pairs)))], config.cutout,
+                              rng, augment=config.augment, align_mirrors=config.align_mirrors)
+                for _ in range(config.batch_size)
+            ]
+            x, y = _to_device(np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]),
+                              dev)
+            optimizer.zero_grad(set_to_none=True)
+            loss = _bce(model, x, y, amp)
+            loss.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            if math.isnan(losses[-1]):
+                bar.close()
+                raise TrainingDiverged(epoch=epoch, which="training", value=losses[-1],
+                                       alpha=model.alpha)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        bar.close()
+        val = mean_loss(model, val_x, val_y, batch_size=config.batch_size, device=dev,
+                        mixed_precision=amp)
+        if not math.isfinite(val):
+            raise TrainingDiverged(epoch=epoch, which="validation", value=val, alpha=model.alpha)
+        state["epoch"] = epoch
+        state["steps"] += config.steps_per_epoch
+        state["train_loss"].append(float(np.mean(losses)))
+        state["val_loss"].append(val)
+        if val < state["best_val"] - config.min_delta:
+            state["best_val"], state["best_epoch"], state["bad_epochs"] = val, epoch, 0
+            best_state = _state_to_cpu(model.state_dict())
+        else:
+            state["bad_epochs"] += 1
+        state["seconds"] += time.perf_counter() - start
+        reason = _stop_reason(state, config)
+        logger.info("epoch %d: train loss %.5f, validation loss %.5f%s", epoch,
+                    state["train_loss"][-1], val, " (best)" if state["best_epoch"] == epoch else "")
+        if path is not None:
+            atomic_torch_save(
+                {
+                    "format": _CHECKPOINT_FORMAT,
+                    "config": identity,
+                    "model": _state_to_cpu(model.state_dict()),
+                    "optimizer": optimizer.state_dict(),
+                    "numpy_rng": rng.bit_generator.state,
+                    "state": state,
+                    "best_model": best_state,
+                    "stop_reason": reason,
+                },
+                path,
+            )
+        if callback is not None:
+            callback(epoch, state["train_loss"][-1], val)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    logger.info("training stopped after epoch %d (%s); best epoch %d, validation loss %.5f",
+                state["epoch"], reason, state["best_epoch"], state["best_val"])
+    return TrainResult(
+        train_loss=tuple(state["train_loss"]),
+        val_loss=tuple(state["val_loss"]),
+        best_epoch=int(state["best_epoch"]),
+        best_val_loss=float(state["best_val"]),
+        stopped_epoch=int(state["epoch"]),
+        stop_reason=reason,
+        steps=int(state["steps"]),
+        seconds=float(state["seconds"]),
+    )

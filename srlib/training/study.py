@@ -1,0 +1,356 @@
+r"""The study's six networks: N^bin and N^diffu for α = 2 → 4 → 8 (sections 2.2.2–2.2.3).
+
+Contract. :func:`train_networks` trains the networks :math:`N^{bin,\alpha}` (input: the
+binary low-resolution image, Eq. (11)) and :math:`N^{diffu,\alpha}` (input: the binary image
+and its two diffusion channels, Eq. (13)) of a profile along α = 2 → 4 → 8, each α network
+initialised from the trained α/2 one (transfer learning), and fits μ* (Eq. (18)) for each,
+saving the weights and metadata under one folder (``results/<profile>/networks``). A network
+whose weights are there is loaded, not retrained; files written under other settings
+(:func:`training_settings`: the database, the architecture, the hyper-parameters and, for
+:math:`N^{diffu,\alpha}`, the connectivity of its diffusion channels) or by another profile
+are refused. :func:`load_networks` reads them back as :class:`TrainedNetwork` records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from srlib._checks import check_alpha, positive_int
+from srlib.io import atomic_path
+from srlib.network import SRResNet3d, load_model, save_model
+from srlib.training.cutouts import pairs_from_database
+from srlib.training.loop import (
+    TrainConfig,
+    TrainingDiverged,
+    TrainResult,
+    make_model,
+    run_training,
+    transfer_model,
+)
+from srlib.training.threshold import fit_model_threshold
+
+__all__ = [
+    "KINDS",
+    "TrainedNetwork",
+    "load_networks",
+    "network_name",
+    "train_networks",
+    "training_settings",
+]
+
+logger = logging.getLogger(__name__)
+
+#: The two input types: ``"bin"`` (Eq. (11), 1 channel) and ``"diffu"`` (Eq. (13), 3 channels).
+KINDS = ("bin", "diffu")
+_IN_CHANNELS = {"bin": 1, "diffu": 3}
+_NETWORK_FORMAT = 1
+
+
+def _check_kind(kind) -> str:
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    return kind
+
+
+@dataclass(frozen=True)
+class TrainedNetwork:
+    r"""One trained network of the study, :math:`N^{kind,\alpha}`, and how it was trained.
+
+    Attributes
+    ----------
+    kind : str
+        "bin" or "diffu".
+    alpha : int
+        Scaling factor.
+    model : SRResNet3d
+        The network (weights of the best validation epoch), in eval mode on the CPU.
+    threshold : float
+        μ* of Eq. (18), fitted on the validation pairs.
+    result : TrainResult
+        Loss history, stopping epoch and reason, steps and training time.
+    path : pathlib.Path
+        File of the weights (:func:`srlib.network.save_model`); the metadata lie beside it
+        in a ``.json`` file of the same stem.
+    trained_now : bool
+        True if trained (or finished) by this call, False if loaded from disk.
+    """
+
+    kind: str
+    alpha: int
+    model: SRResNet3d = field(repr=False)
+    threshold: float
+    result: TrainResult = field(repr=False)
+    path: Path
+    trained_now: bool
+
+    @property
+    def name(self) -> str:
+        """Short name, e.g. ``N_bin_4``."""
+        return network_name(self.kind, self.alpha)
+
+    def summary(self) -> dict:
+        """One row of the training table: μ*, stopping epoch and reason, steps, time, loss."""
+        r = self.result
+        return {
+            "network": self.name, "kind": self.kind, "alpha": self.alpha,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "mu_star": self.threshold, "best_epoch": r.best_epoch,
+            "stopped_epoch": r.stopped_epoch, "stop_reason": r.stop_reason, "steps": r.steps,
+            "wall_time_s": r.seconds, "best_val_loss": r.best_val_loss,
+            "final_train_loss": r.train_loss[-1] if r.train_loss else math.nan,
+        }
+
+
+def network_name(kind: str, alpha: int) -> str:
+    """File stem of a network of the study: ``N_<kind>_<alpha>``."""
+    return f"N_{_check_kind(kind)}_{check_alpha(alpha)}"
+
+
+def training_settings(profile, kind: str | None = None) -> dict:
+    """The profile fields that determine a trained network (stored with its weights).
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile
+        The profile.
+    kind : {None, "bin", "diffu"}
+        The network's input type. For "diffu" the settings include ``connectivity``, the FEM
+        convention of the diffusion channels it is trained on (:mod:`srlib.transport`), so a
+        run with ``connectivity="vertex"`` never reuses networks trained on "face" channels
+        (or the reverse). ``N^bin`` does not see the channels, so its settings leave it out.
+        (The channels are always computed along axis 0, which is not a profile setting.)
+
+    Returns
+    -------
+    dict
+        JSON-normalised field values: database content (name, sizes, split, seed) and the
+        architecture and training hyper-parameters.
+    """
+    keys = ("name", "samples", "hr_size", "n_realizations", "split", "alphas", "features",
+            "blocks", "cutout", "batch_sizes", "max_epochs", "steps_per_epoch", "patience",
+            "val_cutouts", "learning_rate", "train_budget_s", "seed", "epochs_per_alpha")
+    settings = {k: getattr(profile, k) for k in keys}
+    if profile.lr_schedule is not None:  # absent for constant rates: older networks still load
+        settings["lr_schedule"] = profile.lr_schedule
+    if kind is not None and _check_kind(kind) == "diffu":
+        settings["connectivity"] = profile.connectivity
+    return json.loads(json.dumps(settings))
+
+
+def _network_seed(profile, alpha: int) -> int:
+    # bin and diffu networks of the same alpha share the seed: the same initial body
+    # weights, cutouts, augmentations and validation cutouts, so their curves compare directly.
+    return int(profile.seed) * 1000 + alpha
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+
+
+def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> TrainedNetwork | None:
+    stem = network_name(kind, alpha)
+    weights, meta = out_dir / f"{stem}.pt", out_dir / f"{stem}.json"
+    if not weights.exists():
+        return None
+    if not meta.exists():
+        raise ValueError(f"{weights} has no metadata file {meta.name}; delete it to retrain")
+    info = json.loads(meta.read_text())
+    if info.get("format") != _NETWORK_FORMAT:
+        raise ValueError(f"{meta} has an unknown format; delete {weights} to retrain")
+    if kind == "diffu":  # written before the key was recorded, when "face" was the only use
+        info["settings"].setdefault("connectivity", "face")
+    if info["settings"].get("name") != settings["name"]:
+        raise ValueError(
+            f"{weights} belongs to profile {info['settings'].get('name')!r}, not "
+            f"{settings['name']!r}; never reused across profiles - use that profile's folder"
+        )
+    if info["settings"] != settings:
+        diff = sorted(k for k in set(settings) | set(info["settings"])
+                      if settings.get(k) != info["settings"].get(k))
+        raise ValueError(
+            f"{weights} was trained with other settings ({', '.join(diff)}); delete "
+            f"{out_dir} (or that network's files) to retrain"
+        )
+    result = TrainResult(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in info["result"].items()})
+    return TrainedNetwork(kind=kind, alpha=alpha, model=load_model(weights, device="cpu"),
+                          threshold=float(info["threshold"]), result=result, path=weights,
+                          trained_now=False)
+
+
+def load_networks(profile, out_dir, *, kinds=KINDS) -> dict[tuple[str, int], TrainedNetwork]:
+    """Load the trained networks of a profile written by :func:`train_networks`.
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile
+        The profile; networks trained under other settings are refused.
+    out_dir : path
+        Networks folder, ``<results>/<profile>/networks``.
+    kinds : sequence of str
+        Input types to load ("bin", "diffu").
+
+    Returns
+    -------
+    dict
+        ``{(kind, alpha): TrainedNetwork}`` for every kind and every α of the profile.
+
+    Raises
+    ------
+    ValueError
+        If a network is missing or was trained under other settings.
+    """
+    out_dir = Path(out_dir)
+    found = {}
+    for kind in kinds:
+        settings = training_settings(profile, _check_kind(kind))
+        for alpha in sorted(profile.alphas):
+            net = _load_network(out_dir, kind, alpha, settings)
+            if net is None:
+                raise ValueError(f"{out_dir / network_name(kind, alpha)}.pt is missing; "
+                                 "train it with srlib.training.train_networks (or `srlib train`)")
+            found[kind, alpha] = net
+    return found
+
+
+def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: bool = True,
+                   num_threads: int | None = None) -> dict[tuple[str, int], TrainedNetwork]:
+    r"""Train (or load) the networks :math:`N^{kind,\alpha}` of a profile, then fit μ*.
+
+    For each input type, the networks are handled in increasing α. A network whose weights
+    file ``<out_dir>/N_<kind>_<alpha>.pt`` exists is loaded, not retrained (its metadata must
+    record the same profile and settings). Otherwise it is built from scratch for the
+    smallest α, and by transfer learning from the trained α/2 network for the others
+    (:func:`~srlib.training.loop.transfer_model`), trained with
+    :func:`~srlib.training.loop.train` on the profile's hyper-parameters
+    (training pairs from the realizations with role 'train', early stopping on cutouts of
+    those with role 'val', of every scenario), with a checkpoint under ``out_dir`` after
+    every epoch so that an interrupted call resumes; then μ* (Eq. (18)) is fitted on the
+    non-overlapping cutouts of the validation pairs
+    (:func:`~srlib.training.threshold.fit_model_threshold`), and the weights and metadata
+    are written.
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The profile's database (with diffusion channels for "diffu").
+    profile : srlib.config.Profile
+        Sizes and hyper-parameters; must be the profile the database was built for.
+    out_dir : path
+        Networks folder, conventionally ``<results>/<profile>/networks``.
+    kinds : sequence of str
+        Input types to train ("bin", "diffu").
+    device : str, torch.device or None
+        Where to train; default ``profile.device``.
+    progress : bool
+        Show progress bars.
+    num_threads : int, optional
+        Torch CPU threads while training and fitting μ* (restored afterwards).
+
+    Returns
+    -------
+    dict
+        ``{(kind, alpha): TrainedNetwork}`` in training order.
+
+    Raises
+    ------
+    ValueError
+        If the database belongs to another profile, or stored networks or checkpoints were
+        made with other settings.
+    TrainingDiverged
+        If a network's loss becomes NaN or infinite (named with its kind, α and epoch).
+    """
+    if db.profile != profile.name:
+        raise ValueError(f"database {db.root} belongs to profile {db.profile!r}, not "
+                         f"{profile.name!r}")
+    missing = sorted(set(profile.alphas) - set(db.alphas))
+    if missing:
+        raise ValueError(f"the database has no low-resolution images for alpha {missing}")
+    out_dir = Path(out_dir)
+    device = profile.device if device is None else device
+    networks = {}
+    pairs_cache: dict = {}
+
+    def pairs(role, alpha, kind):
+        key = (role, alpha, kind)
+        if key not in pairs_cache:
+            pairs_cache[key] = pairs_from_database(db, role, alpha, diffu=kind == "diffu")
+        return pairs_cache[key]
+
+    if num_threads is not None:
+        num_threads = positive_int(num_threads, "num_threads")
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        for kind in kinds:
+            settings = training_settings(profile, _check_kind(kind))
+            previous = None
+            for alpha in sorted(profile.alphas):
+                net = _load_network(out_dir, kind, alpha, settings)
+                if net is None:
+                    net = _train_one(kind, alpha, previous, pairs, profile, settings, out_dir,
+                                     device=device, progress=progress)
+                else:
+                    logger.info("loaded %s (mu* = %.4f) from %s", net.name, net.threshold,
+                                net.path)
+                networks[kind, alpha] = net
+                previous = net.model
+            pairs_cache.clear()
+    finally:
+        torch.set_num_threads(old_threads)
+    return networks
+
+
+def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, device,
+               progress) -> TrainedNetwork:
+    seed = _network_seed(profile, alpha)
+    if previous is None:
+        model = make_model(_IN_CHANNELS[kind], alpha, seed=seed, features=profile.features,
+                           blocks=profile.blocks)
+    else:
+        model = transfer_model(previous, alpha, seed=seed)
+    stem = network_name(kind, alpha)
+    logger.info("training %s", stem)
+    train_pairs, val_pairs = pairs("train", alpha, kind), pairs("val", alpha, kind)
+    # The checkpoint records what its inputs were made with, beyond the loop's settings:
+    # "face" (the default) is left out so that checkpoints from before still resume.
+    context = ({"connectivity": profile.connectivity}
+               if kind == "diffu" and profile.connectivity != "face" else {})
+    config = TrainConfig(
+        cutout=profile.cutout, batch_size=profile.batch_size(alpha),
+        steps_per_epoch=profile.steps_per_epoch, max_epochs=profile.max_epochs_for(alpha),
+        patience=profile.patience, val_cutouts=profile.val_cutouts,
+        learning_rate=profile.learning_rate, lr_schedule=profile.lr_schedule, seed=seed,
+        time_budget_s=profile.train_budget_s, mixed_precision=profile.mixed_precision,
+        context=context,
+    )
+    try:
+        result = run_training(model, train_pairs, val_pairs, config,
+                              checkpoint=out_dir / f"{stem}.ckpt", device=device,
+                              progress=progress)
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(epoch=exc.epoch, which=exc.which, value=exc.value, alpha=alpha,
+                               kind=kind) from exc
+    # μ* on the non-overlapping cutouts of the validation pairs, in batches of about 2M
+    # output voxels: tiny cutouts pass through the network together.
+    batch = max(1, (1 << 21) // (alpha * profile.cutout) ** 3)
+    mu = fit_model_threshold(model, val_pairs, cutout=profile.cutout, batch_size=batch,
+                             device=device, progress=progress)
+    model = model.cpu().eval()
+    weights = out_dir / f"{stem}.pt"
+    _write_json(out_dir / f"{stem}.json", {
+        "format": _NETWORK_FORMAT, "kind": kind, "alpha": alpha, "threshold": mu,
+        "settings": settings, "model": model.config, "result": dataclasses.asdict(result),
+    })
+    save_model(model, weights)  # written last: its presence marks the network as complete
+    return TrainedNetwork(kind=kind, alpha=alpha, model=model, threshold=mu, result=result,
+                          path=weights, trained_now=True)

@@ -1,0 +1,101 @@
+"""Tests of srlib.training.threshold: the threshold μ* of Eq. (18)."""
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage
+
+from srlib import training as T
+
+
+def _field(shape, seed, sigma=1.5):
+    noise = np.random.default_rng(seed).standard_normal(shape)
+    return ndimage.gaussian_filter(noise, sigma, mode="wrap") > 0
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return [T.make_pair(_field((32, 32, 32), s), 2) for s in range(3)]
+
+
+def _model(seed=0):
+    return T.make_model(1, 2, features=4, blocks=1, seed=seed)
+
+
+@pytest.mark.parametrize("mu_true", [0.23, 0.5, 0.71])
+def test_fit_threshold_recovers_a_known_threshold(mu_true):
+    rng = np.random.default_rng(10)
+    probs = [ndimage.uniform_filter(rng.random((20, 20, 20)), 3) for _ in range(5)]
+    probs = [(p - p.min()) / (p.max() - p.min()) for p in probs]
+    targets = [p >= mu_true for p in probs]
+    mu = T.fit_threshold(probs, targets)
+    assert mu == pytest.approx(mu_true, abs=1e-3)
+    assert T.porosity_error(probs, targets, mu) == pytest.approx(0, abs=1e-4)
+
+
+def test_fit_threshold_escapes_flat_plateaus():
+    # All probabilities lie in [0.9, 0.95]: the objective is flat on (0, 0.9), where a
+    # Nelder-Mead search started at 0.5 would stall.
+    rng = np.random.default_rng(11)
+    probs = 0.9 + 0.05 * rng.random((4, 12, 12, 12))
+    targets = probs >= 0.92
+    assert T.fit_threshold(probs, targets) == pytest.approx(0.92, abs=1e-3)
+
+
+def test_fit_threshold_bad_input():
+    p = np.full((4, 4, 4), 0.5)
+    with pytest.raises(ValueError, match="targets"):
+        T.fit_threshold([p, p], [p > 0])
+    with pytest.raises(ValueError, match="outside"):
+        T.fit_threshold([p + 1], [p > 0])
+    with pytest.raises(ValueError, match="shape"):
+        T.fit_threshold([p], [np.zeros((3, 3, 3), bool)])
+
+
+def test_predict_cutouts_and_fit_model_threshold(pairs):
+    model = _model()
+    probs, targets = T.predict_cutouts(model, pairs[2:], cutout=8, progress=False)
+    assert len(probs) == len(targets) == 2**3  # LR 16³ → 2 non-overlapping per axis
+    assert probs[0].shape == targets[0].shape == (16, 16, 16)
+    assert model.training  # mode restored
+    inp, tgt = T.cutout_at(pairs[2], (8, 0, 8), 8)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(inp)[None])[0, 0].numpy()
+    np.testing.assert_allclose(probs[5], expected, atol=1e-6)  # position (1, 0, 1)
+    assert np.array_equal(targets[5], tgt)
+    mu = T.fit_model_threshold(model, pairs[2:], cutout=8, stride=4, batch_size=3,
+                               progress=False)
+    probs, targets = T.predict_cutouts(model, pairs[2:], cutout=8, stride=4, progress=False)
+    assert len(probs) == 3**3
+    # μ* attains the global minimum of the Eq. (18) objective, found by brute force
+    best_mu, best = _brute_force_threshold(probs, targets)
+    assert T.porosity_error(probs, targets, mu) == pytest.approx(best, abs=1e-12)
+    assert T.porosity_error(probs, targets, 0.5) > best  # the minimum is not trivial here
+    assert mu == T.fit_threshold(probs, targets)
+
+
+def _brute_force_threshold(probs, targets):
+    # Eq. (18) by exhaustion: ε(P ≥ μ) only changes where μ passes a probability value, so
+    # the objective takes every value it can at the distinct probabilities (and above them).
+    values = np.unique(np.concatenate([np.ravel(p) for p in probs]))
+    candidates = np.append(values, np.nextafter(values[-1], 2))
+    candidates = candidates[(candidates > 0) & (candidates < 1)]
+    errors = np.zeros(len(candidates))
+    for p, t in zip(probs, targets, strict=True):
+        below = np.searchsorted(np.sort(p, axis=None), candidates, side="left") / p.size
+        errors += np.abs(below - (1 - t.mean()))
+    errors /= len(probs)
+    k = int(np.argmin(errors))
+    return float(candidates[k]), float(errors[k])
+
+
+def test_fit_threshold_attains_the_brute_force_minimum():
+    # Probabilities unrelated to the targets: no threshold is exact, the minimum is > 0.
+    rng = np.random.default_rng(12)
+    probs = [rng.beta(2, 5, (6, 6, 6)) for _ in range(4)]
+    targets = [rng.random((6, 6, 6)) < f for f in (0.2, 0.4, 0.5, 0.7)]
+    best_mu, best = _brute_force_threshold(probs, targets)
+    mu = T.fit_threshold(probs, targets)
+    assert best > 0.01
+    assert T.porosity_error(probs, targets, mu) == pytest.approx(best, abs=1e-12)
+    assert T.porosity_error(probs, targets, best_mu) == pytest.approx(best, abs=1e-12)
