@@ -39,9 +39,11 @@ from above on such structures. At the native resolution of a χ² image, ``"face
 ``tests/test_transport.py`` and ``benchmarks/bench_transport.py``).
 
 Only clusters of the phase (with the mesh's connectivity) that touch both Dirichlet faces carry
-flux and enter the linear system; the others (isolated, or touching only one face, which would
-make the system singular or give a constant) are excluded and get the value 0, like the other
-phase. The volume fraction ``ε`` in Eq. (9) is that of the whole phase in the whole image.
+flux and enter the linear system. The others are excluded (they would make the system singular
+or have a constant solution) and get their exact value where it is determined: 1 on a cluster
+touching only the outlet face, 0 on one touching only the inlet face, and 0 on one touching
+neither (its solution is any constant; 0 by the convention of Eqs. (7)-(8), like the other
+phase). The volume fraction ``ε`` in Eq. (9) is that of the whole phase in the whole image.
 
 Comparisons with peers (TauFactor's finite volumes, refinement studies) live in
 :mod:`srlib.comparison`; this module never imports torch.
@@ -111,7 +113,8 @@ class TransportResult:
         ``"face"`` several nodes can share a grid point.
     voxel_values : numpy.ndarray
         Image-shaped float64 array: the solution at each element's voxel centre (for trilinear
-        elements, the mean of its 8 nodal values), 0 at every other voxel.
+        elements, the mean of its 8 nodal values), 1 at the voxels of clusters touching only the
+        outlet face (their exact solution), 0 at every other voxel.
     d_eff : float
         Relative effective diffusivity ``D_eff/D = flux_in · L / A`` with ``L`` the thickness
         along ``axis`` and ``A`` the box cross-section (voxel units, ``Δu = 1``); 0 without a
@@ -248,19 +251,36 @@ def _check_tol(tol) -> float:
 
 def _spanning_voxels(mask: np.ndarray, axis: int, connectivity: str) -> np.ndarray:
     """Voxels of ``mask`` in clusters touching both faces normal to ``axis``."""
+    return _clusters(mask, axis, connectivity)[0]
+
+
+def _clusters(mask: np.ndarray, axis: int, connectivity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of ``mask`` in clusters touching both faces, and in clusters touching the outlet only.
+
+    Clusters are 6-connected under ``"face"`` and 26-connected under ``"vertex"``. The exact
+    solution is 1 on a cluster touching only the outlet (``u = 1`` there, no flux elsewhere),
+    0 on one touching only the inlet, and undetermined (0 by the convention of Eqs. (7)-(8))
+    on one touching neither face.
+    """
     rank = 1 if connectivity == "face" else 3
     structure = ndimage.generate_binary_structure(3, rank)
     labels, n = ndimage.label(mask, structure=structure)
     if n == 0:
-        return np.zeros_like(mask)
-    first = np.unique(labels.take(0, axis=axis))
-    last = np.unique(labels.take(-1, axis=axis))
-    spanning = np.intersect1d(first, last)
-    spanning = spanning[spanning > 0]
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[spanning] = True
-    logger.debug("%d clusters, %d touch both faces", n, spanning.size)
-    return keep[labels]
+        return np.zeros_like(mask), np.zeros_like(mask)
+    first = np.zeros(n + 1, dtype=bool)
+    last = np.zeros(n + 1, dtype=bool)
+    first[labels.take(0, axis=axis)] = True
+    last[labels.take(-1, axis=axis)] = True
+    first[0] = last[0] = False
+    spanning = first & last
+    outlet_only = last & ~first
+    logger.debug(
+        "%d clusters, %d touch both faces, %d the outlet only",
+        n,
+        np.count_nonzero(spanning),
+        np.count_nonzero(outlet_only),
+    )
+    return spanning[labels], outlet_only[labels]
 
 
 def _mesh(domain: np.ndarray, connectivity: str):
@@ -371,11 +391,12 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
     length = shape[axis]
     area = mask.size // length
     volume_fraction = float(np.count_nonzero(mask)) / mask.size
-    domain = _spanning_voxels(mask, axis, connectivity)
+    domain, outlet_only = _clusters(mask, axis, connectivity)
     voxels, nodes, node_vertex = _mesh(domain, connectivity)
     n_nodes = node_vertex.size
     solution = np.zeros(n_nodes)
-    voxel_values = np.zeros(shape)
+    voxel_values = outlet_only.astype(np.float64)  # their exact solution u = 1
+    del outlet_only
     empty = {
         "solution": solution,
         "element_voxels": voxels,
@@ -485,7 +506,8 @@ def solve_laplace(
     on those at the opposite face, zero flux elsewhere. Trilinear hexahedral finite elements on
     the voxels, a single 8 x 8 element matrix (from scikit-fem) scattered over all elements, and
     conjugate gradients preconditioned by smoothed-aggregation algebraic multigrid (pyamg).
-    Only clusters of the phase touching both faces are solved; the others get the value 0. See
+    Only clusters of the phase touching both faces are solved; clusters touching only the
+    outlet get their exact value 1, the others (inlet only, or neither face) 0. See
     the module docstring for the two ``connectivity`` conventions.
 
     Parameters
@@ -540,8 +562,9 @@ def diffusion_channels(image, *, axis: int = 0, connectivity: str = "face") -> n
     """Two-channel image of the transport solutions in both phases, Eqs. (7)-(8).
 
     Channel 0 is the pore solution, channel 1 the solid solution, each evaluated at the voxel
-    centres of its phase and 0 elsewhere. Voxels of clusters that do not touch both faces
-    along ``axis`` are 0 too, and so is a whole channel whose phase is absent or has no path.
+    centres of its phase and 0 elsewhere. Clusters that do not touch both faces along ``axis``
+    are not solved: those touching only the outlet face (``u = 1``) get their exact value 1,
+    those touching only the inlet face or neither face 0. A channel whose phase is absent is 0.
 
     Parameters
     ----------

@@ -206,7 +206,7 @@ def test_face_connectivity_splits_nodes_at_an_edge_contact():
     assert np.unique(face2.element_nodes).size == np.unique(vertex2.element_nodes).size + 1
 
 
-def test_clusters_not_touching_both_faces_get_zero():
+def test_clusters_not_touching_both_faces_get_their_exact_value():
     image = np.ones((8, 8, 8), dtype=bool)
     image[:, 0, 0] = False  # spanning pore channel
     image[3:5, 4:6, 4:6] = False  # isolated pore cluster
@@ -219,9 +219,53 @@ def test_clusters_not_touching_both_faces_get_zero():
     values = result.voxel_values
     assert np.all(values[3:5, 4:6, 4:6] == 0.0)
     assert np.all(values[0:3, 6, 6] == 0.0)
-    assert np.all(values[5:8, 3, 6] == 0.0)
+    assert np.all(values[5:8, 3, 6] == 1.0)
     assert values[:, 0, 0] == pytest.approx((np.arange(8) + 0.5) / 8, abs=1e-9)
     assert result.element_voxels.size == 8
+
+
+def four_clusters_image():
+    """Solid 10^3 with pore clusters: spanning, inlet-only, outlet-only, isolated, edge-joined.
+
+    The last one, ``[7:10, 2, 2]``, touches the outlet and meets the spanning channel
+    ``[:, 1, 1]`` only along an edge: outlet-only under ``"face"``, part of the spanning cluster
+    under ``"vertex"``.
+    """
+    image = np.ones((10, 10, 10), dtype=bool)
+    image[:, 1, 1] = False  # spans
+    image[0:4, 1, 7] = False  # inlet only
+    image[6:10, 7, 7] = False  # outlet only
+    image[4:6, 7, 2] = False  # neither face
+    image[7:10, 2, 2] = False  # outlet, and an edge contact with the spanning channel
+    return image
+
+
+@pytest.mark.parametrize("connectivity", CONNECTIVITIES)
+def test_outlet_only_clusters_have_the_exact_solution_one(connectivity):
+    image = four_clusters_image()
+    result = solve_laplace(image, "pore", connectivity=connectivity)
+    channel = diffusion_channels(image, connectivity=connectivity)[0]
+    for values in (result.voxel_values, channel):
+        assert np.all(values[0:4, 1, 7] == 0.0)  # inlet only: exact solution 0
+        assert np.all(values[6:10, 7, 7] == 1.0)  # outlet only: exact solution 1
+        assert np.all(values[4:6, 7, 2] == 0.0)  # neither face: 0 by convention
+        assert np.all(values[image] == 0.0)  # the other phase
+    edge = result.voxel_values[7:10, 2, 2]
+    if connectivity == "face":
+        # the edge contact does not conduct: a separate outlet-only cluster, and the spanning
+        # channel alone is straight, D_eff/D = (1/10) * 10 / 100
+        assert np.all(edge == 1.0)
+        assert result.voxel_values[:, 1, 1] == pytest.approx((np.arange(10) + 0.5) / 10)
+        assert result.tau_eff == pytest.approx(result.volume_fraction * 100, rel=1e-8)
+        assert result.element_voxels.size == 10
+    else:
+        # joined to the spanning channel through the edge's nodes: solved with it
+        assert np.all((edge > 0.0) & (edge < 1.0))
+        assert result.element_voxels.size == 13
+        assert result.tau_eff < result.volume_fraction * 100
+    # the solid phase is one spanning cluster in both conventions: nothing left at 0 or 1
+    solid = diffusion_channels(image, connectivity=connectivity)[1][image]
+    assert np.all((solid > 0.0) & (solid < 1.0))
 
 
 # --- the solve on random structures ---------------------------------------------------------
