@@ -1,30 +1,36 @@
-"""Benchmark: srlib.transport against TauFactor and PoreSpy on one χ² structure.
+"""Benchmark: srlib.transport against TauFactor (and PoreSpy) on one χ² structure.
 
-Solves both phases of a 128^3 χ² excursion set (correlation length 1/γ² = 10 voxels, solid
-fraction 0.7) along axis 0 with
+Solves both phases of a χ² excursion set (default 128^3, correlation length 1/γ² = 10 voxels,
+solid fraction 0.7) along axis 0 with
 
-* srlib's FEM (``connectivity="face"`` and ``"vertex"``, default tolerance 1e-8; and "face"
-  at 1e-5, whose inlet/outlet flux balance is comparable to the peers' stopping criteria),
+* srlib's FEM (``connectivity="face"`` and ``"vertex"``, default tolerance 1e-8),
 * TauFactor's finite-volume SOR solver on the CPU (``Solver(img).solve(conv_crit=1e-3)``,
-  the conducting phase labelled 1),
-* PoreSpy's ``simulations.tortuosity_fd`` (finite volumes on an OpenPNM cubic network,
-  Ruge-Stueben AMG; needs ``openpnm``, skipped when it is not installed),
+  the conducting phase labelled 1), run right after srlib on the same phase,
+* optionally (``--porespy``) PoreSpy's ``simulations.tortuosity_fd`` (needs ``openpnm``).
 
-prints a table and writes it as JSON to ``benchmarks/out/transport.json``. The budget in
-DESIGN.md: srlib solves both phases in no more time than TauFactor takes on the CPU. Wall times
-depend on what else runs on the machine; the load average is recorded with the results.
+Every solve runs in a fresh subprocess, which reports its wall time, CPU time and the rise of
+its peak RSS (``ru_maxrss``) during the solve above the RSS it had just before (image built,
+modules imported, numba kernels compiled on a tiny image); ``bytes/unknown`` divides that rise
+by the number of unknowns (srlib: mesh nodes; TauFactor: voxels of the phase). The table gives,
+per phase and for both together, srlib's time, TauFactor's, their ratio and bytes per unknown;
+it is written as JSON to ``benchmarks/out/transport.json``. The budgets in DESIGN.md: both
+phases, and the solid phase alone, in no more time than TauFactor's; at most 250 bytes per
+unknown. Wall times depend on the load: the load average is printed with every row.
 
-Run: ``python benchmarks/bench_transport.py [--size 128] [--seed 0]``.
+Run: ``python benchmarks/bench_transport.py [--size 128] [--seed 0] [--porespy]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
 import platform
 import resource
+import subprocess
 import sys
 import time
 import warnings
@@ -67,12 +73,18 @@ def _chi2_fallback(size: int, gamma: float, seed: int) -> np.ndarray:
 
 
 def run_srlib(image: np.ndarray, phase: bool, connectivity: str, tol: float = 1e-8) -> dict:
+    transport.solve_laplace(image[:8, :8, :8] == image[0, 0, 0], True)  # compile, untimed
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    cpu = time.process_time()
     start = time.perf_counter()
     result = transport.solve_laplace(image, phase, axis=0, connectivity=connectivity, tol=tol)
     seconds = time.perf_counter() - start
     return {
         "tau": result.tau_eff,
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "rss_increase_bytes": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024,
+        "unknowns": int(result.solution.size),
         "iterations": result.iterations,
         "flux_balance": abs(result.flux_in - result.flux_out) / max(result.flux_in, 1e-300),
         "converged": result.converged,
@@ -85,18 +97,51 @@ def run_taufactor(image: np.ndarray, phase: bool) -> dict:
     except ImportError as err:
         return {"skipped": f"taufactor not installed ({err})"}
     labels = (image == phase).astype(np.uint8)  # TauFactor labels the conducting phase 1
-    start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
+        taufactor.Solver(labels[:8, :8, :8], device="cpu").solve(verbose=False)  # warm up
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        cpu = time.process_time()
+        start = time.perf_counter()
         solver = taufactor.Solver(labels, device="cpu")
         solver.solve(verbose=False, conv_crit=1e-3)
-    seconds = time.perf_counter() - start
+        seconds = time.perf_counter() - start
     return {
         "tau": float(np.asarray(solver.tau).ravel()[0]),
         "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu,
+        "rss_increase_bytes": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) * 1024,
+        "unknowns": int(labels.sum()),
         "iterations": int(solver.iter),
         "converged": bool(solver.converged),
     }
+
+
+def _child(spec: str) -> None:
+    """Run one solve described by ``size,seed,phase,method`` and print its row as JSON."""
+    size, seed, phase, method = spec.split(",")
+    image, _ = chi2_image(int(size), int(seed))
+    phase = phase == "solid"
+    if method == "taufactor":
+        row = run_taufactor(image, phase)
+    elif method == "porespy":
+        row = run_porespy(image, phase)
+    else:
+        row = run_srlib(image, phase, method)
+    print(json.dumps(row))
+
+
+def solve_in_subprocess(size: int, seed: int, phase: str, method: str) -> dict:
+    """One solve in a fresh interpreter, so that peak RSS and timings do not mix."""
+    command = [sys.executable, __file__, "--child", f"{size},{seed},{phase},{method}"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return {"skipped": f"subprocess failed: {done.stderr.strip().splitlines()[-1:]}"}
+    row = json.loads(done.stdout.strip().splitlines()[-1])
+    row["load_average"] = os.getloadavg()[0]
+    if "rss_increase_bytes" in row:
+        row["bytes_per_unknown"] = row["rss_increase_bytes"] / max(row["unknowns"], 1)
+    return row
 
 
 def run_porespy(image: np.ndarray, phase: bool) -> dict:
@@ -123,32 +168,38 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=128)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--porespy", action="store_true", help="also run PoreSpy")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        _child(args.child)
+        return {}
 
     image, source = chi2_image(args.size, args.seed)
     load_before = os.getloadavg()
-    transport.element_stiffness()  # one-off scikit-fem assembly, outside the timings
+    methods = [("srlib FEM face", "face"), ("TauFactor (CPU)", "taufactor"),
+               ("srlib FEM vertex", "vertex")]
+    if args.porespy:
+        methods.append(("PoreSpy tortuosity_fd", "porespy"))
     rows = []
-    for phase, name in ((False, "pore"), (True, "solid")):
-        fraction = float(np.mean(image == phase))
-        entries = [
-            ("srlib FEM face", run_srlib(image, phase, "face")),
-            ("srlib FEM vertex", run_srlib(image, phase, "vertex")),
-            # at a tolerance giving a flux balance like the peers' stopping criteria (1e-3)
-            ("srlib FEM face tol=1e-5", run_srlib(image, phase, "face", tol=1e-5)),
-            ("TauFactor (CPU)", run_taufactor(image, phase)),
-            ("PoreSpy tortuosity_fd", run_porespy(image, phase)),
-        ]
-        for method, entry in entries:
+    for name in ("pore", "solid"):
+        fraction = float(np.mean(image == (name == "solid")))
+        for method, key in methods:  # srlib face and TauFactor back to back
+            entry = solve_in_subprocess(args.size, args.seed, name, key)
             rows.append({"phase": name, "volume_fraction": fraction, "method": method, **entry})
             print(_format_row(rows[-1]), flush=True)
 
-    totals = {}
-    for method in sorted({row["method"] for row in rows}):
-        times = [row.get("seconds") for row in rows if row["method"] == method]
-        if all(t is not None for t in times):
-            totals[method] = sum(times)
+    summary = {}
+    for method, _ in methods:
+        mine = [r for r in rows if r["method"] == method and "seconds" in r]
+        if len(mine) == 2:
+            summary[method] = {
+                "both_seconds": sum(r["seconds"] for r in mine),
+                "both_cpu_seconds": sum(r["cpu_seconds"] for r in mine if "cpu_seconds" in r),
+                "solid_seconds": next(r["seconds"] for r in mine if r["phase"] == "solid"),
+                "max_bytes_per_unknown": max(r.get("bytes_per_unknown", math.nan) for r in mine),
+            }
     report = {
         "image": {
             "shape": list(image.shape),
@@ -160,25 +211,28 @@ def main(argv=None) -> dict:
         },
         "axis": 0,
         "rows": rows,
-        "both_phases_seconds": totals,
+        "summary": summary,
         "machine": {
             "cpus": os.cpu_count(),
             "load_average_before": load_before,
             "load_average_after": os.getloadavg(),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "python": sys.version.split()[0],
             "platform": platform.platform(),
         },
     }
     print()
-    for method, seconds in totals.items():
-        print(f"both phases, {method:<24s} {seconds:8.1f} s")
-    reference = totals.get("TauFactor (CPU)")
-    if reference is not None:
-        for method in ("srlib FEM face", "srlib FEM vertex", "srlib FEM face tol=1e-5"):
-            verdict = "within" if totals[method] <= reference else "OVER"
-            mine = totals[method]
-            print(f"{method}: {mine:.1f} s vs TauFactor {reference:.1f} s -> {verdict} budget")
+    reference = summary.get("TauFactor (CPU)")
+    for method in ("srlib FEM face", "srlib FEM vertex"):
+        if method not in summary or reference is None:
+            continue
+        mine = summary[method]
+        for label, key in (("both phases", "both_seconds"), ("solid", "solid_seconds")):
+            ratio = mine[key] / reference[key]
+            verdict = "within" if ratio <= 1.0 else "OVER"
+            print(f"{method}, {label}: {mine[key]:.1f} s vs TauFactor {reference[key]:.1f} s "
+                  f"-> ratio {ratio:.2f}, {verdict} budget")
+        verdict = "within" if mine["max_bytes_per_unknown"] <= 250 else "OVER"
+        print(f"{method}: {mine['max_bytes_per_unknown']:.0f} bytes/unknown -> {verdict} budget")
     print(f"load average before/after: {load_before} / {report['machine']['load_average_after']}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -197,6 +251,9 @@ def _format_row(row: dict) -> str:
         extra += f"  iterations {row['iterations']}"
     if "tau_effective_porosity" in row:
         extra += f"  (τ with percolating fraction {row['tau_effective_porosity']:.4f})"
+    if "bytes_per_unknown" in row:
+        extra += f"  {row['bytes_per_unknown']:.0f} B/unknown ({row['unknowns']} unknowns)"
+    extra += f"  load {row['load_average']:.1f}"
     return f"{head} τ = {row['tau']:8.4f}  {row['seconds']:7.1f} s{extra}"
 
 

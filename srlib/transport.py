@@ -39,49 +39,39 @@ from above on such structures. At the native resolution of a χ² image, ``"face
 ``tests/test_transport.py`` and ``benchmarks/bench_transport.py``).
 
 Only clusters of the phase (with the mesh's connectivity) that touch both Dirichlet faces carry
-flux and enter the linear system; the others (isolated, or touching only one face, which would
-make the system singular or give a constant) are excluded and get the value 0, like the other
-phase. The volume fraction ``ε`` in Eq. (9) is that of the whole phase in the whole image.
+flux and enter the linear system. The others are excluded (they would make the system singular
+or have a constant solution) and get their exact value where it is determined: 1 on a cluster
+touching only the outlet face, 0 on one touching only the inlet face, and 0 on one touching
+neither (its solution is any constant; 0 by the convention of Eqs. (7)-(8), like the other
+phase). The volume fraction ``ε`` in Eq. (9) is that of the whole phase in the whole image.
 
-Comparisons. :func:`refine_voxels` splits every voxel into ``factor³`` smaller ones (the same
-domain on a finer grid, for refinement studies); :func:`taufactor_tortuosity` gives the
-finite-volume value of TauFactor (an optional dependency, imported only when called, which
-brings torch) and :func:`compare_tortuosity` / :func:`refinement_study` collect ``τ_eff`` by
-both conventions and by finite volumes, with wall times, as :class:`TortuosityEstimate` rows.
+Comparisons with peers (TauFactor's finite volumes, refinement studies) live in
+:mod:`srlib.comparison`; this module never imports torch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import io
 import logging
-import math
 import time
+import warnings
 from dataclasses import dataclass, field
-from typing import NamedTuple
 
 import numpy as np
-import pyamg
-from scipy import ndimage, sparse
+from scipy import ndimage
 
+from srlib import _multigrid
 from srlib._checks import as_binary, check_axis, check_phase
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CONNECTIVITIES",
-    "FINITE_VOLUMES",
-    "TortuosityEstimate",
     "TransportResult",
-    "compare_tortuosity",
     "diffusion_channels",
     "effective_tortuosity",
     "element_stiffness",
-    "refine_voxels",
-    "refinement_study",
     "solve_laplace",
-    "taufactor_tortuosity",
 ]
 
 #: The supported mesh conventions (see the module docstring).
@@ -91,18 +81,6 @@ CONNECTIVITIES = ("face", "vertex")
 _CORNERS = np.array([((c >> 2) & 1, (c >> 1) & 1, c & 1) for c in range(8)], dtype=np.int64)
 
 _MAX_ITER = 1000
-
-# Smoothed-aggregation AMG options. The constant vector is the exact near-null space of this
-# Neumann-Laplace matrix, so candidate improvement is skipped. The prolongation smoother
-# uses each row's Gershgorin bound (twice the diagonal: rows sum to zero) instead of a global
-# spectral-radius estimate by Arnoldi iteration, which is costly, random and was most of the
-# setup time on 128^3 images; since the interior spectral radius of D^-1 A for this element
-# matrix is 3/2, not 2, omega = 4/3 * 2 / (3/2) = 16/9 restores the classic damping
-# 4/3 / rho(D^-1 A). Measured on a 128^3 chi^2 image (pore phase, 1.2e6 unknowns): 14 CG
-# iterations to 1e-8 and about 30 % less CPU time than pyamg's defaults (15 iterations), and
-# about half the time of Ruge-Stueben AMG (29 iterations, 1.8x operator complexity).
-_PROLONGATION_OMEGA = 16.0 / 9.0
-
 
 @dataclass(frozen=True, eq=False)
 class TransportResult:
@@ -123,7 +101,8 @@ class TransportResult:
         ``"face"`` several nodes can share a grid point.
     voxel_values : numpy.ndarray
         Image-shaped float64 array: the solution at each element's voxel centre (for trilinear
-        elements, the mean of its 8 nodal values), 0 at every other voxel.
+        elements, the mean of its 8 nodal values), 1 at the voxels of clusters touching only the
+        outlet face (their exact solution), 0 at every other voxel.
     d_eff : float
         Relative effective diffusivity ``D_eff/D = flux_in · L / A`` with ``L`` the thickness
         along ``axis`` and ``A`` the box cross-section (voxel units, ``Δu = 1``); 0 without a
@@ -260,19 +239,36 @@ def _check_tol(tol) -> float:
 
 def _spanning_voxels(mask: np.ndarray, axis: int, connectivity: str) -> np.ndarray:
     """Voxels of ``mask`` in clusters touching both faces normal to ``axis``."""
+    return _clusters(mask, axis, connectivity)[0]
+
+
+def _clusters(mask: np.ndarray, axis: int, connectivity: str) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels of ``mask`` in clusters touching both faces, and in clusters touching the outlet only.
+
+    Clusters are 6-connected under ``"face"`` and 26-connected under ``"vertex"``. The exact
+    solution is 1 on a cluster touching only the outlet (``u = 1`` there, no flux elsewhere),
+    0 on one touching only the inlet, and undetermined (0 by the convention of Eqs. (7)-(8))
+    on one touching neither face.
+    """
     rank = 1 if connectivity == "face" else 3
     structure = ndimage.generate_binary_structure(3, rank)
     labels, n = ndimage.label(mask, structure=structure)
     if n == 0:
-        return np.zeros_like(mask)
-    first = np.unique(labels.take(0, axis=axis))
-    last = np.unique(labels.take(-1, axis=axis))
-    spanning = np.intersect1d(first, last)
-    spanning = spanning[spanning > 0]
-    keep = np.zeros(n + 1, dtype=bool)
-    keep[spanning] = True
-    logger.debug("%d clusters, %d touch both faces", n, spanning.size)
-    return keep[labels]
+        return np.zeros_like(mask), np.zeros_like(mask)
+    first = np.zeros(n + 1, dtype=bool)
+    last = np.zeros(n + 1, dtype=bool)
+    first[labels.take(0, axis=axis)] = True
+    last[labels.take(-1, axis=axis)] = True
+    first[0] = last[0] = False
+    spanning = first & last
+    outlet_only = last & ~first
+    logger.debug(
+        "%d clusters, %d touch both faces, %d the outlet only",
+        n,
+        np.count_nonzero(spanning),
+        np.count_nonzero(outlet_only),
+    )
+    return spanning[labels], outlet_only[labels]
 
 
 def _mesh(domain: np.ndarray, connectivity: str):
@@ -306,76 +302,6 @@ def _mesh(domain: np.ndarray, connectivity: str):
     return voxels, nodes, node_vertex
 
 
-@functools.lru_cache(maxsize=1)
-def _slot_pairs() -> tuple[tuple[float, tuple[int, ...], tuple[int, ...]], ...]:
-    """Group the non-zero entries of the element matrix by the grid offset between their corners.
-
-    Returns, for each offset with a non-zero coupling, in ascending order of the offset's flat
-    index (so that column numbers come out sorted within a row), the common value of those
-    entries and the local rows and columns having that offset.
-    """
-    k = element_stiffness()
-    groups: dict[int, list[tuple[int, int]]] = {}
-    for a in range(8):
-        for b in range(8):
-            if k[a, b] != 0.0:
-                dz, dy, dx = _CORNERS[b] - _CORNERS[a]
-                groups.setdefault(int((dz + 1) * 9 + (dy + 1) * 3 + (dx + 1)), []).append((a, b))
-    slots = []
-    for key in sorted(groups):
-        pairs = groups[key]
-        values = np.array([k[a, b] for a, b in pairs])
-        if np.ptp(values) > 1e-12 * np.abs(k).max():  # pragma: no cover - the cube's symmetry
-            raise RuntimeError("element matrix entries differ for one corner offset")
-        slots.append((float(values.mean()), tuple(a for a, _ in pairs), tuple(b for _, b in pairs)))
-    return tuple(slots)
-
-
-def _assemble(nodes: np.ndarray, free_id: np.ndarray, is_outlet: np.ndarray, n_free: int):
-    """Assemble the free-free block of the stiffness matrix and the right-hand side.
-
-    The right-hand side lifts ``u = 1`` at the outlet (``u = 0`` at the inlet contributes
-    nothing). Every element matrix is :func:`element_stiffness`, so a matrix entry is the
-    element value for its corner offset times the number of elements sharing the two nodes in
-    that relative position. A node has at most one neighbour per offset (two voxels sharing a
-    face diagonal share the face, so under ``"face"`` they also share both nodes), which lets
-    the CSR arrays be filled row by row, offset by offset, already sorted and without
-    duplicates, instead of sorting tens of millions of COO triplets.
-    """
-    n_nodes = free_id.size
-    free_rows = np.flatnonzero(free_id >= 0)
-    count = np.zeros(n_free, dtype=np.int64)
-    rhs = np.zeros(n_free)
-    per_slot = []
-    for value, rows_local, cols_local in _slot_pairs():
-        rows = nodes[:, rows_local].ravel()
-        multiplicity = np.bincount(rows, minlength=n_nodes)[free_rows]
-        neighbour = np.full(n_nodes, -1, dtype=nodes.dtype)
-        neighbour[rows] = nodes[:, cols_local].ravel()
-        neighbour = neighbour[free_rows]
-        present = neighbour >= 0
-        neighbour_free = np.where(present, free_id[np.maximum(neighbour, 0)], -1)
-        to_outlet = present & is_outlet[np.maximum(neighbour, 0)]
-        rhs -= value * multiplicity * to_outlet
-        into_free = neighbour_free >= 0
-        count += into_free
-        per_slot.append((value, neighbour_free, multiplicity.astype(np.uint8)))
-    indptr = np.zeros(n_free + 1, dtype=np.int64)
-    np.cumsum(count, out=indptr[1:])
-    index = nodes.dtype if indptr[-1] < np.iinfo(np.int32).max else np.int64
-    indices = np.empty(indptr[-1], dtype=index)
-    data = np.empty(indptr[-1])
-    filled = indptr[:-1].copy()
-    for value, neighbour_free, multiplicity in per_slot:
-        rows = np.flatnonzero(neighbour_free >= 0)
-        position = filled[rows]
-        indices[position] = neighbour_free[rows]
-        data[position] = value * multiplicity[rows]
-        filled[rows] += 1
-    matrix = sparse.csr_matrix((data, indices, indptr.astype(index)), shape=(n_free, n_free))
-    return matrix, rhs
-
-
 def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> dict:
     """Solve on the voxels of ``mask``; return the fields of :class:`TransportResult`."""
     start = time.perf_counter()
@@ -383,11 +309,12 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
     length = shape[axis]
     area = mask.size // length
     volume_fraction = float(np.count_nonzero(mask)) / mask.size
-    domain = _spanning_voxels(mask, axis, connectivity)
+    domain, outlet_only = _clusters(mask, axis, connectivity)
     voxels, nodes, node_vertex = _mesh(domain, connectivity)
     n_nodes = node_vertex.size
     solution = np.zeros(n_nodes)
-    voxel_values = np.zeros(shape)
+    voxel_values = outlet_only.astype(np.float64)  # their exact solution u = 1
+    del outlet_only
     empty = {
         "solution": solution,
         "element_voxels": voxels,
@@ -408,7 +335,8 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
         empty["seconds"] = time.perf_counter() - start
         return empty
 
-    plane = np.unravel_index(node_vertex, tuple(n + 1 for n in shape))[axis]
+    vertex_shape = tuple(n + 1 for n in shape)
+    plane = np.unravel_index(node_vertex, vertex_shape)[axis]
     is_inlet = plane == 0
     is_outlet = plane == length
     is_free = ~(is_inlet | is_outlet)
@@ -420,49 +348,30 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
     iterations, converged = 0, True
     if n_free:
         t0 = time.perf_counter()
-        matrix, rhs = _assemble(nodes, free_id, is_outlet, n_free)
-        t1 = time.perf_counter()
-        ml = pyamg.smoothed_aggregation_solver(
-            matrix,
-            symmetry="symmetric",
-            smooth=("jacobi", {"weighting": "local", "omega": _PROLONGATION_OMEGA}),
-            improve_candidates=None,
-        )
-        t2 = time.perf_counter()
+        free_vertex = node_vertex[is_free]
+        zyx = np.stack(np.unravel_index(free_vertex, vertex_shape), axis=1).astype(np.int32)
+        del free_vertex
         # Start from the straight-channel solution u = coordinate / thickness.
-        x0 = plane[is_free] / length
-        residuals: list[float] = []
-        x, info = pyamg.krylov.cg(
-            matrix,
-            rhs,
-            x0=x0,
-            tol=tol,
-            criteria="rr",
-            maxiter=_MAX_ITER,
-            M=ml.aspreconditioner(cycle="V"),
-            residuals=residuals,
+        x0 = zyx[:, axis] / length
+        x, iterations, converged, residual = _multigrid.solve_free(
+            nodes, free_id, is_outlet, zyx, element_stiffness(), x0, tol, _MAX_ITER
         )
-        t3 = time.perf_counter()
-        iterations = max(len(residuals) - 1, 0)
-        converged = info == 0
+        del zyx, x0
         if not converged:
             logger.warning(
                 "CG did not reach tol=%g in %d iterations (relative residual %.3g)",
                 tol,
                 iterations,
-                residuals[-1] / max(np.linalg.norm(rhs), 1e-300),
+                residual,
             )
         logger.debug(
-            "%d unknowns, %d non-zeros: assembly %.2f s, AMG setup %.2f s, "
-            "CG %.2f s (%d iterations)",
+            "%d unknowns: multigrid-preconditioned CG %.2f s (%d iterations)",
             n_free,
-            matrix.nnz,
-            t1 - t0,
-            t2 - t1,
-            t3 - t2,
+            time.perf_counter() - t0,
             iterations,
         )
         solution[is_free] = x
+        del x
 
     # Reaction K u at the Dirichlet nodes: the flow through each face.
     nodal = solution[nodes]
@@ -496,8 +405,10 @@ def solve_laplace(
     ``u = 0`` on the phase's voxel faces lying on the box face at index 0 of ``axis``, ``u = 1``
     on those at the opposite face, zero flux elsewhere. Trilinear hexahedral finite elements on
     the voxels, a single 8 x 8 element matrix (from scikit-fem) scattered over all elements, and
-    conjugate gradients preconditioned by smoothed-aggregation algebraic multigrid (pyamg).
-    Only clusters of the phase touching both faces are solved; the others get the value 0. See
+    conjugate gradients preconditioned by a geometric multigrid V-cycle (2 x 2 x 2 aggregation
+    with Galerkin coarse operators, :mod:`srlib._multigrid`).
+    Only clusters of the phase touching both faces are solved; clusters touching only the
+    outlet get their exact value 1, the others (inlet only, or neither face) 0. See
     the module docstring for the two ``connectivity`` conventions.
 
     Parameters
@@ -552,8 +463,9 @@ def diffusion_channels(image, *, axis: int = 0, connectivity: str = "face") -> n
     """Two-channel image of the transport solutions in both phases, Eqs. (7)-(8).
 
     Channel 0 is the pore solution, channel 1 the solid solution, each evaluated at the voxel
-    centres of its phase and 0 elsewhere. Voxels of clusters that do not touch both faces
-    along ``axis`` are 0 too, and so is a whole channel whose phase is absent or has no path.
+    centres of its phase and 0 elsewhere. Clusters that do not touch both faces along ``axis``
+    are not solved: those touching only the outlet face (``u = 1``) get their exact value 1,
+    those touching only the inlet face or neither face 0. A channel whose phase is absent is 0.
 
     Parameters
     ----------
@@ -618,263 +530,28 @@ def effective_tortuosity(image, phase, *, axis: int = 0, connectivity: str = "fa
     return solve_laplace(image, phase, axis=axis, connectivity=connectivity).tau_eff
 
 
-# ----------------------------------------------------------------------------- comparisons
-
-#: Method name of TauFactor's finite-volume value in :class:`TortuosityEstimate` rows.
-FINITE_VOLUMES = "finite volumes (TauFactor)"
-
-_BOTH_PHASES = np.array([False, True])
-
-
-class TortuosityEstimate(NamedTuple):
-    """``τ_eff`` of one phase of an image by one method (a row of a comparison table).
-
-    Attributes
-    ----------
-    phase : str
-        ``"pore"`` or ``"solid"``.
-    method : str
-        ``"FEM face"``, ``"FEM vertex"`` or :data:`FINITE_VOLUMES`.
-    tau_eff : float
-        Effective tortuosity, Eq. (9); ``inf`` when the phase has no path between the faces.
-    seconds : float
-        Wall time of the solve.
-    volume_fraction : float
-        ``ε``, the phase's volume fraction in the whole image.
-    converged : bool
-        Whether the solver reached its stopping criterion.
-    refinement : int
-        Each voxel of the original image was split into ``refinement³`` voxels.
-    """
-
-    phase: str
-    method: str
-    tau_eff: float
-    seconds: float
-    volume_fraction: float
-    converged: bool = True
-    refinement: int = 1
+# Names that lived here before :mod:`srlib.comparison` existed: still importable, with a warning.
+_MOVED_TO_COMPARISON = frozenset(
+    {
+        "FINITE_VOLUMES",
+        "TortuosityEstimate",
+        "compare_tortuosity",
+        "refine_voxels",
+        "refinement_study",
+        "taufactor_tortuosity",
+    }
+)
 
 
-def refine_voxels(image, factor: int) -> np.ndarray:
-    """Split every voxel into ``factor³`` voxels: the same domain on a ``factor`` times finer grid.
+def __getattr__(name):
+    """Deprecation alias: the peer comparisons moved to :mod:`srlib.comparison`."""
+    if name in _MOVED_TO_COMPARISON:
+        warnings.warn(
+            f"srlib.transport.{name} moved to srlib.comparison.{name}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        from srlib import comparison
 
-    Parameters
-    ----------
-    image : array_like
-        3D image (any dtype).
-    factor : int
-        Positive integer; 1 returns a copy.
-
-    Returns
-    -------
-    numpy.ndarray
-        Array of shape ``factor * image.shape``, each input voxel repeated as a
-        ``factor x factor x factor`` block.
-
-    Raises
-    ------
-    ValueError
-        If ``image`` is not 3D or ``factor`` is not a positive integer.
-    """
-    if isinstance(factor, bool) or not isinstance(factor, (int, np.integer)) or factor < 1:
-        raise ValueError(f"factor must be a positive integer, got {factor!r}")
-    img = np.asarray(image)
-    if img.ndim != 3:
-        raise ValueError(f"image must be a 3D array, got shape {img.shape}")
-    out = img
-    for ax in range(3):
-        out = np.repeat(out, int(factor), axis=ax)
-    return out if factor > 1 else out.copy()
-
-
-def _taufactor(mask: np.ndarray, axis: int, conv_crit: float, device: str):
-    """TauFactor's τ on the conducting ``mask``; returns ``(tau, converged)``."""
-    try:
-        import taufactor
-    except ImportError as err:  # pragma: no cover - taufactor is in the test extra
-        raise ImportError(
-            "taufactor_tortuosity needs the optional package taufactor (pip install taufactor)"
-        ) from err
-    if not _spanning_voxels(mask, axis, "face").any():
-        # TauFactor's own answer is inf too, but its check for it can miss (a layer with a
-        # transient negative flux) and leave it iterating to its limit on a meaningless value.
-        logger.info("no face-connected path along axis %d: tau = inf without TauFactor", axis)
-        return float("inf"), True
-    labels = np.ascontiguousarray(np.moveaxis(mask, axis, 0)).astype(np.uint8)
-    printed = io.StringIO()  # TauFactor prints its warnings; log them instead
-    # without a path TauFactor divides by zero fluxes on its way to tau = inf: silence NumPy
-    with contextlib.redirect_stdout(printed), np.errstate(divide="ignore", invalid="ignore"):
-        solver = taufactor.Solver(labels, device=device)
-        solver.solve(verbose=False, conv_crit=conv_crit)
-    for line in printed.getvalue().splitlines():
-        logger.info("TauFactor: %s", line)
-    tau = float(np.asarray(solver.tau).ravel()[0])
-    converged = bool(solver.converged)
-    if converged and (tau == 0.0 or not math.isfinite(tau)):
-        tau = float("inf")  # TauFactor's value for a phase without a percolating path
-    if not converged:
-        logger.warning("TauFactor did not converge (conv_crit=%g); tau=%.4g", conv_crit, tau)
-    return tau, converged
-
-
-def taufactor_tortuosity(
-    image, phase, *, axis: int = 0, conv_crit: float = 1e-3, device: str = "cpu"
-) -> float:
-    """Finite-volume ``τ_eff`` of one phase by TauFactor, for comparison with the FEM.
-
-    TauFactor solves the same problem (Dirichlet faces normal to ``axis``, zero flux elsewhere)
-    with unknowns at voxel centres and conductances between face neighbours only, by
-    over-relaxed Gauss-Seidel (``taufactor.Solver(labels, device=device)``, the conducting phase
-    labelled 1, ``solve(verbose=False, conv_crit=conv_crit)``). Its ``ε`` is the whole phase's
-    volume fraction, as in Eq. (9).
-
-    Parameters
-    ----------
-    image : array_like
-        Binary 3D image, ``[z, y, x]``, ``True``/1 = solid, ``False``/0 = pore.
-    phase : bool, int or str
-        ``True``/1/``"solid"`` or ``False``/0/``"pore"``.
-    axis : int
-        Transport axis.
-    conv_crit : float
-        TauFactor's stopping criterion: the relative spread of the flux through the layers.
-    device : str
-        Torch device for TauFactor ("cpu" or "cuda").
-
-    Returns
-    -------
-    float
-        ``τ_eff``; ``inf`` when the phase has no face-connected path between the two faces
-        (checked before TauFactor runs). A run that hits TauFactor's iteration limit logs a
-        warning and returns its last value.
-
-    Raises
-    ------
-    ValueError
-        If ``image`` is not a binary 3D image, ``phase`` is invalid or absent, or ``axis`` is
-        out of range.
-    ImportError
-        If taufactor is not installed.
-    """
-    img = as_binary(image)
-    phase = check_phase(img, phase)
-    axis = check_axis(axis)
-    return _taufactor(img if phase else ~img, axis, conv_crit, device)[0]
-
-
-def compare_tortuosity(
-    image,
-    phases=(False, True),
-    *,
-    axis: int = 0,
-    connectivities=CONNECTIVITIES,
-    finite_volumes: bool = True,
-    tol: float = 1e-8,
-    conv_crit: float = 1e-3,
-    device: str = "cpu",
-) -> list[TortuosityEstimate]:
-    """``τ_eff`` of each phase by the FEM under each convention and by finite volumes.
-
-    Phases absent from the image are skipped. Each solve is timed on its own (one-off imports
-    and set-up happen before the clocks start). The FEM uses :func:`solve_laplace`, the finite
-    volumes :func:`taufactor_tortuosity`.
-
-    Parameters
-    ----------
-    image : array_like
-        Binary 3D image, ``[z, y, x]``, ``True``/1 = solid, ``False``/0 = pore.
-    phases : sequence of bool, int or str
-        Phases to solve; default pore, then solid.
-    axis : int
-        Transport axis.
-    connectivities : sequence of str
-        FEM conventions to run, a subset of :data:`CONNECTIVITIES`.
-    finite_volumes : bool
-        Also run TauFactor.
-    tol : float
-        Relative residual tolerance of the FEM solves (:func:`solve_laplace`).
-    conv_crit : float
-        TauFactor's stopping criterion.
-    device : str
-        Torch device for TauFactor.
-
-    Returns
-    -------
-    list of TortuosityEstimate
-        One row per phase and method, FEM conventions first.
-
-    Raises
-    ------
-    ValueError
-        As :func:`solve_laplace`.
-    """
-    img = as_binary(image)
-    axis = check_axis(axis)
-    connectivities = [_check_connectivity(c) for c in connectivities]
-    element_stiffness()  # scikit-fem's one-off assembly, outside the timings
-    if finite_volumes:
-        _taufactor(np.ones((2, 2, 2), bool), 0, conv_crit, device)  # import torch untimed
-    rows = []
-    for phase in phases:
-        phase = check_phase(_BOTH_PHASES, phase)  # validates and canonicalises
-        if not np.any(img == phase):
-            continue
-        name = "solid" if phase else "pore"
-        fraction = float(np.count_nonzero(img == phase)) / img.size
-        for connectivity in connectivities:
-            start = time.perf_counter()
-            result = solve_laplace(img, phase, axis=axis, connectivity=connectivity, tol=tol)
-            rows.append(TortuosityEstimate(name, f"FEM {connectivity}", result.tau_eff,
-                                           time.perf_counter() - start, fraction,
-                                           result.converged))
-        if finite_volumes:
-            start = time.perf_counter()
-            tau, converged = _taufactor(img if phase else ~img, axis, conv_crit, device)
-            rows.append(TortuosityEstimate(name, FINITE_VOLUMES, tau,
-                                           time.perf_counter() - start, fraction, converged))
-    return rows
-
-
-def refinement_study(
-    image, *, factors=(1, 2, 3), phases=(False, True), axis: int = 0, **options
-) -> list[TortuosityEstimate]:
-    """:func:`compare_tortuosity` on the image refined by each factor (voxels split into r³).
-
-    Refinement keeps the domain (the union of voxels) and hence the exact ``τ_eff`` of Eq. (9);
-    only the discretisation changes. The FEM spaces are nested, so the FEM values can only rise
-    with ``r`` (``"face"`` from below towards the exact value), while finite volumes on rough
-    voxel structures typically come down towards it from above.
-
-    Parameters
-    ----------
-    image : array_like
-        Binary 3D image (keep it small: ``r = 3`` multiplies the unknowns by 27).
-    factors : sequence of int
-        Refinement factors.
-    phases : sequence of bool, int or str
-        Phases to solve.
-    axis : int
-        Transport axis.
-    **options
-        Passed to :func:`compare_tortuosity` (``connectivities``, ``finite_volumes``, ``tol``,
-        ``conv_crit``, ``device``).
-
-    Returns
-    -------
-    list of TortuosityEstimate
-        The rows of :func:`compare_tortuosity` for each factor, with ``refinement`` set.
-
-    Raises
-    ------
-    ValueError
-        As :func:`refine_voxels` and :func:`compare_tortuosity`.
-    """
-    img = as_binary(image)
-    rows = []
-    for factor in factors:
-        fine = refine_voxels(img, factor)
-        logger.info("refinement %d: %s voxels", factor, "x".join(map(str, fine.shape)))
-        rows += [row._replace(refinement=int(factor))
-                 for row in compare_tortuosity(fine, phases, axis=axis, **options)]
-    return rows
+        return getattr(comparison, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

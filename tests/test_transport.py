@@ -206,7 +206,7 @@ def test_face_connectivity_splits_nodes_at_an_edge_contact():
     assert np.unique(face2.element_nodes).size == np.unique(vertex2.element_nodes).size + 1
 
 
-def test_clusters_not_touching_both_faces_get_zero():
+def test_clusters_not_touching_both_faces_get_their_exact_value():
     image = np.ones((8, 8, 8), dtype=bool)
     image[:, 0, 0] = False  # spanning pore channel
     image[3:5, 4:6, 4:6] = False  # isolated pore cluster
@@ -219,9 +219,53 @@ def test_clusters_not_touching_both_faces_get_zero():
     values = result.voxel_values
     assert np.all(values[3:5, 4:6, 4:6] == 0.0)
     assert np.all(values[0:3, 6, 6] == 0.0)
-    assert np.all(values[5:8, 3, 6] == 0.0)
+    assert np.all(values[5:8, 3, 6] == 1.0)
     assert values[:, 0, 0] == pytest.approx((np.arange(8) + 0.5) / 8, abs=1e-9)
     assert result.element_voxels.size == 8
+
+
+def four_clusters_image():
+    """Solid 10^3 with pore clusters: spanning, inlet-only, outlet-only, isolated, edge-joined.
+
+    The last one, ``[7:10, 2, 2]``, touches the outlet and meets the spanning channel
+    ``[:, 1, 1]`` only along an edge: outlet-only under ``"face"``, part of the spanning cluster
+    under ``"vertex"``.
+    """
+    image = np.ones((10, 10, 10), dtype=bool)
+    image[:, 1, 1] = False  # spans
+    image[0:4, 1, 7] = False  # inlet only
+    image[6:10, 7, 7] = False  # outlet only
+    image[4:6, 7, 2] = False  # neither face
+    image[7:10, 2, 2] = False  # outlet, and an edge contact with the spanning channel
+    return image
+
+
+@pytest.mark.parametrize("connectivity", CONNECTIVITIES)
+def test_outlet_only_clusters_have_the_exact_solution_one(connectivity):
+    image = four_clusters_image()
+    result = solve_laplace(image, "pore", connectivity=connectivity)
+    channel = diffusion_channels(image, connectivity=connectivity)[0]
+    for values in (result.voxel_values, channel):
+        assert np.all(values[0:4, 1, 7] == 0.0)  # inlet only: exact solution 0
+        assert np.all(values[6:10, 7, 7] == 1.0)  # outlet only: exact solution 1
+        assert np.all(values[4:6, 7, 2] == 0.0)  # neither face: 0 by convention
+        assert np.all(values[image] == 0.0)  # the other phase
+    edge = result.voxel_values[7:10, 2, 2]
+    if connectivity == "face":
+        # the edge contact does not conduct: a separate outlet-only cluster, and the spanning
+        # channel alone is straight, D_eff/D = (1/10) * 10 / 100
+        assert np.all(edge == 1.0)
+        assert result.voxel_values[:, 1, 1] == pytest.approx((np.arange(10) + 0.5) / 10)
+        assert result.tau_eff == pytest.approx(result.volume_fraction * 100, rel=1e-8)
+        assert result.element_voxels.size == 10
+    else:
+        # joined to the spanning channel through the edge's nodes: solved with it
+        assert np.all((edge > 0.0) & (edge < 1.0))
+        assert result.element_voxels.size == 13
+        assert result.tau_eff < result.volume_fraction * 100
+    # the solid phase is one spanning cluster in both conventions: nothing left at 0 or 1
+    solid = diffusion_channels(image, connectivity=connectivity)[1][image]
+    assert np.all((solid > 0.0) & (solid < 1.0))
 
 
 # --- the solve on random structures ---------------------------------------------------------
@@ -359,17 +403,6 @@ def test_refinement_brackets_the_finite_volume_value():
         assert face[1] == pytest.approx(fv[1], rel=0.15)
 
 
-def test_finite_volume_reference_agrees_with_taufactor():
-    taufactor = pytest.importorskip("taufactor")
-    image = smooth_structure((16, 16, 16), 0.5, sigma=1.5, seed=5)
-    labels = (~image).astype(np.uint8)
-    solver = taufactor.Solver(labels, device="cpu")
-    solver.solve(verbose=False, conv_crit=1e-4)
-    tau_tf = float(np.asarray(solver.tau).ravel()[0])
-    # TauFactor stops once tau changes by < 2e-3 between checks: agreement to a few 1e-3.
-    assert finite_volume_tau(image, False) == pytest.approx(tau_tf, rel=5e-3)
-
-
 # --- bad input ------------------------------------------------------------------------------
 
 
@@ -397,113 +430,3 @@ def test_bad_input_raises_value_error():
         diffusion_channels(image, connectivity="26")
     with pytest.raises(ValueError, match="tol"):
         solve_laplace(image, True, tol=0)
-
-
-# --- comparisons: refinement and finite volumes (TauFactor) ---------------------------------
-
-
-def test_refine_voxels_splits_every_voxel_into_a_block():
-    image = np.arange(24).reshape(2, 3, 4)
-    fine = transport.refine_voxels(image, 3)
-    assert fine.shape == (6, 9, 12)
-    for i, j, k in np.ndindex(image.shape):
-        block = fine[3 * i : 3 * i + 3, 3 * j : 3 * j + 3, 3 * k : 3 * k + 3]
-        assert np.all(block == image[i, j, k])
-    same = transport.refine_voxels(image, 1)
-    assert np.array_equal(same, image) and same is not image
-    assert transport.refine_voxels(image.astype(bool), 2).dtype == bool
-    for bad in (0, -1, 1.5, True):
-        with pytest.raises(ValueError, match="factor"):
-            transport.refine_voxels(image, bad)
-    with pytest.raises(ValueError, match="3D"):
-        transport.refine_voxels(image[0], 2)
-
-
-@pytest.mark.parametrize("connectivity", CONNECTIVITIES)
-def test_refinement_keeps_straight_channels_at_tortuosity_one(connectivity):
-    image = channels_image((5, 5, 5), 0, [(1, 1), (1, 2), (3, 3)])
-    for r in (1, 2, 3):
-        for phase in (False, True):
-            assert effective_tortuosity(
-                transport.refine_voxels(image, r), phase, connectivity=connectivity
-            ) == pytest.approx(1.0, rel=1e-8)
-
-
-def test_refinement_study_rows_and_galerkin_monotonicity():
-    image = smooth_structure((10, 10, 10), 0.45, sigma=1.5, seed=3)
-    rows = transport.refinement_study(image, factors=(1, 2), finite_volumes=False)
-    assert [(r.refinement, r.phase, r.method) for r in rows] == [
-        (f, p, m) for f in (1, 2) for p in ("pore", "solid") for m in ("FEM face", "FEM vertex")
-    ]
-    tau = {(r.refinement, r.phase, r.method): r.tau_eff for r in rows}
-    for phase in ("pore", "solid"):
-        # nested spaces: refinement can only raise tau; vertex (a subspace) stays below face
-        for method in ("FEM face", "FEM vertex"):
-            assert tau[2, phase, method] >= tau[1, phase, method] * (1 - 1e-6)
-        for f in (1, 2):
-            assert tau[f, phase, "FEM vertex"] <= tau[f, phase, "FEM face"] * (1 + 1e-6)
-        # refinement 1 is the image itself
-        assert tau[1, phase, "FEM face"] == pytest.approx(
-            effective_tortuosity(image, phase == "solid"), rel=1e-12
-        )
-    pore = [r.volume_fraction for r in rows if r.phase == "pore"]
-    assert pore == pytest.approx([np.mean(~image)] * len(pore))
-
-
-def test_compare_tortuosity_without_finite_volumes_matches_solve_laplace(structure):
-    image = structure[:12, :12, :12]
-    rows = transport.compare_tortuosity(image, ("solid",), axis=2, finite_volumes=False)
-    assert [(r.phase, r.method) for r in rows] == [("solid", "FEM face"), ("solid", "FEM vertex")]
-    for row, connectivity in zip(rows, CONNECTIVITIES, strict=True):
-        assert row.tau_eff == effective_tortuosity(image, True, axis=2, connectivity=connectivity)
-        assert row.seconds >= 0 and row.converged and row.refinement == 1
-        assert row.volume_fraction == pytest.approx(image.mean())
-    # an absent phase is skipped, a bad one raises
-    full = np.ones((4, 4, 4), bool)
-    assert [r.phase for r in transport.compare_tortuosity(full, finite_volumes=False)] == [
-        "solid", "solid"
-    ]
-    with pytest.raises(ValueError, match="phase"):
-        transport.compare_tortuosity(image, (2,), finite_volumes=False)
-    with pytest.raises(ValueError, match="connectivity"):
-        transport.compare_tortuosity(image, connectivities=("edge",), finite_volumes=False)
-
-
-def test_taufactor_tortuosity_known_answers():
-    pytest.importorskip("taufactor")
-    assert transport.taufactor_tortuosity(np.ones((6, 5, 4), bool), True) == pytest.approx(
-        1.0, rel=1e-3
-    )
-    for axis in (0, 2):
-        image = channels_image((8, 8, 8), axis, [(1, 1), (4, 5)])
-        assert transport.taufactor_tortuosity(image, "pore", axis=axis) == pytest.approx(
-            1.0, rel=1e-3
-        )
-        across = channels_image((8, 8, 8), (axis + 1) % 3, [(1, 1), (4, 5)])
-        assert transport.taufactor_tortuosity(across, False, axis=axis) == math.inf
-    # face connectivity: an edge-contact staircase has no path, as under "face"
-    assert transport.taufactor_tortuosity(staircase(5), True) == math.inf
-    # refined, TauFactor's own no-path check misses it (it iterates to its limit and returns
-    # about 2e7); the wrapper checks percolation first
-    assert transport.taufactor_tortuosity(transport.refine_voxels(staircase(5), 3), 1) == math.inf
-    with pytest.raises(ValueError, match="absent"):
-        transport.taufactor_tortuosity(np.ones((4, 4, 4), bool), False)
-
-
-def test_taufactor_tortuosity_agrees_with_the_finite_volume_reference():
-    pytest.importorskip("taufactor")
-    image = smooth_structure((16, 16, 16), 0.5, sigma=1.5, seed=5)
-    for phase, axis in ((False, 0), (True, 1)):
-        assert transport.taufactor_tortuosity(image, phase, axis=axis) == pytest.approx(
-            finite_volume_tau(image, phase, axis=axis), rel=5e-3
-        )
-
-
-def test_compare_tortuosity_with_finite_volumes():
-    pytest.importorskip("taufactor")
-    image = channels_image((6, 6, 6), 0, [(1, 1), (4, 4)])
-    rows = transport.compare_tortuosity(image)
-    methods = ("FEM face", "FEM vertex", transport.FINITE_VOLUMES)
-    expected = [(p, m) for p in ("pore", "solid") for m in methods]
-    assert [(r.phase, r.method) for r in rows] == expected
-    assert all(r.tau_eff == pytest.approx(1.0, rel=1e-3) and r.converged for r in rows)
