@@ -44,7 +44,7 @@ browser:
 # Unit tests, every notebook at the tiny profile, and the tiny book checked in Chromium.
 test: install browser
 	$(PY) -m ruff check $(LINT_PATHS)
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The book at the default profile (quick), executed with the cache into _build/html.
 book: install
