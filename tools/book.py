@@ -42,6 +42,7 @@ __all__ = [
 
 SKIP_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
 ERROR_MARKERS = ("Traceback (most recent call last)",)
+_READY_JS = "return document.readyState === 'complete' && document.body !== null;"
 _BROKEN_IMAGES_JS = """
 return Array.from(document.images)
   .filter(img => !img.complete || img.naturalWidth === 0)
@@ -228,15 +229,20 @@ def check_book(html_dir, *, screenshot_dir=None) -> list[str]:
                    and "_sources" not in p.parts)
     if not pages:
         return [f"no HTML pages under {html_dir}"]
+    from selenium.webdriver.support.ui import WebDriverWait
+
     problems = []
     driver = _driver()
     try:
         for page in pages:
             driver.get(page.resolve().as_uri())
+            # a page that redirects (index.html) may have no body for a moment
+            WebDriverWait(driver, 30).until(lambda d: d.execute_script(_READY_JS))
             rel = page.relative_to(html_dir)
             broken = driver.execute_script(_BROKEN_IMAGES_JS)
             problems += [f"{rel}: image did not load: {src}" for src in broken]
-            text = driver.execute_script("return document.body.textContent")
+            text = driver.execute_script(
+                "return document.body ? document.body.textContent : ''")
             if any(marker in text for marker in ERROR_MARKERS):
                 problems.append(f"{rel}: page shows an error traceback")
             if screenshot_dir is not None:
