@@ -4,8 +4,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# The CPU build of torch; override e.g. TORCH_SPEC="torch" on a CUDA machine.
-TORCH_SPEC ?= torch==2.13.0
+# torch's requirement as pyproject.toml states it (the one place its version is written),
+# installed first so that its build can be chosen with pip options, e.g. the CPU-only build:
+#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= $(shell sed -n 's/^ *"\(torch[^"]*\)",.*/\1/p' pyproject.toml)
+TORCH_PIP_ARGS ?=
+# Code that ruff checks: the library, its tests and benchmarks, the notebooks, the book tooling.
+LINT_PATHS := srlib tests benchmarks notebooks tools book/_ext
 PROFILE ?= quick
 PYTEST_ARGS ?=
 
@@ -14,21 +19,32 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH_SPEC)"
+	$(PY) -m pip install -q "$(TORCH_SPEC)" $(TORCH_PIP_ARGS)
 	$(PY) -m pip install -q -e ".[book,test]"
 	touch $@
 
 install: $(VENV)/.installed
 
-# Debian's Chromium and its driver, for the browser check of the built book.
+# Chromium and its driver, for the browser check of the built book: used where present,
+# installed with apt only as root on a Debian-like system; otherwise that one test is skipped
+# (with its reason in pytest's summary) and every other test still runs.
 browser:
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
-	  (apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null)
+	@if { command -v chromium || command -v chromium-browser; } >/dev/null && \
+	    command -v chromedriver >/dev/null; then \
+	  :; \
+	elif [ "$$(id -u)" = 0 ] && [ -f /etc/debian_version ] && command -v apt-get >/dev/null; then \
+	  echo "browser: installing Debian's chromium and chromium-driver with apt-get"; \
+	  { apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null; } || \
+	    echo "browser: apt-get failed; the browser check of the book will be skipped"; \
+	else \
+	  echo "browser: no chromium/chromedriver on PATH, and not root on a Debian-like system" \
+	       "with apt-get to install them; the browser check of the book will be skipped"; \
+	fi
 
 # Unit tests, every notebook at the tiny profile, and the tiny book checked in Chromium.
 test: install browser
-	$(PY) -m ruff check srlib tests benchmarks
-	$(PY) -m pytest -n 2 $(PYTEST_ARGS)
+	$(PY) -m ruff check $(LINT_PATHS)
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The book at the default profile (quick), executed with the cache into _build/html.
 book: install
@@ -37,13 +53,13 @@ book: install
 # Re-execute every notebook with another profile (papermill), build its own book:
 #   make rerun PROFILE=paper   ->  results/paper/, _build/runs/paper/_build/html
 rerun: install
-	$(PY) -m srlib.book rerun --profile $(PROFILE)
+	$(PY) -m tools.book rerun --profile $(PROFILE)
 
 paper:
-	$(MAKE) rerun PROFILE=paper TORCH_SPEC="$(TORCH_SPEC)"
+	$(MAKE) rerun PROFILE=paper TORCH_SPEC="$(TORCH_SPEC)" TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)"
 
 check-book: install browser
-	$(PY) -m srlib.book check _build/html
+	$(PY) -m tools.book check _build/html
 
 bench: install
 	$(PY) -m pip install -q -e ".[bench]"
@@ -51,7 +67,7 @@ bench: install
 	$(PY) benchmarks/bench_transport.py
 
 lint: install
-	$(PY) -m ruff check srlib tests benchmarks
+	$(PY) -m ruff check $(LINT_PATHS)
 
 clean-book:
 	rm -rf _build

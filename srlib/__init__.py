@@ -21,6 +21,7 @@ _SUBMODULES = (
     "cli",
     "config",
     "datasets",
+    "evaluation",
     "geodesic",
     "inference",
     "io",

@@ -1,17 +1,23 @@
 """The book as a product: re-execute the notebooks with any parameters, build, and check it.
 
+Book tooling of the repository, not part of the ``srlib`` package: it works on the repository's
+``notebooks/``, ``book/``, ``_config.yml`` and ``_toc.yml``, which an installed ``srlib`` does
+not carry. :func:`repository_root` finds them from the working directory (or, failing that,
+from this file's place in the repository).
+
 Contract. :func:`execute_notebooks` runs every numbered notebook in order with papermill
 (parameters ``profile`` and ``results_root`` plus any others) into a run folder;
 :func:`build_book` builds a Jupyter Book from such executed copies with execution switched
 off, beside them, so runs with other profiles or parameters never share the default book's
 cache or folder; :func:`check_book` opens every page in headless Chromium and lists images that
-did not load and pages that show an error traceback.
+did not load and pages that show an error traceback (:func:`browser_missing` says why it cannot
+run where Chromium or its driver is missing).
 
-Command line (from the repository root)::
+Command line (from the repository root; ``python tools/book.py ...`` works too)::
 
-    python -m srlib.book rerun --profile paper           # -> _build/runs/paper/_build/html
-    python -m srlib.book rerun --profile quick --name mine -p samples_folder /data/volumes
-    python -m srlib.book check _build/html
+    python -m tools.book rerun --profile paper           # -> _build/runs/paper/_build/html
+    python -m tools.book rerun --profile quick --name mine -p samples_folder /data/volumes
+    python -m tools.book check _build/html
 """
 
 from __future__ import annotations
@@ -26,10 +32,17 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["build_book", "check_book", "execute_notebooks", "repository_root"]
+__all__ = [
+    "browser_missing",
+    "build_book",
+    "check_book",
+    "execute_notebooks",
+    "repository_root",
+]
 
 SKIP_PAGES = {"search.html", "genindex.html", "py-modindex.html"}
 ERROR_MARKERS = ("Traceback (most recent call last)",)
+_READY_JS = "return document.readyState === 'complete' && document.body !== null;"
 _BROKEN_IMAGES_JS = """
 return Array.from(document.images)
   .filter(img => !img.complete || img.naturalWidth === 0)
@@ -37,9 +50,38 @@ return Array.from(document.images)
 """
 
 
-def repository_root() -> Path:
-    """The repository holding the notebooks and the book sources (this package's parent)."""
-    return Path(__file__).resolve().parents[1]
+def _is_repository(folder: Path) -> bool:
+    return (folder / "_toc.yml").is_file() and (folder / "notebooks").is_dir()
+
+
+def repository_root(start=None) -> Path:
+    """The repository holding the notebooks and the book sources.
+
+    Parameters
+    ----------
+    start : path, optional
+        Folder to search from, upwards (default: the working directory). When neither it nor
+        a parent holds ``_toc.yml`` and ``notebooks/``, the repository this file lies in.
+
+    Returns
+    -------
+    pathlib.Path
+        The repository's root folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no such folder is found.
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if _is_repository(folder):
+            return folder
+    own = Path(__file__).resolve().parents[1]
+    if _is_repository(own):
+        return own
+    raise FileNotFoundError(f"no repository (a folder with _toc.yml and notebooks/) at or above "
+                            f"{here}; run from the repository root")
 
 
 def execute_notebooks(run_dir, parameters: dict, *, only=None, root=None) -> list[Path]:
@@ -120,15 +162,41 @@ def build_book(run_dir, *, name: str, root=None) -> Path:
     return run_dir / "_build" / "html"
 
 
+def _browser_paths() -> tuple[str | None, str | None]:
+    driver = shutil.which("chromedriver")
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    return driver, browser
+
+
+def browser_missing() -> str | None:
+    """Why :func:`check_book` cannot run here, or None when it can.
+
+    Returns
+    -------
+    str or None
+        A sentence naming what is missing (Chromium, its driver or selenium).
+    """
+    driver, browser = _browser_paths()
+    missing = [name for name, path in (("chromium", browser), ("chromedriver", driver))
+               if path is None]
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        missing.append("selenium (the test extra)")
+    if not missing:
+        return None
+    return (f"the browser check of the book needs {' and '.join(missing)}, not found on PATH "
+            f"(Debian: apt-get install chromium chromium-driver; `make browser` does it as root)")
+
+
 def _driver():
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    driver_path = shutil.which("chromedriver")
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    if driver_path is None or browser is None:
-        raise RuntimeError("the book check needs Debian's chromium and chromium-driver "
-                           "(`make test` installs them with apt-get)")
+    reason = browser_missing()
+    if reason is not None:
+        raise RuntimeError(reason)
+    driver_path, browser = _browser_paths()
     options = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                 "--window-size=1300,2000"):
@@ -161,15 +229,20 @@ def check_book(html_dir, *, screenshot_dir=None) -> list[str]:
                    and "_sources" not in p.parts)
     if not pages:
         return [f"no HTML pages under {html_dir}"]
+    from selenium.webdriver.support.ui import WebDriverWait
+
     problems = []
     driver = _driver()
     try:
         for page in pages:
             driver.get(page.resolve().as_uri())
+            # a page that redirects (index.html) may have no body for a moment
+            WebDriverWait(driver, 30).until(lambda d: d.execute_script(_READY_JS))
             rel = page.relative_to(html_dir)
             broken = driver.execute_script(_BROKEN_IMAGES_JS)
             problems += [f"{rel}: image did not load: {src}" for src in broken]
-            text = driver.execute_script("return document.body.textContent")
+            text = driver.execute_script(
+                "return document.body ? document.body.textContent : ''")
             if any(marker in text for marker in ERROR_MARKERS):
                 problems.append(f"{rel}: page shows an error traceback")
             if screenshot_dir is not None:
@@ -204,7 +277,10 @@ def _literal(text: str):
 
 def main(argv=None) -> int:
     """Command line: ``rerun`` (execute and build) and ``check`` (browser check)."""
-    parser = argparse.ArgumentParser(prog="python -m srlib.book", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m tools.book", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", help="repository root (default: found from the working "
+                                       "directory)")
     sub = parser.add_subparsers(dest="command", required=True)
     rerun = sub.add_parser("rerun", help="re-execute all notebooks and build a book from them")
     rerun.add_argument("--profile", default="quick", help="paper, quick or tiny")
@@ -221,7 +297,7 @@ def main(argv=None) -> int:
     check.add_argument("--screenshot-dir")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    root = repository_root()
+    root = repository_root(args.root)
     if args.command == "check":
         problems = check_book(args.html_dir, screenshot_dir=args.screenshot_dir)
         for p in problems:

@@ -1,4 +1,4 @@
-"""Sphinx extension: serve MathJax from the built book instead of a CDN.
+"""Local Sphinx extension of the book: serve MathJax from the built book instead of a CDN.
 
 The book's equations are typeset by MathJax 3, which Sphinx loads from a CDN by default, so a
 book opened without network access (a copied ``_build/html``, a cluster node, a classroom)
@@ -6,8 +6,9 @@ shows raw LaTeX. The ``sphinx-mathjax-offline`` package (part of the ``book`` ex
 files of MathJax 3.2.2, the release the CDN serves; when it is installed, this extension copies
 them to ``_static/mathjax`` of the HTML output and points ``mathjax_path`` at the same
 ``tex-mml-chtml.js`` component that Sphinx loads from the CDN, so the pages render as before,
-offline too. Without the package the CDN stays. Listed in ``_config.yml``
-(``sphinx.extra_extensions``).
+offline too. Without the package the CDN stays. Loaded through ``sphinx.local_extensions`` in
+``_config.yml`` (this folder, ``book/_ext``, goes on Sphinx's path); it is book tooling, not part
+of ``srlib``.
 """
 
 from __future__ import annotations
