@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from srlib import plotting  # noqa: E402
-from srlib.transport import FINITE_VOLUMES, TortuosityEstimate, diffusion_channels  # noqa: E402
+from srlib.comparison import FINITE_VOLUMES, TortuosityEstimate  # noqa: E402
+from srlib.transport import diffusion_channels  # noqa: E402
 
 
 @pytest.fixture

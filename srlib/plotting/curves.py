@@ -59,9 +59,9 @@ def fig_refinement(estimates):
 
     Parameters
     ----------
-    estimates : sequence of srlib.transport.TortuosityEstimate or pandas.DataFrame
+    estimates : sequence of srlib.comparison.TortuosityEstimate or pandas.DataFrame
         Rows with ``phase``, ``method``, ``refinement`` and ``tau_eff`` (e.g. from
-        :func:`srlib.transport.refinement_study`). Infinite values (no path) are not drawn; the
+        :func:`srlib.comparison.refinement_study`). Infinite values (no path) are not drawn; the
         panel says which methods found none.
 
     Returns
