@@ -441,9 +441,9 @@ class Database:
         ValueError
             On a bad kind or region, a missing or damaged array, or channels of other settings.
         """
-        region = tuple(region) if isinstance(region, (tuple, list)) else region
-        if (not isinstance(region, tuple) or len(region) != 3
-                or not all(isinstance(r, slice) for r in region)):
+        region = tuple(region) if isinstance(region, list) else region
+        if not (isinstance(region, tuple) and len(region) == 3
+                and all(isinstance(r, slice) for r in region)):
             raise ValueError(f"region must be a tuple of 3 slices, got {region!r}")
         if kind == "channels":
             self._check_channels(connectivity, axis)
@@ -463,10 +463,9 @@ class Database:
                                  f"{self.scenario_names}")
             if i not in self.indices():
                 raise ValueError(f"realization i={i} is not among {self.indices()}")
-            hint = ("run srlib.datasets.build_diffusion_channels" if kind == "channels"
-                    else "rebuild the database (srlib.datasets.build_database)")
             if not path.exists():
-                raise ValueError(f"{path} is missing; {hint}")
+                raise ValueError(f"{path} is missing; run srlib.datasets.build_"
+                                 f"{'diffusion_channels' if kind == 'channels' else 'database'}")
             self._arrays[path] = _store.open_array(path)
         return self._arrays[path]
 
@@ -549,11 +548,11 @@ def _database_key(profile: Profile) -> dict:
 
 def _workers(workers, scheduler, edge: int) -> int | None:
     """Local worker processes: as asked, else one per core up to 256³ images, else one."""
-    from srlib.parallel import default_workers
+    from srlib.parallel import SCHEDULER_ENV, default_workers
 
     if workers is not None:
         return positive_int(workers, "workers")
-    if scheduler:
+    if scheduler is not None or os.environ.get(SCHEDULER_ENV):
         return None
     return default_workers() if edge <= 256 else 1
 
@@ -567,7 +566,7 @@ def calibrate_scenarios(samples) -> list[Scenario]:
     ]
 
 
-def build_database(profile: Profile, *, samples=None, root=None, scheduler: str | None = None,
+def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
                    workers: int | None = None, progress: bool = True) -> Database:
     """Create (or complete) the database of model realizations for a profile.
 
@@ -586,9 +585,9 @@ def build_database(profile: Profile, *, samples=None, root=None, scheduler: str 
         ``profile.samples``.
     root : path, optional
         Database folder; default ``results/<profile>/database``.
-    scheduler : str, optional
-        Address of an existing Dask scheduler; default ``$SRLIB_DASK_SCHEDULER``, else a local
-        cluster.
+    scheduler : str or dask.distributed.Client, optional
+        Existing scheduler's address, or a client (:func:`srlib.parallel.dask_client`);
+        default ``$SRLIB_DASK_SCHEDULER``, else a local cluster.
     workers : int, optional
         Worker processes of the local cluster; default one per core for images up to 256³,
         else 1 (large FFTs are memory-bound and use all cores themselves).
@@ -645,7 +644,7 @@ def build_database(profile: Profile, *, samples=None, root=None, scheduler: str 
 
 
 def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: int = 0,
-                             scheduler: str | None = None, workers: int | None = None,
+                             scheduler=None, workers: int | None = None,
                              progress: bool = True) -> None:
     """Compute and store the diffusion channels of every low-resolution image of a database.
 
@@ -662,12 +661,11 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
         FEM mesh convention, see :mod:`srlib.transport`.
     axis : int
         Transport axis of the channels.
-    scheduler : str, optional
-        Address of an existing Dask scheduler; default ``$SRLIB_DASK_SCHEDULER``, else a local
-        cluster.
+    scheduler : str or dask.distributed.Client, optional
+        Existing scheduler's address, or a client (:func:`srlib.parallel.dask_client`);
+        default ``$SRLIB_DASK_SCHEDULER``, else a local cluster.
     workers : int, optional
-        Worker processes of the local cluster; default one per core for LR images up to
-        256³, else 1.
+        Local worker processes; default one per core for LR images up to 256³, else 1.
     progress : bool
         Show a progress bar.
     """

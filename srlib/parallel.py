@@ -49,15 +49,16 @@ def default_workers() -> int:
 
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, *,
+def dask_client(scheduler: str | Client | None = None, *,
                 workers: int | None = None) -> Iterator[Client]:
     """A Dask client: an existing cluster's, or that of a local cluster started for the block.
 
     Parameters
     ----------
-    scheduler : str, optional
-        Address of an existing scheduler (``tcp://host:8786``); default the environment
-        variable ``SRLIB_DASK_SCHEDULER``, and when that is unset or empty a local cluster.
+    scheduler : str or dask.distributed.Client, optional
+        Address of an existing scheduler (``tcp://host:8786``), or a client to use as it is
+        (left open; to share one cluster between stages); default the environment variable
+        ``SRLIB_DASK_SCHEDULER``, and when that is unset or empty a local cluster.
     workers : int, optional
         Worker processes of the local cluster (one thread each); default
         :func:`default_workers`. ``1`` runs the tasks in this process (no worker process).
@@ -72,8 +73,12 @@ def dask_client(scheduler: str | None = None, *,
 
     if workers is not None:
         workers = positive_int(workers, "workers")
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
     if scheduler is not None and not isinstance(scheduler, str):
-        raise ValueError(f"scheduler must be an address string, got {scheduler!r}")
+        raise ValueError(f"scheduler must be an address or a dask.distributed.Client, got "
+                         f"{scheduler!r}")
     address = scheduler or os.environ.get(SCHEDULER_ENV) or None
     if address:
         if workers is not None:
