@@ -356,10 +356,7 @@ class Database:
         return [s.name for s in self.scenarios]
 
     def path(self, scenario: str, i: int, kind: str) -> Path:
-        """Folder of one array; ``kind`` is 'hr', 'lr2', 'lr4', 'lr8', 'diffu2', ...
-
-        The folder exists only once the array is completely written.
-        """
+        """Folder of one array (once complete); ``kind``: 'hr', 'lr2', ..., 'diffu2', ..."""
         return self.root / scenario / f"r{i:02d}_{kind}"
 
     def indices(self, role: str | None = None) -> list[int]:
@@ -692,6 +689,8 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
     todo = [(str(db.root), s, i, a, connectivity, key["axis"])
             for (s, i, a), path in paths.items()
             if not _store.array_ok(path, (2, *db.array("lr", s, i, a).shape), np.float32)]
+    for _, s, i, a, _, _ in todo:  # inputs checked before any work: a clear error here
+        db.lr(s, i, a)
     if todo:
         edge = max(n for s, i, a in paths for n in db.array("lr", s, i, a).shape)
         with dask_client(scheduler, workers=_workers(workers, scheduler, edge)) as client:
