@@ -1,3 +1,4 @@
+import pickle
 import shutil
 
 import numpy as np
@@ -123,6 +124,8 @@ def test_read_region_equals_slicing_the_whole_volume(tmp_path, small_samples, mo
     assert got.dtype == np.float32 and got.shape == (2, 8, 1, 16)
     assert np.array_equal(got, db.channels("s0", 2, 2)[(slice(None), *lr_region)])
     assert db.array("lr", "s1", 1, 4).shape == (8, 8, 8)
+    copy = pickle.loads(pickle.dumps(db))  # DataLoader workers get a copy of the database
+    assert np.array_equal(copy.read_region("hr", "s1", 3, None, region), db.hr("s1", 3)[region])
     with pytest.raises(ValueError, match="region"):
         db.read_region("hr", "s0", 1, None, (slice(0, 4),) * 2)
     with pytest.raises(ValueError, match="kind"):
