@@ -8,6 +8,7 @@ Otsu-binarised) and keeping every output of a profile under ``<results-root>/<pr
     srlib generate --samples my_volumes/ --profile quick
                                                        # database: realizations, LR versions,
                                                        # diffusion channels, per calibrated sample
+                                                       # (Dask: --workers N, --scheduler ADDRESS)
     srlib train --profile quick                        # the six networks (resumable)
     srlib super-resolve lr.tif sr.tif --alpha 4 --method diffu --profile quick
     srlib evaluate sr.tif hr.tif --alpha 4             # every metric of section 2.3, as JSON
@@ -115,10 +116,11 @@ def cmd_generate(args) -> int:
 
     profile = _profile(args)
     out = _out(args, profile)
+    engine = {"scheduler": args.scheduler, "workers": args.workers}
     db = datasets.build_database(profile, samples=_samples(args, profile),
-                                 root=out / "database")
+                                 root=out / "database", **engine)
     if not args.no_channels:
-        datasets.build_diffusion_channels(db, connectivity=profile.connectivity)
+        datasets.build_diffusion_channels(db, connectivity=profile.connectivity, **engine)
     print(f"database of {len(db.scenarios)} scenario(s) in {db.root}")
     return 0
 
@@ -236,6 +238,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="build the database of model realizations")
     p.add_argument("--samples", help="folder of your volumes (default: the public samples)")
     p.add_argument("--no-channels", action="store_true", help="skip the diffusion channels")
+    p.add_argument("--scheduler", default=None,
+                   help="address of an existing Dask scheduler, e.g. tcp://host:8786 (default "
+                        "$SRLIB_DASK_SCHEDULER, else a local cluster)")
+    p.add_argument("--workers", type=_positive_int_arg, default=None,
+                   help="worker processes of the local Dask cluster (default: one per core; 1 "
+                        "runs in this process)")
     common(p, profile=True)
     p.set_defaults(func=cmd_generate)
 

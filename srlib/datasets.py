@@ -4,18 +4,21 @@ Contract. :func:`public_samples` returns the real, segmented micro-CT volumes th
 porespy 3.2.0 source distribution on PyPI (fetched from the package index with pooch, SHA-256
 verified, cached under :func:`cache_dir`), each as a :class:`Sample` with a ``bool`` image
 (True = solid); :func:`folder_samples` reads a user's own folder of volumes instead (hidden
-files are ignored). The paper's FIB-SEM data is
-not public; these stand in as the "tomographic set" (section 2.1.1).
+files are ignored). The paper's FIB-SEM data is not public; these stand in as the
+"tomographic set" (section 2.1.1).
 
 :func:`build_database` creates, for a :class:`~srlib.config.Profile`, one scenario per sample
 with model parameters from :func:`srlib.stochastic.calibrate`, and for each scenario the
 profile's realizations (train/validation/test roles as in section 2.2.2) with their
-low-resolution versions for every α (Eq. 3), one file per image, written atomically: an
-interrupted run resumes where it stopped, to the same files, and a stored file that cannot be
-read or has the wrong shape is recomputed. :func:`build_diffusion_channels` adds the diffusion
-channels (Eqs. 7-8) of every low-resolution image beside them, recording the mesh connectivity
-and transport axis they were computed with (``channels.json``): channels of other settings are
-never reused. :class:`Database` reads it back.
+low-resolution versions for every α (Eq. 3), as Dask tasks (:mod:`srlib.parallel`), into a
+chunked, compressed zarr store, one array per image, each written atomically and checksummed
+(:mod:`srlib._store`): an interrupted run resumes where it stopped, to the same data, and an
+array that is damaged or has the wrong shape is recomputed; the result does not depend on the
+number of workers. :func:`build_diffusion_channels` adds the diffusion channels (Eqs. 7-8) of
+every low-resolution image beside them, recording the mesh connectivity and transport axis
+they were computed with (``channels.json``): channels of other settings are never reused.
+:class:`Database` reads it back, whole volumes or regions (reading only the chunks a region
+touches); a database of the earlier ``.npz``/``.npy`` format is converted when opened.
 """
 
 from __future__ import annotations
@@ -26,15 +29,14 @@ import os
 import shutil
 import tempfile
 import zipfile
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
-from srlib import stochastic
-from srlib._checks import as_binary, check_alpha, check_axis, check_choice, positive_int
+from srlib import _store, stochastic
+from srlib._checks import check_alpha, check_axis, check_choice, positive_int
+from srlib._store import load_bits, save_bits
 from srlib.config import Profile, results_dir
 from srlib.io import atomic_path, is_hidden, load_binary, natural_sorted, remove_stale_temp
 from srlib.resample import downsample
@@ -277,57 +279,6 @@ def crop_center(image, size: int | None) -> np.ndarray:
     return np.ascontiguousarray(img[tuple(slice(s, s + size) for s in starts)])
 
 
-# ----------------------------------------------------------------------------- binary files
-
-
-def save_bits(path, image) -> Path:
-    """Save a binary 3D image bit-packed (8× smaller than bool), atomically.
-
-    Parameters
-    ----------
-    path : path
-        Target ``.npz`` file.
-    image : array_like
-        Binary image.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-    """
-    img = as_binary(image)
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, bits=np.packbits(img, axis=None), shape=np.array(img.shape))
-    return path
-
-
-def load_bits(path) -> np.ndarray:
-    """Load a binary image written by :func:`save_bits`.
-
-    Raises
-    ------
-    ValueError
-        If the file is missing, truncated or not written by :func:`save_bits` (names the file).
-    """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            shape = tuple(int(n) for n in data["shape"])
-            bits = data["bits"]
-            n = int(np.prod(shape))
-            if len(shape) != 3 or bits.size != (n + 7) // 8:
-                raise ValueError(f"holds {bits.size} bytes for shape {shape}")
-            return np.unpackbits(bits, count=n).reshape(shape).astype(bool)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"cannot read binary image {path}: {err or type(err).__name__}; "
-                         "delete it and rebuild") from err
-
-
-def _save_array(path: Path, array: np.ndarray) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.save(fh, array)
-
-
 # ----------------------------------------------------------------------------- database
 
 
@@ -348,13 +299,24 @@ class Scenario:
                 "voxel_size_um": self.voxel_size_um}
 
 
+_KINDS = ("hr", "lr", "channels")
+
+
 class Database:
     """Read access to a profile's database under ``results/<profile>/database``.
 
-    Layout: ``scenarios.json``; per scenario ``<name>/rNN_hr.npz`` (bit-packed HR image),
-    ``<name>/rNN_lr{α}.npz`` (its Eq. 3 down-sampling) and ``<name>/rNN_diffu{α}.npy``
-    (float32 diffusion channels of the LR image, ``[pore, solid]``). ``NN`` counts from 1
-    (realization ``i`` of the paper).
+    Layout: ``scenarios.json`` and ``channels.json`` (JSON), and a zarr (v3) hierarchy with
+    one group per scenario holding, per realization, the arrays ``rNN_hr`` (``bool`` HR
+    image), ``rNN_lr{α}`` (its Eq. 3 down-sampling) and ``rNN_diffu{α}`` (``float32``
+    diffusion channels of the LR image, ``(2, *lr.shape)``, ``[pore, solid]``), chunked in
+    32³ cubes and compressed (see :mod:`srlib._store`). ``NN`` counts from 1 (realization
+    ``i`` of the paper). A database of the earlier format (``rNN_hr.npz`` bit-packed files,
+    ``rNN_diffu{α}.npy``) found at ``root`` is converted in place when it is opened; a file
+    of it that cannot be read is dropped, and the next build recomputes it.
+
+    :meth:`hr`, :meth:`lr` and :meth:`channels` read whole volumes (checked against their
+    digests); :meth:`read_region` and :meth:`array` read only the chunks a region touches,
+    for cutouts of volumes of any size.
 
     Parameters
     ----------
@@ -382,6 +344,11 @@ class Database:
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{meta} is not a database description ({type(err).__name__}: "
                              f"{err}); delete the database folder and rebuild it") from err
+        self._arrays = {}
+        _store.migrate_legacy(self.root, self.scenario_names)
+
+    def __getstate__(self):  # opened arrays are not pickled
+        return self.__dict__ | {"_arrays": {}}
 
     @property
     def scenario_names(self) -> list[str]:
@@ -389,9 +356,8 @@ class Database:
         return [s.name for s in self.scenarios]
 
     def path(self, scenario: str, i: int, kind: str) -> Path:
-        """Path of one file; ``kind`` is 'hr', 'lr2', 'lr4', 'lr8', 'diffu2', ..."""
-        suffix = ".npy" if kind.startswith("diffu") else ".npz"
-        return self.root / scenario / f"r{i:02d}_{kind}{suffix}"
+        """Folder of one array (once complete); ``kind``: 'hr', 'lr2', ..., 'diffu2', ..."""
+        return self.root / scenario / f"r{i:02d}_{kind}"
 
     def indices(self, role: str | None = None) -> list[int]:
         """Realization numbers (1-based) of a role ('train', 'val', 'test'), or all."""
@@ -399,11 +365,11 @@ class Database:
 
     def hr(self, scenario: str, i: int) -> np.ndarray:
         """High-resolution realization ``i`` of a scenario."""
-        return load_bits(self.path(scenario, i, "hr"))
+        return self._read("hr", scenario, i, None, None)
 
     def lr(self, scenario: str, i: int, alpha: int) -> np.ndarray:
         """Its low-resolution version for ``alpha`` (Eq. 3)."""
-        return load_bits(self.path(scenario, i, f"lr{check_alpha(alpha)}"))
+        return self._read("lr", scenario, i, alpha, None)
 
     @property
     def channels_key(self) -> dict | None:
@@ -439,9 +405,89 @@ class Database:
         ValueError
             If the channels are missing, unreadable, or were computed with other settings.
         """
-        path = self.path(scenario, i, f"diffu{check_alpha(alpha)}")
-        if not path.exists():
-            raise ValueError(f"{path} is missing; run srlib.datasets.build_diffusion_channels")
+        self._check_channels(connectivity, axis)
+        return self._read("channels", scenario, i, alpha, None)
+
+    def read_region(self, kind: str, scenario: str, i: int, alpha: int | None, region, *,
+                    connectivity: str | None = None, axis: int | None = None) -> np.ndarray:
+        """Read a region of one volume, reading only the chunks it touches.
+
+        Parameters
+        ----------
+        kind : {"hr", "lr", "channels"}
+            The HR image, its LR version for ``alpha``, or the diffusion channels of that.
+        scenario : str
+            Scenario name.
+        i : int
+            Realization number (1-based).
+        alpha : int or None
+            Scaling factor (ignored for ``"hr"``).
+        region : tuple of 3 slice
+            The region ``[z, y, x]`` of the volume (for ``"channels"``, both channels of it).
+        connectivity, axis : optional
+            For ``"channels"``: the settings they must have been computed with, as in
+            :meth:`channels`.
+
+        Returns
+        -------
+        numpy.ndarray
+            ``bool`` for "hr"/"lr"; ``float32`` ``(2, *region shape)`` for "channels".
+
+        Raises
+        ------
+        ValueError
+            On a bad kind or region, a missing or damaged array, or channels of other settings.
+        """
+        region = tuple(region) if isinstance(region, list) else region
+        if not (isinstance(region, tuple) and len(region) == 3
+                and all(isinstance(r, slice) for r in region)):
+            raise ValueError(f"region must be a tuple of 3 slices, got {region!r}")
+        if kind == "channels":
+            self._check_channels(connectivity, axis)
+        return self._read(kind, scenario, i, alpha, region)
+
+    def array(self, kind: str, scenario: str, i: int, alpha: int | None = None):
+        """The stored array of one volume, lazy and read-only (a ``zarr.Array``).
+
+        Indexing it reads only the chunks an index touches; ``.shape`` reads nothing.
+        ``kind`` and ``alpha`` as in :meth:`read_region` (no settings check for channels).
+        """
+        key = self._name(kind, alpha)
+        path = self.path(scenario, i, key)
+        if path not in self._arrays:
+            if scenario not in self.scenario_names:
+                raise ValueError(f"unknown scenario {scenario!r}; the database has "
+                                 f"{self.scenario_names}")
+            if i not in self.indices():
+                raise ValueError(f"realization i={i} is not among {self.indices()}")
+            if not path.exists():
+                raise ValueError(f"{path} is missing; run srlib.datasets.build_"
+                                 f"{'diffusion_channels' if kind == 'channels' else 'database'}")
+            self._arrays[path] = _store.open_array(path)
+        return self._arrays[path]
+
+    def _name(self, kind: str, alpha) -> str:
+        check_choice(kind, _KINDS, "kind")
+        if kind == "hr":
+            return "hr"
+        alpha = check_alpha(alpha)
+        if alpha not in self.alphas:
+            raise ValueError(f"alpha={alpha} is not among the database's alphas {self.alphas}")
+        return f"{'lr' if kind == 'lr' else 'diffu'}{alpha}"
+
+    def _read(self, kind, scenario, i, alpha, region) -> np.ndarray:
+        arr = self.array(kind, scenario, i, alpha)
+        path = self.path(scenario, i, self._name(kind, alpha))
+        what = "diffusion channels" if kind == "channels" else "binary image"
+        try:
+            if region is None:
+                return _store.read_array(path)
+            return np.asarray(arr[(slice(None),) * (arr.ndim - 3) + region])
+        except Exception as err:  # codecs raise many types for damaged chunks
+            raise ValueError(f"cannot read {what} {path}: {err}; delete it and rebuild "
+                             "(build_database / build_diffusion_channels)") from err
+
+    def _check_channels(self, connectivity, axis) -> None:
         key = self.channels_key or {}  # {}: settings not recorded (files of another tool)
         wanted = {"connectivity": connectivity, "axis": axis}
         other = {k: v for k, v in wanted.items() if v is not None and key.get(k) != v}
@@ -449,21 +495,12 @@ class Database:
             raise ValueError(f"the channels in {self.root} were computed with "
                              f"{key or 'unrecorded settings'}, not {other}; run "
                              f"build_diffusion_channels(db, **{other})")
-        try:
-            return np.load(path, allow_pickle=False)
-        except (OSError, ValueError, EOFError) as err:
-            raise ValueError(f"cannot read diffusion channels {path}: {err}; delete it and "
-                             "run build_diffusion_channels") from err
 
     def _is_complete(self, scenario: str, i: int, hr_size: int) -> bool:
-        """True if realization ``i``'s HR and LR files are readable and of the right shapes."""
-        try:
-            if self.hr(scenario, i).shape != (hr_size,) * 3:
-                return False
-            return all(self.lr(scenario, i, a).shape == (hr_size // a,) * 3
-                       for a in self.alphas)
-        except ValueError:
-            return False
+        """True if realization ``i``'s HR and LR arrays are complete and of the right shapes."""
+        return _store.array_ok(self.path(scenario, i, "hr"), (hr_size,) * 3, bool) and all(
+            _store.array_ok(self.path(scenario, i, f"lr{a}"), (hr_size // a,) * 3, bool)
+            for a in self.alphas)
 
 
 def _read_json(path: Path) -> dict:
@@ -474,29 +511,47 @@ def _read_json(path: Path) -> dict:
         raise ValueError(f"{path} is not readable JSON ({err}); delete it and rebuild") from err
 
 
-def _channels_ok(path: Path, shape: tuple) -> bool:
-    """True if a stored channels file is readable (header and length) and of ``shape``."""
-    try:
-        arr = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError):
-        return False
-    return arr.shape == shape and arr.dtype == np.float32
+def _realization_task(root: str, scenario: str, i: int, shape: int, alphas: tuple,
+                      nu: float, gamma: float, seed_entropy: int, spawn_key: tuple) -> str:
+    """Sample realization ``i`` of a scenario and write it and its LR versions (a Dask task)."""
+    from srlib import _store
 
-
-def _realization_task(path_hr: str, paths_lr: dict, shape: int, nu: float, gamma: float,
-                      seed_entropy: int, spawn_key: tuple) -> str:
     seed = np.random.SeedSequence(entropy=seed_entropy, spawn_key=spawn_key)
     hr = stochastic.sample(shape, stochastic.ModelParams(nu, gamma), seed=seed)
-    for alpha, path in paths_lr.items():
-        save_bits(path, downsample(hr, alpha))
-    save_bits(path_hr, hr)  # written last: its presence marks the realization as complete
-    return path_hr
+    folder = Path(root) / scenario
+    for alpha in alphas:
+        _store.write_array(folder / f"r{i:02d}_lr{alpha}", downsample(hr, alpha))
+    _store.write_array(folder / f"r{i:02d}_hr", hr)
+    return f"{scenario}/{i}"
+
+
+def _channels_task(root: str, scenario: str, i: int, alpha: int, connectivity: str,
+                   axis: int) -> str:
+    """Compute and write the diffusion channels of one LR image (a Dask task)."""
+    from srlib import _store, transport
+
+    folder = Path(root) / scenario
+    lr = _store.read_array(folder / f"r{i:02d}_lr{alpha}")
+    channels = transport.diffusion_channels(lr, axis=axis, connectivity=connectivity)
+    _store.write_array(folder / f"r{i:02d}_diffu{alpha}", np.asarray(channels, np.float32))
+    return f"{scenario}/{i}/{alpha}"
 
 
 def _database_key(profile: Profile) -> dict:
     """The profile fields that determine the database's content, JSON-normalised."""
     keys = ("name", "hr_size", "n_realizations", "split", "alphas", "seed")
     return json.loads(json.dumps({k: getattr(profile, k) for k in keys}))
+
+
+def _workers(workers, scheduler, edge: int) -> int | None:
+    """Local worker processes: as asked, else one per core up to 256³ images, else one."""
+    from srlib.parallel import SCHEDULER_ENV, default_workers
+
+    if workers is not None:
+        return positive_int(workers, "workers")
+    if scheduler is not None or os.environ.get(SCHEDULER_ENV):
+        return None
+    return default_workers() if edge <= 256 else 1
 
 
 def calibrate_scenarios(samples) -> list[Scenario]:
@@ -508,9 +563,15 @@ def calibrate_scenarios(samples) -> list[Scenario]:
     ]
 
 
-def build_database(profile: Profile, *, samples=None, root=None, workers: int | None = None,
-                   progress: bool = True) -> Database:
+def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
+                   workers: int | None = None, progress: bool = True) -> Database:
     """Create (or complete) the database of model realizations for a profile.
+
+    Each realization (its HR image and LR versions) is one Dask task (see
+    :mod:`srlib.parallel`) writing its own arrays; its seed derives from the profile's seed
+    and its (scenario, index), so the database is the same for any number of workers. Stored
+    realizations that are complete (every array present, of the right shape, matching its
+    digest) are kept; the others are recomputed. Nothing is started when none is missing.
 
     Parameters
     ----------
@@ -521,9 +582,12 @@ def build_database(profile: Profile, *, samples=None, root=None, workers: int | 
         ``profile.samples``.
     root : path, optional
         Database folder; default ``results/<profile>/database``.
+    scheduler : str or dask.distributed.Client, optional
+        Existing scheduler's address, or a client (:func:`srlib.parallel.dask_client`);
+        default ``$SRLIB_DASK_SCHEDULER``, else a local cluster.
     workers : int, optional
-        Parallel processes for the realizations; default 2 for images up to 256³, else 1
-        (large FFTs are memory-bound and use all cores themselves).
+        Worker processes of the local cluster; default one per core for images up to 256³,
+        else 1 (large FFTs are memory-bound and use all cores themselves).
     progress : bool
         Show a progress bar.
 
@@ -532,14 +596,16 @@ def build_database(profile: Profile, *, samples=None, root=None, workers: int | 
     Database
         The database, complete.
     """
+    from srlib.parallel import dask_client, run_tasks
+
     if not isinstance(profile, Profile):
         raise ValueError(f"profile must be a srlib.config.Profile, got {profile!r}")
-    if workers is not None:
-        workers = positive_int(workers, "workers")
+    workers = _workers(workers, scheduler, profile.hr_size)
     root = Path(root) if root is not None else results_dir(profile) / "database"
     if samples is None:
         samples = public_samples(profile.samples)
     remove_stale_temp(root, recursive=True)
+    _store.remove_stale_arrays(root)
     meta = root / "scenarios.json"
     if meta.exists():
         info = _read_json(meta)
@@ -555,43 +621,34 @@ def build_database(profile: Profile, *, samples=None, root=None, workers: int | 
                 "alphas": list(profile.alphas), "scenarios": [s.as_dict() for s in scenarios]}
         with atomic_path(meta) as tmp:
             tmp.write_text(json.dumps(info, indent=2))
+    _store.ensure_groups(root, [s.name for s in scenarios])
     db = Database(root)
     tasks = []
     for s_index, scen in enumerate(scenarios):
         for i in range(1, profile.n_realizations + 1):
-            path_hr = db.path(scen.name, i, "hr")
-            if path_hr.exists():
-                if db._is_complete(scen.name, i, profile.hr_size):
-                    continue
-                logger.warning("realization %s/%d is unreadable or of another shape; "
+            if db._is_complete(scen.name, i, profile.hr_size):
+                continue
+            if db.path(scen.name, i, "hr").exists():
+                logger.warning("realization %s/%d is incomplete, damaged or of another shape; "
                                "recomputing it", scen.name, i)
-            paths_lr = {a: str(db.path(scen.name, i, f"lr{a}")) for a in profile.alphas}
-            tasks.append((str(path_hr), paths_lr, profile.hr_size, scen.params.nu,
-                          scen.params.gamma, profile.seed, (s_index, i)))
-    if workers is None:
-        workers = 2 if profile.hr_size <= 256 else 1
-    bar = tqdm(total=len(tasks), desc="realizations", disable=not progress or not tasks)
-    if workers > 1 and len(tasks) > 1:
-        with ProcessPoolExecutor(max_workers=workers) as pool:
-            for fut in as_completed([pool.submit(_realization_task, *t) for t in tasks]):
-                fut.result()
-                bar.update()
-    else:
-        for t in tasks:
-            _realization_task(*t)
-            bar.update()
-    bar.close()
-    return db
+            tasks.append((str(root), scen.name, i, profile.hr_size, tuple(profile.alphas),
+                          scen.params.nu, scen.params.gamma, profile.seed, (s_index, i)))
+    if tasks:
+        with dask_client(scheduler, workers=workers) as client:
+            run_tasks(client, _realization_task, tasks, desc="realizations",
+                      progress=progress)
+    return Database(root)
 
 
 def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: int = 0,
+                             scheduler=None, workers: int | None = None,
                              progress: bool = True) -> None:
     """Compute and store the diffusion channels of every low-resolution image of a database.
 
     The settings are recorded in ``channels.json``. Stored channels of the same settings that
-    are readable and of the right shape are kept (resumable); channels of other settings (or
-    of unrecorded settings, from earlier versions) are deleted and recomputed. Each file is
-    written atomically.
+    are complete (right shape, matching their digest) are kept (resumable); channels of other
+    settings (or of unrecorded settings, from earlier versions) are deleted and recomputed.
+    Each LR image's channels are one Dask task writing its own array, atomically.
 
     Parameters
     ----------
@@ -601,14 +658,22 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
         FEM mesh convention, see :mod:`srlib.transport`.
     axis : int
         Transport axis of the channels.
+    scheduler : str or dask.distributed.Client, optional
+        Existing scheduler's address, or a client (:func:`srlib.parallel.dask_client`);
+        default ``$SRLIB_DASK_SCHEDULER``, else a local cluster.
+    workers : int, optional
+        Local worker processes; default one per core for LR images up to 256³, else 1.
     progress : bool
         Show a progress bar.
     """
-    from srlib.transport import diffusion_channels
+    from srlib.parallel import dask_client, run_tasks
 
+    if not isinstance(db, Database):
+        raise ValueError(f"db must be a srlib.datasets.Database, got {db!r}")
     check_choice(connectivity, _CONNECTIVITIES, "connectivity")
     key = {"connectivity": connectivity, "axis": check_axis(axis)}
     remove_stale_temp(db.root, recursive=True)
+    _store.remove_stale_arrays(db.root)
     paths = {(s, i, a): db.path(s, i, f"diffu{a}")
              for s in db.scenario_names for i in db.indices() for a in db.alphas}
     if db.channels_key != key:
@@ -617,15 +682,18 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
             logger.warning("diffusion channels in %s were computed with %s; recomputing them "
                            "with %s", db.root, db.channels_key, key)
         for p in stored:
-            p.unlink()
+            shutil.rmtree(p)
         with atomic_path(db.root / "channels.json") as tmp:
             tmp.write_text(json.dumps(key))
-    todo = []
-    for (s, i, a), path in paths.items():
-        lr_shape = db.lr(s, i, a).shape
-        if not (path.exists() and _channels_ok(path, (2, *lr_shape))):
-            todo.append((s, i, a))
-    for s, i, a in tqdm(todo, desc="diffusion channels", disable=not progress or not todo):
-        channels = diffusion_channels(db.lr(s, i, a), axis=key["axis"],
-                                      connectivity=connectivity)
-        _save_array(db.path(s, i, f"diffu{a}"), channels.astype(np.float32))
+    db._arrays.clear()
+    todo = [(str(db.root), s, i, a, connectivity, key["axis"])
+            for (s, i, a), path in paths.items()
+            if not _store.array_ok(path, (2, *db.array("lr", s, i, a).shape), np.float32)]
+    for _, s, i, a, _, _ in todo:  # inputs checked before any work: a clear error here
+        db.lr(s, i, a)
+    if todo:
+        edge = max(n for s, i, a in paths for n in db.array("lr", s, i, a).shape)
+        with dask_client(scheduler, workers=_workers(workers, scheduler, edge)) as client:
+            run_tasks(client, _channels_task, todo, desc="diffusion channels",
+                      progress=progress)
+    db._arrays.clear()

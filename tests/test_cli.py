@@ -126,19 +126,58 @@ def test_truncated_npz_is_one_line(tmp_path, volume, capsys):
     _one_line_error(capsys, str(good))
 
 
+def _tiny_samples():
+    from srlib import datasets
+
+    params = stochastic.ModelParams.from_solid_fraction(0.7, gamma=0.4)
+    return [datasets.Sample(name="s0", image=stochastic.sample(32, params, seed=0),
+                            voxel_size_um=None, source="test")]
+
+
 def test_truncated_database_is_one_line(tmp_path, capsys):
     from srlib import datasets
     from srlib.config import get_profile
 
-    params = stochastic.ModelParams.from_solid_fraction(0.7, gamma=0.4)
-    samples = [datasets.Sample(name="s0", image=stochastic.sample(32, params, seed=0),
-                               voxel_size_um=None, source="test")]
     root = tmp_path / "tiny" / "database"
-    db = datasets.build_database(get_profile("tiny"), samples=samples, root=root, progress=False)
+    db = datasets.build_database(get_profile("tiny"), samples=_tiny_samples(), root=root,
+                                 workers=1, progress=False)
     bad = db.path("s0", 1, "lr8")
-    bad.write_bytes(bad.read_bytes()[:50])
+    shard = next(p for p in sorted((bad / "c").rglob("*")) if p.is_file())
+    shard.write_bytes(shard.read_bytes()[:50])
     assert cli.main(["train", "--profile", "tiny", "--results-root", str(tmp_path)]) == 2
-    _one_line_error(capsys, f"cannot read binary image {bad}")
+    _one_line_error(capsys, str(bad))
+
+
+def test_generate_builds_the_database_with_the_dask_engine(tmp_path, capsys, monkeypatch):
+    from dask.distributed import LocalCluster
+
+    from srlib import datasets
+
+    folder = tmp_path / "samples"
+    folder.mkdir()
+    io.write_volume(folder / "s0.npy", _tiny_samples()[0].image)
+    argv = ["generate", "--samples", str(folder), "--profile", "tiny", "--results-root",
+            str(tmp_path), "--no-channels"]
+    assert cli.main(argv + ["--workers", "1"]) == 0
+    db = datasets.Database(tmp_path / "tiny" / "database")
+    assert db.scenario_names == ["s0"] and db.hr("s0", 3).shape == (32, 32, 32)
+    assert "database of 1 scenario(s)" in capsys.readouterr().out
+    seen = []
+    build = datasets.build_database
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs["scheduler"])
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(datasets, "build_database", spy)
+    with LocalCluster(n_workers=1, processes=False, threads_per_worker=1,
+                      dashboard_address=":0") as cluster:
+        assert cli.main(argv + ["--scheduler", cluster.scheduler_address]) == 0
+    assert seen == [cluster.scheduler_address]
+    with pytest.raises(SystemExit) as info:
+        cli.main(argv + ["--workers", "0"])
+    assert info.value.code == 2
+    _one_line_error(capsys, "error: argument --workers")
 
 
 def test_truncated_weights_are_one_line(tmp_path, volume, capsys, monkeypatch):

@@ -1,3 +1,6 @@
+import pickle
+import shutil
+
 import numpy as np
 import pytest
 
@@ -55,9 +58,34 @@ def small_samples(rng):
                             voxel_size_um=None, source="test") for i in range(2)]
 
 
+def _arrays(db):
+    """Every array of a database, read through its public API."""
+    out = {}
+    for s in db.scenario_names:
+        for i in db.indices():
+            out[(s, i, "hr")] = db.hr(s, i)
+            for a in db.alphas:
+                out[(s, i, f"lr{a}")] = db.lr(s, i, a)
+                if db.path(s, i, f"diffu{a}").exists():
+                    out[(s, i, f"diffu{a}")] = db.channels(s, i, a)
+    return out
+
+
+def _shard(folder):
+    """The first shard file of an array folder."""
+    return next(p for p in sorted((folder / "c").rglob("*")) if p.is_file())
+
+
+def _same(first: dict, second: dict) -> bool:
+    return first.keys() == second.keys() and all(
+        first[k].dtype == second[k].dtype and np.array_equal(first[k], second[k])
+        for k in first)
+
+
 def test_build_database_and_resume(tmp_path, small_samples):
     profile = get_profile("tiny")
-    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
     assert db.scenario_names == ["s0", "s1"]
     assert db.indices("train") == [1] and db.indices("val") == [2] and db.indices("test") == [3]
     hr = db.hr("s1", 2)
@@ -67,13 +95,78 @@ def test_build_database_and_resume(tmp_path, small_samples):
     # realizations differ across scenarios and indices
     assert not np.array_equal(db.hr("s0", 1), db.hr("s0", 2))
     # an interrupted run resumes: a deleted realization is regenerated identically
-    db.path("s1", 2, "hr").unlink()
-    db2 = datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    shutil.rmtree(db.path("s1", 2, "hr"))
+    db2 = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                  progress=False)
     assert np.array_equal(db2.hr("s1", 2), hr)
     # a different profile must not reuse this database
     with pytest.raises(ValueError, match="another profile"):
         datasets.build_database(get_profile("tiny", seed=5), samples=small_samples, root=tmp_path,
                                 progress=False)
+
+
+def test_read_region_equals_slicing_the_whole_volume(tmp_path, small_samples, monkeypatch):
+    from srlib import transport
+
+    monkeypatch.setattr(transport, "diffusion_channels",
+                        lambda image, *, axis=0, connectivity="face":
+                        np.stack([image, ~image]).astype(np.float32) * np.float32(0.5))
+    profile = get_profile("tiny")
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
+    datasets.build_diffusion_channels(db, workers=1, progress=False)
+    region = (slice(3, 30), slice(0, 7), slice(17, 32))
+    assert np.array_equal(db.read_region("hr", "s1", 3, None, region), db.hr("s1", 3)[region])
+    lr_region = (slice(1, 9), slice(2, 3), slice(0, 16))
+    assert np.array_equal(db.read_region("lr", "s0", 2, 2, lr_region),
+                          db.lr("s0", 2, 2)[lr_region])
+    got = db.read_region("channels", "s0", 2, 2, lr_region, connectivity="face", axis=0)
+    assert got.dtype == np.float32 and got.shape == (2, 8, 1, 16)
+    assert np.array_equal(got, db.channels("s0", 2, 2)[(slice(None), *lr_region)])
+    assert db.array("lr", "s1", 1, 4).shape == (8, 8, 8)
+    copy = pickle.loads(pickle.dumps(db))  # DataLoader workers get a copy of the database
+    assert np.array_equal(copy.read_region("hr", "s1", 3, None, region), db.hr("s1", 3)[region])
+    with pytest.raises(ValueError, match="region"):
+        db.read_region("hr", "s0", 1, None, (slice(0, 4),) * 2)
+    with pytest.raises(ValueError, match="kind"):
+        db.read_region("mask", "s0", 1, None, (slice(0, 4),) * 3)
+    with pytest.raises(ValueError, match="alpha"):
+        db.read_region("lr", "s0", 1, 3, (slice(0, 4),) * 3)
+    with pytest.raises(ValueError, match="computed with"):
+        db.read_region("channels", "s0", 1, 2, (slice(0, 4),) * 3, connectivity="vertex")
+    with pytest.raises(ValueError, match="unknown scenario"):
+        db.read_region("hr", "s9", 1, None, (slice(0, 4),) * 3)
+
+
+def test_a_region_read_reads_only_the_chunks_it_touches(tmp_path, rng, monkeypatch):
+    import tracemalloc
+
+    from zarr.storage import LocalStore
+
+    from srlib import _store
+
+    image = rng.random((128, 128, 128)) < 0.5        # 64 chunks of 32³, one shard file
+    _store.write_array(tmp_path / "hr", image)
+    stored = sum(p.stat().st_size for p in (tmp_path / "hr").rglob("*") if p.is_file())
+    read = []
+    get = LocalStore.get
+
+    async def counting_get(self, key, *args, **kwargs):
+        buffer = await get(self, key, *args, **kwargs)
+        read.append(0 if buffer is None else len(buffer.to_bytes()))
+        return buffer
+
+    monkeypatch.setattr(LocalStore, "get", counting_get)
+    tracemalloc.start()
+    region = _store.read_array(tmp_path / "hr", (slice(32, 64), slice(64, 96), slice(0, 32)))
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert np.array_equal(region, image[32:64, 64:96, 0:32])
+    assert sum(read) < 3 * stored / 64               # one chunk, the shard index, metadata
+    assert peak < image.nbytes / 8                   # never the whole volume in memory
+    read.clear()
+    assert np.array_equal(_store.read_array(tmp_path / "hr"), image)
+    assert sum(read) >= stored - 4096                # a whole read reads everything
 
 
 # ----------------------------------------------------------------------------- issue 12
@@ -89,26 +182,65 @@ def test_folder_samples_ignore_hidden_files(tmp_path, rng):
     assert [s.name for s in samples] == ["s2", "s10"]
 
 
-def test_build_database_recomputes_truncated_files(tmp_path, small_samples):
+def test_build_database_recomputes_damaged_arrays(tmp_path, small_samples):
     profile = get_profile("tiny")
-    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
-    files = sorted(tmp_path.rglob("r*.npz"))
-    before = {p: p.read_bytes() for p in files}
-    hr_file, lr_file = db.path("s0", 1, "hr"), db.path("s1", 3, "lr4")
-    hr_file.write_bytes(before[hr_file][:100])           # truncated externally
-    lr_file.write_bytes(b"")
-    stale = tmp_path / "s0" / ".r02_hr.npz.tmpab12cd34.npz"
-    stale.write_bytes(b"half")
-    with pytest.raises(ValueError, match=r"cannot read binary image .*r01_hr\.npz"):
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
+    before = _arrays(db)
+    hr_shard = _shard(db.path("s0", 1, "hr"))
+    hr_shard.write_bytes(hr_shard.read_bytes()[:100])    # truncated externally
+    lr_shard = _shard(db.path("s1", 3, "lr4"))
+    lr_shard.unlink()                                     # a chunk file lost: reads as zeros
+    stale = tmp_path / "s0" / ".r02_hr.tmpab12cd34"       # a killed write's temporary array
+    stale.mkdir()
+    (stale / "zarr.json").write_text("{")
+    legacy_stale = tmp_path / "s0" / ".r02_hr.npz.tmpab12cd34.npz"
+    legacy_stale.write_bytes(b"half")
+    with pytest.raises(ValueError, match=r"cannot read binary image .*r01_hr"):
         db.hr("s0", 1)
-    datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
-    assert {p: p.read_bytes() for p in sorted(tmp_path.rglob("r*.npz"))} == before
-    assert not stale.exists()
+    with pytest.raises(ValueError, match=r"r03_lr4.*digest"):
+        db.lr("s1", 3, 4)
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
+    assert _same(_arrays(db), before)
+    assert not stale.exists() and not legacy_stale.exists()
+
+
+def test_a_database_of_the_earlier_format_is_converted(tmp_path, small_samples, monkeypatch):
+    profile = get_profile("tiny")
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path / "new",
+                                 workers=1, progress=False)
+    rng = np.random.default_rng(0)
+    channels = {a: rng.random((2, *db.lr("s0", 1, a).shape)).astype(np.float32)
+                for a in db.alphas}
+    before = _arrays(db)
+    old = tmp_path / "old"                                # the .npz/.npy layout of before
+    for s in db.scenario_names:
+        (old / s).mkdir(parents=True)
+        for i in db.indices():
+            datasets.save_bits(old / s / f"r{i:02d}_hr.npz", db.hr(s, i))
+            for a in db.alphas:
+                datasets.save_bits(old / s / f"r{i:02d}_lr{a}.npz", db.lr(s, i, a))
+    for a in db.alphas:
+        np.save(old / "s0" / f"r01_diffu{a}.npy", channels[a])
+        before[("s0", 1, f"diffu{a}")] = channels[a]
+    (old / "s1" / "r02_lr8.npz").write_bytes(b"PK\x03")  # a truncated file of it
+    shutil.copy(tmp_path / "new" / "scenarios.json", old / "scenarios.json")
+    (old / "channels.json").write_text('{"connectivity": "face", "axis": 0}')
+    converted = datasets.Database(old)
+    assert not list(old.rglob("*.np[yz]"))
+    assert converted.channels("s0", 1, 2, connectivity="face", axis=0).dtype == np.float32
+    with pytest.raises(ValueError, match="r02_lr8 is missing"):
+        converted.lr("s1", 2, 8)
+    datasets.build_database(profile, samples=small_samples, root=old, workers=1,
+                            progress=False)
+    assert _same(_arrays(datasets.Database(old)), before)
 
 
 def test_corrupt_scenarios_json_names_the_file(tmp_path, small_samples):
     profile = get_profile("tiny")
-    datasets.build_database(profile, samples=small_samples, root=tmp_path, progress=False)
+    datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                            progress=False)
     (tmp_path / "scenarios.json").write_text('{"profile": ')
     with pytest.raises(ValueError, match=r"scenarios\.json is not readable JSON"):
         datasets.Database(tmp_path)
@@ -131,22 +263,25 @@ def test_channels_of_another_connectivity_are_not_reused(tmp_path, small_samples
 
     monkeypatch.setattr(transport, "diffusion_channels", fake_channels)
     profile = get_profile("tiny", alphas=(8,), batch_sizes=(1,))
-    db = datasets.build_database(profile, samples=small_samples[:1], root=tmp_path,
+    db = datasets.build_database(profile, samples=small_samples[:1], root=tmp_path, workers=1,
                                  progress=False)
-    datasets.build_diffusion_channels(db, connectivity="face", progress=False)
+    datasets.build_diffusion_channels(db, connectivity="face", workers=1, progress=False)
     assert calls == ["face"] * 3
-    datasets.build_diffusion_channels(db, connectivity="face", progress=False)
+    datasets.build_diffusion_channels(db, connectivity="face", workers=1, progress=False)
     assert calls == ["face"] * 3  # resumed: nothing recomputed
     assert db.channels("s0", 1, 8, connectivity="face", axis=0)[0, 0, 0, 0] == 0.25
-    datasets.build_diffusion_channels(db, connectivity="vertex", progress=False)
+    datasets.build_diffusion_channels(db, connectivity="vertex", workers=1, progress=False)
     assert calls == ["face"] * 3 + ["vertex"] * 3
     assert db.channels("s0", 1, 8)[0, 0, 0, 0] == 0.75
     with pytest.raises(ValueError, match="computed with"):
         db.channels("s0", 1, 8, connectivity="face")
-    datasets.build_diffusion_channels(db, connectivity="vertex", axis=1, progress=False)
+    datasets.build_diffusion_channels(db, connectivity="vertex", axis=1, workers=1,
+                                      progress=False)
     assert db.channels("s0", 2, 8, connectivity="vertex", axis=1)[1, 0, 0, 0] == 1.75
-    db.path("s0", 2, "diffu8").write_bytes(b"\x93NUMPY")  # truncated
-    datasets.build_diffusion_channels(db, connectivity="vertex", axis=1, progress=False)
+    shard = _shard(db.path("s0", 2, "diffu8"))
+    shard.write_bytes(shard.read_bytes()[:-8])  # truncated
+    datasets.build_diffusion_channels(db, connectivity="vertex", axis=1, workers=1,
+                                      progress=False)
     assert len(calls) == 10
     with pytest.raises(ValueError, match="connectivity"):
         datasets.build_diffusion_channels(db, connectivity="edge", progress=False)

@@ -18,6 +18,7 @@ STUDY = dict(hr_size=16, alphas=(2, 4), batch_sizes=(2, 1), cutout=3, features=2
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
     from srlib import datasets, stochastic
+    from srlib._store import write_array
     from srlib.config import get_profile
 
     profile = get_profile("tiny", **STUDY)
@@ -26,14 +27,14 @@ def study(tmp_path_factory):
                                voxel_size_um=None, source="test") for k in range(2)]
     root = tmp_path_factory.mktemp("study")
     db = datasets.build_database(profile, samples=samples, root=root / "database",
-                                 progress=False)
+                                 workers=1, progress=False)
     # known "diffusion channels" (any floats in [0, 1]) written in the database's layout
     rng = np.random.default_rng(0)
     for s in db.scenario_names:
         for i in db.indices():
             for a in db.alphas:
                 shape = db.lr(s, i, a).shape
-                np.save(db.path(s, i, f"diffu{a}"), rng.random((2, *shape)).astype(np.float32))
+                write_array(db.path(s, i, f"diffu{a}"), rng.random((2, *shape)).astype(np.float32))
     return profile, db, root
 
 

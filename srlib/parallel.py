@@ -1,0 +1,162 @@
+"""The engine of the parallel stages: a Dask client, and tasks run through it with progress.
+
+Contract. :func:`dask_client` gives a :class:`dask.distributed.Client`: connected to an
+existing cluster by scheduler address (the ``scheduler`` argument, else the environment
+variable ``SRLIB_DASK_SCHEDULER``; for example a ``dask-jobqueue`` SLURM cluster), else to a
+:class:`dask.distributed.LocalCluster` it starts, sized to the machine (one single-threaded
+worker process per core, or ``workers`` processes; ``workers=1`` runs in this process, in a
+worker thread). A cluster it started is closed when the ``with`` block ends; an existing
+cluster is left running. :func:`run_tasks` submits one task per argument tuple, shows a
+progress bar over the tasks as they complete, and returns their results in submission order.
+
+Results never depend on the number of workers: every task is a pure function of its
+arguments (seeds included), and it runs with the BLAS and OpenMP thread pools limited to one
+thread (as Dask's nanny does for its worker processes), so floating-point reductions add in
+the same order everywhere. Tasks that write files write their own files only.
+
+The dashboard link of the cluster is logged (``logging.INFO``), for following long stages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING
+
+from tqdm import tqdm
+
+from srlib._checks import positive_int
+
+if TYPE_CHECKING:
+    from dask.distributed import Client
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["SCHEDULER_ENV", "dask_client", "default_workers", "run_tasks"]
+
+#: Environment variable naming the scheduler of an existing Dask cluster.
+SCHEDULER_ENV = "SRLIB_DASK_SCHEDULER"
+
+
+def default_workers() -> int:
+    """Worker processes of a local cluster: the CPU cores this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@contextlib.contextmanager
+def dask_client(scheduler: str | Client | None = None, *,
+                workers: int | None = None) -> Iterator[Client]:
+    """A Dask client: an existing cluster's, or that of a local cluster started for the block.
+
+    Parameters
+    ----------
+    scheduler : str or dask.distributed.Client, optional
+        Address of an existing scheduler (``tcp://host:8786``), or a client to use as it is
+        (left open; to share one cluster between stages); default the environment variable
+        ``SRLIB_DASK_SCHEDULER``, and when that is unset or empty a local cluster.
+    workers : int, optional
+        Worker processes of the local cluster (one thread each); default
+        :func:`default_workers`. ``1`` runs the tasks in this process (no worker process).
+        Ignored, with a warning, when connecting to an existing cluster.
+
+    Yields
+    ------
+    dask.distributed.Client
+        The client; a local cluster started here is closed on leaving the block.
+    """
+    from dask.distributed import Client, LocalCluster
+
+    if workers is not None:
+        workers = positive_int(workers, "workers")
+    if isinstance(scheduler, Client):
+        yield scheduler
+        return
+    if scheduler is not None and not isinstance(scheduler, str):
+        raise ValueError(f"scheduler must be an address or a dask.distributed.Client, got "
+                         f"{scheduler!r}")
+    address = scheduler or os.environ.get(SCHEDULER_ENV) or None
+    if address:
+        if workers is not None:
+            logger.warning("workers=%d ignored: connecting to the existing cluster at %s",
+                           workers, address)
+        try:
+            client = Client(address)
+        except OSError as err:
+            raise ValueError(f"scheduler {address}: cannot connect ({err})") from err
+        logger.info("Dask cluster at %s, dashboard %s", address, client.dashboard_link)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    n = workers or default_workers()
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=n > 1,
+                           dashboard_address=":0", silence_logs=logging.ERROR)
+    try:
+        with Client(cluster) as client:
+            logger.info("local Dask cluster of %d worker(s), dashboard %s", n,
+                        client.dashboard_link)
+            yield client
+    finally:
+        cluster.close()
+
+
+def _single_threaded(func: Callable, *args):
+    """Run ``func(*args)`` with BLAS and OpenMP limited to one thread (same sums everywhere)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1):
+        return func(*args)
+
+
+def run_tasks(client, func: Callable, tasks: Iterable[Sequence], *, desc: str = "tasks",
+              progress: bool = True) -> list:
+    """Run ``func(*args)`` for every argument tuple as Dask tasks; results in task order.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        From :func:`dask_client`.
+    func : callable
+        A module-level function (workers import it by name); it must be a pure function of
+        its arguments, and write, if anything, only its own files.
+    tasks : iterable of sequence
+        Positional arguments of each call.
+    desc : str
+        Label of the progress bar.
+    progress : bool
+        Show a progress bar (tqdm) that advances as tasks complete.
+
+    Returns
+    -------
+    list
+        ``func``'s results, in the order of ``tasks``.
+
+    Raises
+    ------
+    Exception
+        The first error of a task (the other tasks are cancelled).
+    """
+    from dask.distributed import as_completed
+
+    tasks = [tuple(t) for t in tasks]
+    if not tasks:
+        return []
+    futures = [client.submit(_single_threaded, func, *t, pure=False) for t in tasks]
+    order = {f.key: k for k, f in enumerate(futures)}
+    results = [None] * len(futures)
+    try:
+        with tqdm(total=len(futures), desc=desc, disable=not progress) as bar:
+            for future in as_completed(futures):
+                results[order[future.key]] = future.result()
+                bar.update()
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return results
+
