@@ -24,7 +24,7 @@ def main(stage: str, run: Path, database: Path) -> None:
 
     profile = get_profile("tiny", alphas=(2, 4), batch_sizes=(2, 2))
     if stage == "generate":
-        db = datasets.build_database(profile, samples=samples(), root=database, workers=2,
+        db = datasets.build_database(profile, samples=samples(), root=database, workers=1,
                                      progress=False)
         datasets.build_diffusion_channels(db, connectivity=profile.connectivity, progress=False)
     elif stage == "train":

@@ -26,8 +26,9 @@ KILLS = 2
 pytestmark = pytest.mark.slow
 
 
-def _run(stage, run, database, *, kill_after=None):
-    """Run a stage; with ``kill_after`` SIGKILL its process group then.
+def _run(stage, run, database, *, kill_when=None):
+    """Run a stage; with ``kill_when`` (a predicate polled every 10 ms) SIGKILL its process group
+    as soon as it holds.
 
     Returns the wall seconds, or None when the stage was killed before it finished.
     """
@@ -36,12 +37,13 @@ def _run(stage, run, database, *, kill_after=None):
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, str(SCRIPT), stage, str(run), str(database)],
                             env=env, start_new_session=True, stderr=subprocess.PIPE, text=True)
-    try:
-        _, err = proc.communicate(timeout=kill_after)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return None
+    while kill_when is not None and proc.poll() is None:
+        if kill_when():
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+            return None
+        time.sleep(0.01)
+    _, err = proc.communicate()
     assert proc.returncode == 0, err[-3000:]
     return time.perf_counter() - start
 
@@ -131,12 +133,34 @@ def _check_same_database(reference: Path, resumed: Path) -> None:
         assert _content(resumed / name) == _content(reference / name)
 
 
-def _kill_and_resume(stage, reference_run, run, database, duration, seed):
+def _kill_and_resume(stage, output, reference_output, run, database, seed):
+    """Kill ``stage`` twice, each time once a seeded random number of its output files exist
+    (between one and half of those an uninterrupted run writes), then let it finish.
+
+    Progress, not time, decides the moment, so the kills interrupt the stage on a fast and on a
+    loaded machine alike.
+    """
     rng = np.random.default_rng(seed)
-    killed = [_run(stage, run, database, kill_after=float(delay)) is None
-              for delay in np.sort(rng.uniform(0.3, 0.95, KILLS)) * duration]
+    total = _count(reference_output)
+    assert total >= 2, f"the reference run of {stage} wrote {total} files"
+    killed = []
+    for target in np.sort(rng.integers(1, max(2, total // 2 + 1), KILLS)):
+        done = _count(output)
+        goal = max(int(target), done + 1)
+        killed.append(_run(stage, run, database,
+                           kill_when=lambda goal=goal: _count(output) >= goal) is None)
     assert any(killed), "no run was interrupted: the test tested nothing"
     _run(stage, run, database)
+
+
+def _count(folder: Path) -> int:
+    """Completed output files below ``folder`` (temporaries excluded)."""
+    from srlib.io import is_temp_name
+
+    if not folder.exists():
+        return 0
+    return sum(1 for p in folder.rglob("*") if p.is_file()
+               and not any(is_temp_name(part) for part in p.relative_to(folder).parts))
 
 
 @pytest.fixture(scope="module")
@@ -151,20 +175,20 @@ def reference(tmp_path_factory):
 
 def test_generation_resumes_to_identical_arrays(reference, tmp_path):
     root, times = reference
-    _kill_and_resume("generate", root / "run", tmp_path / "run", tmp_path / "database",
-                     times["generate"], seed=1)
+    _kill_and_resume("generate", tmp_path / "database", root / "database", tmp_path / "run",
+                     tmp_path / "database", seed=1)
     _check_same_database(root / "database", tmp_path / "database")
 
 
 def test_training_resumes_to_identical_files(reference, tmp_path):
     root, times = reference
-    _kill_and_resume("train", root / "run", tmp_path / "run", root / "database",
-                     times["train"], seed=2)
+    _kill_and_resume("train", tmp_path / "run" / "networks", root / "run" / "networks",
+                     tmp_path / "run", root / "database", seed=2)
     _check_identical(root / "run" / "networks", tmp_path / "run" / "networks")
 
 
 def test_evaluation_resumes_to_identical_files(reference, tmp_path):
     root, times = reference
-    _kill_and_resume("evaluate", root / "run", tmp_path / "run", root / "database",
-                     times["evaluate"], seed=3)
+    _kill_and_resume("evaluate", tmp_path / "run" / "evaluation", root / "run" / "evaluation",
+                     tmp_path / "run", root / "database", seed=3)
     _check_identical(root / "run" / "evaluation", tmp_path / "run" / "evaluation")
