@@ -14,6 +14,7 @@ by :func:`broadcast`. Outside a process group every helper here is a no-op for o
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -24,10 +25,12 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 from srlib._checks import positive_int
 
-__all__ = ["barrier", "broadcast", "init_from_env", "is_main", "launch", "rank", "world_size"]
+__all__ = ["barrier", "broadcast", "init_from_env", "is_main", "launch", "rank",
+           "synced_batchnorm", "world_size"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,57 @@ def barrier() -> None:
     """Wait for every rank (no-op for one rank)."""
     if world_size() > 1:
         dist.barrier()
+
+
+class _SyncedBatchNorm3d(nn.BatchNorm3d):
+    """BatchNorm3d whose training statistics are those of the global batch (any backend).
+
+    The class of a model's BatchNorm3d layers while :func:`synced_batchnorm` is active: same
+    parameters, buffers and state-dict keys. The sums are all-reduced with the
+    differentiable collective, so gradients flow across ranks as in
+    ``torch.nn.SyncBatchNorm`` (which needs a GPU).
+    """
+
+    def forward(self, x):
+        if not self.training or world_size() == 1:
+            return super().forward(x)
+        from torch.distributed.nn.functional import all_reduce
+
+        dims, shape = (0, 2, 3, 4), (1, -1, 1, 1, 1)
+        count = torch.tensor(float(x.numel() // x.shape[1]), dtype=x.dtype, device=x.device)
+        dist.all_reduce(count)
+        mean = all_reduce(x.sum(dims)) / count
+        centred = x - mean.view(shape)
+        var = all_reduce((centred * centred).sum(dims)) / count
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                     else self.momentum)
+                self.running_mean.mul_(1 - m).add_(m * mean.detach())
+                self.running_var.mul_(1 - m).add_(m * var.detach() * count / (count - 1))
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        return out
+
+
+@contextlib.contextmanager
+def synced_batchnorm(model: nn.Module):
+    """Within the block, the model's BatchNorm3d layers normalise by global batch statistics.
+
+    With more than one rank each rank sees only its share of the batch; synchronising the
+    statistics makes a data-parallel step equal a single-process step on the whole batch.
+    The layers get their class back on exit (nothing else changes).
+    """
+    layers = [m for m in model.modules() if type(m) is nn.BatchNorm3d]
+    for layer in layers:
+        layer.__class__ = _SyncedBatchNorm3d
+    try:
+        yield model
+    finally:
+        for layer in layers:
+            layer.__class__ = nn.BatchNorm3d
 
 
 def init_from_env(device=None) -> torch.device | None:

@@ -548,7 +548,6 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
                 ) -> TrainResult:
     # Nothing here draws from torch's random state (cutouts and augmentations come from the
     # NumPy generator below), so a run is reproducible from the config's seed alone.
-    amp = bool(config.mixed_precision and dev.type == "cuda")
     ranks, main = distributed.world_size(), distributed.is_main()
     share = rank_share(config.batch_size, distributed.rank(), ranks)
     model.to(dev)
@@ -568,6 +567,17 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
     if ranks > 1:  # construction syncs the ranks: every rank has read the checkpoint
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    with distributed.synced_batchnorm(model):  # statistics of the global batch
+        return _epochs(model, net, train_pairs, val_x, val_y, config, identity=identity,
+                       dev=dev, path=path, state=state, best_state=best_state,
+                       optimizer=optimizer, rng=rng, callback=callback, progress=progress,
+                       num_workers=num_workers, share=share)
+
+
+def _epochs(model, net, train_pairs, val_x, val_y, config, *, identity, dev, path, state,
+            best_state, optimizer, rng, callback, progress, num_workers, share):
+    amp = bool(config.mixed_precision and dev.type == "cuda")
+    ranks, main = distributed.world_size(), distributed.is_main()
     sampler = EpochSampler(share)
     loader = make_loader(CutoutDataset(train_pairs, config.cutout,
                                        align_mirrors=config.align_mirrors),
