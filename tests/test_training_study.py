@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from srlib import training as T
+from srlib.io import is_temp_name
 from srlib.training import study as study_module
 
 # Smallest consistent study: 2 scenarios, HR 16³, alpha 2 and 4, one step per network.
@@ -34,6 +35,8 @@ def study(tmp_path_factory):
             for a in db.alphas:
                 shape = db.lr(s, i, a).shape
                 np.save(db.path(s, i, f"diffu{a}"), rng.random((2, *shape)).astype(np.float32))
+    # recorded as build_diffusion_channels records them: training checks the settings
+    (db.root / "channels.json").write_text(json.dumps({"connectivity": "face", "axis": 0}))
     return profile, db, root
 
 
@@ -144,6 +147,11 @@ def test_vertex_run_never_reuses_face_networks(study):
         T.load_networks(vertex, out, kinds=("diffu",))
     with pytest.raises(ValueError, match="connectivity"):
         T.train_networks(db, vertex, out, progress=False)
+    stale = out / ".N_bin_2.ckpt.tmpab12cd34.ckpt"  # what a killed atomic write leaves
+    assert is_temp_name(stale.name)
+    stale.write_bytes(b"half a checkpoint")
+    T.train_networks(db, profile, out, kinds=("bin",), progress=False)
+    assert not stale.exists()  # removed when the stage starts
     # networks written before connectivity was recorded were trained on "face" channels
     meta = out / "N_diffu_2.json"
     info = json.loads(meta.read_text())
@@ -157,8 +165,15 @@ def test_vertex_run_never_reuses_face_networks(study):
     for alpha in profile.alphas:
         (out / f"N_diffu_{alpha}.pt").unlink()
         (out / f"N_diffu_{alpha}.json").unlink()
-    with pytest.raises(ValueError, match="context"):
-        T.train_networks(db, vertex, out, kinds=("diffu",), progress=False)
+    with pytest.raises(ValueError, match="computed with .*'face'.* not .*'vertex'"):
+        T.train_networks(db, vertex, out, kinds=("diffu",), progress=False)  # the database
+    key = db.root / "channels.json"
+    key.write_text(json.dumps({"connectivity": "vertex", "axis": 0}))
+    try:  # with "vertex" channels, the checkpoint of the "face" run still refuses
+        with pytest.raises(ValueError, match="context"):
+            T.train_networks(db, vertex, out, kinds=("diffu",), progress=False)
+    finally:
+        key.write_text(json.dumps({"connectivity": "face", "axis": 0}))
 
 
 def test_diverged_network_is_named(study):
