@@ -182,3 +182,22 @@ def test_diverged_network_is_named(study):
     with pytest.raises(T.TrainingDiverged, match=r"N_bin_2 diverged in epoch \d") as info:
         T.train_networks(db, wild, root / "networks-wild", kinds=("bin",), progress=False)
     assert (info.value.kind, info.value.alpha) == ("bin", 2)
+
+
+@pytest.mark.slow
+def test_data_parallel_study_matches_one_process(study):
+    # srlib train --nproc 2: two gloo ranks under torch.distributed.run train the same
+    # networks as one process, to float tolerance; rank 0 writes them, once.
+    profile, db, root = study
+    even = dataclasses.replace(profile, batch_sizes=(2, 2))  # each rank: one cutout
+    single = T.train_networks(db, even, root / "networks-one", kinds=("bin",), progress=False,
+                              num_threads=1)
+    ranks = T.train_networks(db, even, root / "networks-ddp", kinds=("bin",), progress=False,
+                             num_threads=1, nproc=2)
+    assert set(ranks) == set(single) and all(net.trained_now for net in ranks.values())
+    for key, net in single.items():
+        for (name, want), got in zip(net.model.state_dict().items(),
+                                     ranks[key].model.state_dict().values(), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=name)
+        assert ranks[key].threshold == pytest.approx(net.threshold, abs=1e-3)
+        assert ranks[key].result.val_loss == pytest.approx(net.result.val_loss, rel=1e-4)
