@@ -3,9 +3,12 @@ r"""Training pairs and the cutouts drawn from them (paper, section 2.2.2).
 Contract. A :class:`Pair` holds a network ``input`` of shape ``(C, n1, n2, n3)`` (channel 0
 the binary low-resolution image, channels 1–2 the diffusion channels for
 :math:`N^{diffu,\alpha}`) and its ``target``, the binary high-resolution image of shape
-``(α n1, α n2, α n3)`` (True = solid). :func:`make_pair` builds one from a high-resolution
-image by Eq. (3); :func:`pairs_from_database` builds the pairs of one role ('train', 'val',
-'test') and α from a :class:`srlib.datasets.Database`. :func:`cutout_at` and
+``(α n1, α n2, α n3)`` (True = solid), either in memory or as lazy array-likes
+(:func:`is_lazy`: zarr arrays, memmaps, a :class:`ChannelStack` of them) of which each
+cutout reads only its region, so that training never holds whole volumes. :func:`make_pair`
+builds one from a high-resolution image by Eq. (3); :func:`pairs_from_database` builds the
+(lazy, when the database can) pairs of one role ('train', 'val', 'test') and α from a
+:class:`srlib.datasets.Database`. :func:`cutout_at` and
 :func:`random_cutout` cut an input cube (Eq. (1) with ``m1 = m2 = m3 = cutout``; paper: 24)
 and its α-times larger target, transformed by a symmetry of the cube
 (:mod:`srlib.training.symmetry`); :func:`validation_cutouts` draws the fixed set of

@@ -163,8 +163,8 @@ def launch(nproc: int, db_root, profile, out_dir, *, kinds, device=None,
 
     Raises
     ------
-    RuntimeError
-        If a rank fails (its output is on standard error).
+    ChildProcessError
+        If a rank fails (its messages are on standard error).
     """
     nproc = positive_int(nproc, "nproc")
     spec = {"db_root": str(db_root), "profile": profile, "out_dir": str(out_dir),
@@ -182,7 +182,7 @@ def launch(nproc: int, db_root, profile, out_dir, *, kinds, device=None,
             env.setdefault("OMP_NUM_THREADS", str(num_threads))
         done = subprocess.run(cmd, env=env, check=False)
     if done.returncode != 0:
-        raise RuntimeError(f"data-parallel training with {nproc} ranks failed (exit code "
+        raise ChildProcessError(f"data-parallel training with {nproc} ranks failed (exit code "
                            f"{done.returncode}); see the ranks' messages above")
 
 
