@@ -9,9 +9,13 @@ warm-up, their ratio and the largest difference between the two layouts' outputs
 printed and written as JSON to ``benchmarks/out/training.json``. Timings depend on the machine
 and on its load; the load average is recorded with them.
 
+A last line compares whole training steps with the cutouts read and augmented in the
+training process (``num_workers=0``) and in ``--workers`` DataLoader workers running ahead
+(:mod:`srlib.training.data`), on the smallest α (``--loader-steps 0`` skips it).
+
 Run: ``python benchmarks/bench_training.py [--profile quick] [--threads 2] [--repeats 5]
-[--device cpu|cuda]``. On CUDA with ``--bf16`` the step runs under bfloat16 autocast, as the
-``paper`` profile trains.
+[--device cpu|cuda] [--workers 2] [--loader-steps 20]``. On CUDA with ``--bf16`` the step
+runs under bfloat16 autocast, as the ``paper`` profile trains.
 """
 
 from __future__ import annotations
@@ -89,6 +93,27 @@ def bench_alpha(alpha: int, batch: int, profile, device, repeats: int, bf16: boo
     return row
 
 
+def bench_loader(profile, device, steps: int, workers: int) -> dict:
+    """Steps per second of :func:`srlib.training.train` with and without DataLoader workers."""
+    import numpy as np
+
+    from srlib import training
+
+    alpha, n = min(profile.alphas), profile.cutout
+    rng = np.random.default_rng(0)
+    pairs = [training.make_pair(rng.random((alpha * 4 * n,) * 3) < 0.5, alpha)
+             for _ in range(3)]
+    row = {"alpha": alpha, "steps": steps, "workers": workers}
+    for w in (0, workers):
+        model = training.make_model(1, alpha, features=profile.features, blocks=profile.blocks)
+        t0 = time.perf_counter()
+        training.train(model, pairs[:2], pairs[2:], cutout=n, batch_size=profile.batch_size(alpha),
+                       steps_per_epoch=steps, max_epochs=1, val_cutouts=1, device=device,
+                       num_workers=w, progress=False)
+        row[f"steps_per_s_workers_{w}"] = steps / (time.perf_counter() - t0)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="quick")
@@ -96,6 +121,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CUDA)")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers compared")
+    parser.add_argument("--loader-steps", type=int, default=20,
+                        help="training steps of the DataLoader comparison (0: skip)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -112,12 +140,18 @@ def main() -> None:
               f"{r['step_s_contiguous']:10.3f} {r['step_speedup']:5.2f} "
               f"{r['infer_s_channels_last_3d']:8.3f} {r['infer_s_contiguous']:11.3f} "
               f"{r['infer_speedup']:5.2f} {r['max_output_difference']:8.1e}")
+    loader = None
+    if args.loader_steps > 0:
+        loader = bench_loader(profile, device, args.loader_steps, args.workers)
+        print(f"training steps/s at alpha={loader['alpha']} (cutouts read in the loop vs "
+              f"{args.workers} DataLoader workers): {loader['steps_per_s_workers_0']:.2f} vs "
+              f"{loader[f'steps_per_s_workers_{args.workers}']:.2f}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({
         "profile": profile.name, "threads": args.threads, "device": str(device),
         "bf16": args.bf16, "repeats": args.repeats, "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "load_average": os.getloadavg(), "rows": rows}, indent=2))
+        "load_average": os.getloadavg(), "rows": rows, "loader": loader}, indent=2))
     print(f"written to {OUT}")
 
 

@@ -137,13 +137,19 @@ def cmd_train(args) -> int:
     remove_stale_temp(out / "networks")
     try:
         networks = training.train_networks(db, profile, out / "networks", device=args.device,
-                                           num_threads=args.threads)
+                                           num_threads=args.threads, num_workers=args.workers,
+                                           nproc=args.nproc)
     except _FILE_ERRORS as err:
         raise ValueError(f"networks in {out / 'networks'}: {_describe(err)}") from err
     for (kind, alpha), net in sorted(networks.items()):
         print(f"N^{kind},{alpha}: threshold {net.threshold:.4f}, stopped after epoch "
               f"{net.result.stopped_epoch} ({net.result.stop_reason}), {net.path}")
     return 0
+
+
+def _non_negative_int_arg(text: str) -> int:
+    """Argparse type: a non-negative integer (``srlib train --workers``)."""
+    return 0 if text.strip() == "0" else _positive_int_arg(text)
 
 
 def cmd_super_resolve(args) -> int:
@@ -250,6 +256,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train the networks N^bin and N^diffu for every α")
     p.add_argument("--threads", type=_positive_int_arg, default=None,
                    help="torch CPU threads")
+    p.add_argument("--workers", type=_non_negative_int_arg, default=0,
+                   help="DataLoader workers reading the training cutouts (default 0: in the "
+                        "training process)")
+    p.add_argument("--nproc", type=_positive_int_arg, default=None,
+                   help="data-parallel ranks on this machine, started with torchrun (gloo on "
+                        "CPU, nccl on GPUs; the batch size must be divisible by it)")
     common(p, profile=True)
     p.set_defaults(func=cmd_train)
 

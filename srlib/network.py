@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import copy
 import logging
+import pickle
+import zipfile
 from pathlib import Path
 from typing import NamedTuple
 
@@ -539,11 +541,26 @@ def load_model(path, *, device=None) -> SRResNet3d:
     -------
     SRResNet3d
         The network.
+
+    Raises
+    ------
+    ValueError
+        Naming the file, if it is truncated, corrupt or not a network written by
+        :func:`save_model`.
     """
     dev = resolve_device(device)
-    data = torch.load(Path(path), map_location="cpu", weights_only=True)
-    model = SRResNet3d(**data["config"])
-    model.load_state_dict(data["state_dict"])
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"network file {path} does not exist")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+        model = SRResNet3d(**data["config"])
+        model.load_state_dict(data["state_dict"])
+    except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
+            KeyError, TypeError, AttributeError, ValueError) as err:
+        raise ValueError(f"network file {path} is truncated, corrupt or not written by "
+                         f"save_model ({type(err).__name__}: {err}); delete it and retrain"
+                         ) from err
     return model.to(dev).eval()
 
 

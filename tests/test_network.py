@@ -208,3 +208,16 @@ def test_resolve_device_falls_back_with_warning(caplog):
     assert resolve_device("auto").type == "cpu"
     with pytest.raises(ValueError, match="device"):
         resolve_device("tpu")
+
+
+def test_load_model_refuses_truncated_or_foreign_files(tmp_path):
+    path = save_model(_model(1, 2), tmp_path / "net.pt")
+    data = path.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="cut.pt"):
+        load_model(tmp_path / "cut.pt", device="cpu")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt"):
+        load_model(tmp_path / "other.pt", device="cpu")
+    with pytest.raises(ValueError, match="missing.pt"):
+        load_model(tmp_path / "missing.pt", device="cpu")

@@ -82,6 +82,10 @@ def test_resume_continues_the_same_run(pairs, reference_run, tmp_path):
         assert torch.equal(v, v_ref), k
     with pytest.raises(ValueError, match="seed"):
         T.train(_model(), pairs[:2], pairs[2:], checkpoint=path, **{**SETTINGS, "seed": 2})
+    data = path.read_bytes()  # a checkpoint cut short by a crash of the disk or the copy
+    path.write_bytes(data[: len(data) // 3])
+    with pytest.raises(ValueError, match=r"run\.pt.*truncated or corrupt"):
+        T.train(_model(), pairs[:2], pairs[2:], checkpoint=path, **SETTINGS)
 
 
 def test_scheduled_rate():

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from srlib import training as T
+from srlib.io import is_temp_name
 from srlib.training import study as study_module
 
 # Smallest consistent study: 2 scenarios, HR 16³, alpha 2 and 4, one step per network.
@@ -35,6 +36,8 @@ def study(tmp_path_factory):
             for a in db.alphas:
                 shape = db.lr(s, i, a).shape
                 write_array(db.path(s, i, f"diffu{a}"), rng.random((2, *shape)).astype(np.float32))
+    # recorded as build_diffusion_channels records them: training checks the settings
+    (db.root / "channels.json").write_text(json.dumps({"connectivity": "face", "axis": 0}))
     return profile, db, root
 
 
@@ -145,6 +148,11 @@ def test_vertex_run_never_reuses_face_networks(study):
         T.load_networks(vertex, out, kinds=("diffu",))
     with pytest.raises(ValueError, match="connectivity"):
         T.train_networks(db, vertex, out, progress=False)
+    stale = out / ".N_bin_2.ckpt.tmpab12cd34.ckpt"  # what a killed atomic write leaves
+    assert is_temp_name(stale.name)
+    stale.write_bytes(b"half a checkpoint")
+    T.train_networks(db, profile, out, kinds=("bin",), progress=False)
+    assert not stale.exists()  # removed when the stage starts
     # networks written before connectivity was recorded were trained on "face" channels
     meta = out / "N_diffu_2.json"
     info = json.loads(meta.read_text())
@@ -158,8 +166,15 @@ def test_vertex_run_never_reuses_face_networks(study):
     for alpha in profile.alphas:
         (out / f"N_diffu_{alpha}.pt").unlink()
         (out / f"N_diffu_{alpha}.json").unlink()
-    with pytest.raises(ValueError, match="context"):
-        T.train_networks(db, vertex, out, kinds=("diffu",), progress=False)
+    with pytest.raises(ValueError, match="computed with .*'face'.* not .*'vertex'"):
+        T.train_networks(db, vertex, out, kinds=("diffu",), progress=False)  # the database
+    key = db.root / "channels.json"
+    key.write_text(json.dumps({"connectivity": "vertex", "axis": 0}))
+    try:  # with "vertex" channels, the checkpoint of the "face" run still refuses
+        with pytest.raises(ValueError, match="context"):
+            T.train_networks(db, vertex, out, kinds=("diffu",), progress=False)
+    finally:
+        key.write_text(json.dumps({"connectivity": "face", "axis": 0}))
 
 
 def test_diverged_network_is_named(study):
@@ -168,3 +183,22 @@ def test_diverged_network_is_named(study):
     with pytest.raises(T.TrainingDiverged, match=r"N_bin_2 diverged in epoch \d") as info:
         T.train_networks(db, wild, root / "networks-wild", kinds=("bin",), progress=False)
     assert (info.value.kind, info.value.alpha) == ("bin", 2)
+
+
+@pytest.mark.slow
+def test_data_parallel_study_matches_one_process(study):
+    # srlib train --nproc 2: two gloo ranks under torch.distributed.run train the same
+    # networks as one process, to float tolerance; rank 0 writes them, once.
+    profile, db, root = study
+    even = dataclasses.replace(profile, batch_sizes=(2, 2))  # each rank: one cutout
+    single = T.train_networks(db, even, root / "networks-one", kinds=("bin",), progress=False,
+                              num_threads=1)
+    ranks = T.train_networks(db, even, root / "networks-ddp", kinds=("bin",), progress=False,
+                             num_threads=1, nproc=2)
+    assert set(ranks) == set(single) and all(net.trained_now for net in ranks.values())
+    for key, net in single.items():
+        for (name, want), got in zip(net.model.state_dict().items(),
+                                     ranks[key].model.state_dict().values(), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=name)
+        assert ranks[key].threshold == pytest.approx(net.threshold, abs=1e-3)
+        assert ranks[key].result.val_loss == pytest.approx(net.result.val_loss, rel=1e-4)

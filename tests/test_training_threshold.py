@@ -99,3 +99,19 @@ def test_fit_threshold_attains_the_brute_force_minimum():
     assert best > 0.01
     assert T.porosity_error(probs, targets, mu) == pytest.approx(best, abs=1e-12)
     assert T.porosity_error(probs, targets, best_mu) == pytest.approx(best, abs=1e-12)
+
+
+@pytest.mark.parametrize(("max_bytes", "window"), [(1, 4), (1, 0), (1 << 28, 4)])
+def test_streamed_fit_equals_the_fit_on_all_predictions(pairs, max_bytes, window, monkeypatch):
+    # window=0: Nelder-Mead steps outside the window at once; a wider pass follows
+    monkeypatch.setattr("srlib.training.threshold._WINDOW", window)
+    # max_bytes=1: no prediction is kept; the grid comes from counts, Nelder-Mead from a
+    # window of predictions re-read around the best grid point. Same μ*, bit for bit.
+    model = T.make_model(1, 2, features=4, blocks=1, seed=4)
+    probs, targets = T.predict_cutouts(model, pairs, cutout=8, stride=4, progress=False)
+    want = T.fit_threshold(probs, targets)
+    got = T.fit_model_threshold(model, pairs, cutout=8, stride=4, batch_size=5,
+                                progress=False, max_bytes=max_bytes)
+    assert got == want
+    with pytest.raises(ValueError, match="max_bytes"):
+        T.fit_model_threshold(model, pairs, cutout=8, progress=False, max_bytes=0)

@@ -5,9 +5,20 @@ One concept per module, every public name re-exported here:
 :mod:`srlib.training.symmetry`
     The 48 symmetries of the cube that augment the training cutouts.
 :mod:`srlib.training.cutouts`
-    Training pairs (:class:`Pair`: the network input, the binary high-resolution target), the
-    random and the validation cutouts, kept aligned by Eq. (3) under mirroring; the pairs of a
-    database.
+    Training pairs (:class:`Pair`: the network input, the binary high-resolution target, in
+    memory or lazy array-likes read cutout by cutout), the random and the validation
+    cutouts, kept aligned by Eq. (3) under mirroring; the pairs of a database.
+:mod:`srlib.training.data`
+    The batches: cutouts planned from the seed (:func:`draw_plan`), read and augmented in
+    ``torch.utils.data.DataLoader`` workers (:func:`make_loader`); each data-parallel rank
+    reads its share (:func:`rank_share`).
+:mod:`srlib.training.distributed`
+    DistributedDataParallel under ``torchrun``: launching ranks, rank 0's decisions
+    broadcast.
+:mod:`srlib.training.checkpoint`
+    Atomic checkpoints; truncated or foreign ones refused with a ValueError naming the file.
+:mod:`srlib.training.models`
+    :func:`make_model` and :func:`transfer_model`, re-exported by ``loop``.
 :mod:`srlib.training.loop`
     One network: :func:`train` (Adam on the binary cross-entropy, Eqs. (14)–(16), early
     stopping, an atomic checkpoint every epoch, bit-exact resume) with its hyper-parameters in
@@ -25,13 +36,17 @@ Arrays passed in are never modified; :func:`train` trains the model it is given 
 
 from srlib.config import LR_SCHEDULES
 from srlib.training.cutouts import (
+    ChannelStack,
     Pair,
     cutout_at,
+    draw_position,
+    is_lazy,
     make_pair,
     pairs_from_database,
     random_cutout,
     validation_cutouts,
 )
+from srlib.training.data import CutoutDataset, draw_plan, make_loader, rank_share
 from srlib.training.loop import (
     TrainConfig,
     TrainingDiverged,
@@ -70,6 +85,8 @@ from srlib.training.threshold import (
 
 __all__ = [
     "IDENTITY",
+    "ChannelStack",
+    "CutoutDataset",
     "KINDS",
     "LR_SCHEDULES",
     "Pair",
@@ -82,10 +99,14 @@ __all__ = [
     "compose_symmetries",
     "cube_symmetries",
     "cutout_at",
+    "draw_plan",
+    "draw_position",
     "fit_model_threshold",
     "fit_threshold",
+    "is_lazy",
     "is_rotation",
     "load_networks",
+    "make_loader",
     "make_model",
     "make_pair",
     "mean_loss",
@@ -95,6 +116,7 @@ __all__ = [
     "predict_cutouts",
     "random_cutout",
     "random_symmetry",
+    "rank_share",
     "reversed_axes",
     "run_training",
     "scheduled_rate",

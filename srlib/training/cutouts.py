@@ -3,9 +3,12 @@ r"""Training pairs and the cutouts drawn from them (paper, section 2.2.2).
 Contract. A :class:`Pair` holds a network ``input`` of shape ``(C, n1, n2, n3)`` (channel 0
 the binary low-resolution image, channels 1–2 the diffusion channels for
 :math:`N^{diffu,\alpha}`) and its ``target``, the binary high-resolution image of shape
-``(α n1, α n2, α n3)`` (True = solid). :func:`make_pair` builds one from a high-resolution
-image by Eq. (3); :func:`pairs_from_database` builds the pairs of one role ('train', 'val',
-'test') and α from a :class:`srlib.datasets.Database`. :func:`cutout_at` and
+``(α n1, α n2, α n3)`` (True = solid), either in memory or as lazy array-likes
+(:func:`is_lazy`: zarr arrays, memmaps, a :class:`ChannelStack` of them) of which each
+cutout reads only its region, so that training never holds whole volumes. :func:`make_pair`
+builds one from a high-resolution image by Eq. (3); :func:`pairs_from_database` builds the
+(lazy, when the database can) pairs of one role ('train', 'val', 'test') and α from a
+:class:`srlib.datasets.Database`. :func:`cutout_at` and
 :func:`random_cutout` cut an input cube (Eq. (1) with ``m1 = m2 = m3 = cutout``; paper: 24)
 and its α-times larger target, transformed by a symmetry of the cube
 (:mod:`srlib.training.symmetry`); :func:`validation_cutouts` draws the fixed set of
@@ -41,13 +44,89 @@ from srlib.training.symmetry import (
 )
 
 __all__ = [
+    "ChannelStack",
     "Pair",
     "cutout_at",
+    "is_lazy",
     "make_pair",
     "pairs_from_database",
     "random_cutout",
     "validation_cutouts",
 ]
+
+
+def is_lazy(array) -> bool:
+    """True if ``array`` is read on demand: a NumPy memmap or a non-NumPy array-like.
+
+    A lazy array-like has ``.shape``, a NumPy ``.dtype`` and NumPy-style basic slicing
+    (e.g. a zarr array, an ``h5py`` dataset, ``np.load(..., mmap_mode="r")``); slicing it
+    reads only the selected region.
+    """
+    if isinstance(array, np.memmap) or isinstance(array, ChannelStack):
+        return True
+    return (not isinstance(array, np.ndarray) and hasattr(array, "__getitem__")
+            and isinstance(getattr(array, "dtype", None), np.dtype)
+            and isinstance(getattr(array, "shape", None), tuple))
+
+
+class ChannelStack:
+    """Lazy concatenation of array-likes along a leading channel axis, read as float32.
+
+    Parameters
+    ----------
+    parts : sequence of array-like
+        Arrays of shape ``(n1, n2, n3)`` (one channel) or ``(k, n1, n2, n3)``, lazy or not,
+        all with the same spatial shape.
+
+    Notes
+    -----
+    Indexing takes a channel index or slice followed by up to three spatial slices (basic
+    indexing); only the selected region of each part is read. The parts are not copied.
+    """
+
+    def __init__(self, parts):
+        parts = list(parts)
+        if not parts:
+            raise ValueError("ChannelStack needs at least one part")
+        spatial, counts = None, []
+        for k, part in enumerate(parts):
+            shape = tuple(int(n) for n in part.shape)
+            if len(shape) not in (3, 4):
+                raise ValueError(f"part {k} must be (n1, n2, n3) or (k, n1, n2, n3), "
+                                 f"got shape {shape}")
+            dtype = np.dtype(part.dtype)
+            if not (dtype == np.bool_ or np.issubdtype(dtype, np.number)):
+                raise ValueError(f"part {k} must be numeric, got dtype {dtype}")
+            if spatial is not None and shape[-3:] != spatial:
+                raise ValueError(f"part {k} has spatial shape {shape[-3:]}, expected {spatial}")
+            spatial = shape[-3:]
+            counts.append(1 if len(shape) == 3 else shape[0])
+        self.parts = parts
+        self.shape = (sum(counts), *spatial)
+        self.dtype = np.dtype(np.float32)
+
+    @property
+    def ndim(self) -> int:
+        """Number of dimensions (4)."""
+        return 4
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key) -> np.ndarray:
+        key = key if isinstance(key, tuple) else (key,)
+        channel, spatial = key[0], key[1:]
+        blocks = []
+        for part in self.parts:
+            if len(part.shape) == 3:
+                blocks.append(np.asarray(part[spatial], dtype=np.float32)[None])
+            else:
+                blocks.append(np.asarray(part[(slice(None), *spatial)], dtype=np.float32))
+        return np.concatenate(blocks)[channel]
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
 
 
 @dataclass(frozen=True, eq=False)
@@ -59,42 +138,59 @@ class Pair:
     input : array_like
         ``(C, n1, n2, n3)`` network input (channel 0: the binary low-resolution image, 0/1;
         further channels: e.g. the diffusion channels), or ``(n1, n2, n3)`` for one channel.
-        Stored as float32 (not copied if it already is).
+        An in-memory array is stored as float32 (not copied if it already is). A lazy
+        array-like (:func:`is_lazy`: a memmap, a zarr array, a :class:`ChannelStack`) is kept
+        as a :class:`ChannelStack` and read cutout by cutout, as float32.
     target : array_like
         Binary high-resolution image (True = solid) of shape ``(α n1, α n2, α n3)``. Stored
-        as bool (not copied if it already is).
+        as bool (not copied if it already is); a lazy array-like (bool or 0/1 integers) is
+        kept as it is and read cutout by cutout.
 
     Raises
     ------
     ValueError
-        If the shapes do not match for an α in {2, 4, 8}, channel 0 is not binary, the input
-        is not finite or the target is not binary.
+        If the shapes do not match for an α in {2, 4, 8}, or (for arrays in memory) channel 0
+        is not binary, the input is not finite or the target is not binary. Lazy arrays are
+        checked by shape and dtype only: reading them whole is what they avoid.
     """
 
     input: np.ndarray
     target: np.ndarray
 
     def __post_init__(self):
-        inp = np.asarray(self.input)
-        if inp.ndim == 3:
-            inp = inp[None]
-        if inp.ndim != 4 or inp.size == 0:
+        if is_lazy(self.input):
+            inp = self.input if isinstance(self.input, ChannelStack) else ChannelStack(
+                [self.input])
+        else:
+            inp = np.asarray(self.input)
+            if inp.ndim == 3:
+                inp = inp[None]
+            if inp.ndim != 4 or inp.size == 0:
+                raise ValueError(
+                    f"pair input must be (C, n1, n2, n3) or (n1, n2, n3), got shape {inp.shape}"
+                )
+            if not (inp.dtype == bool or np.issubdtype(inp.dtype, np.number)):
+                raise ValueError(f"pair input must be numeric, got dtype {inp.dtype}")
+            inp = np.asarray(inp, dtype=np.float32)
+            if not np.all(np.isfinite(inp)):
+                raise ValueError("pair input contains NaN or infinite values")
+            if not np.all((inp[0] == 0) | (inp[0] == 1)):
+                raise ValueError(
+                    "pair input channel 0 must be the binary low-resolution image (0/1)")
+        if is_lazy(self.target):
+            tgt = self.target
+            dtype = np.dtype(tgt.dtype)
+            if len(tgt.shape) != 3 or not (dtype == np.bool_ or np.issubdtype(dtype, np.integer)):
+                raise ValueError("pair target must be a 3D binary image (bool or 0/1 "
+                                 f"integers), got shape {tgt.shape} and dtype {dtype}")
+        else:
+            tgt = as_binary(self.target, name="pair target")
+        lr_shape = tuple(inp.shape[1:])
+        tgt_shape = tuple(int(n) for n in tgt.shape)
+        alpha = tgt_shape[0] // max(lr_shape[0], 1)
+        if alpha not in (2, 4, 8) or tgt_shape != tuple(alpha * n for n in lr_shape):
             raise ValueError(
-                f"pair input must be (C, n1, n2, n3) or (n1, n2, n3), got shape {inp.shape}"
-            )
-        if not (inp.dtype == bool or np.issubdtype(inp.dtype, np.number)):
-            raise ValueError(f"pair input must be numeric, got dtype {inp.dtype}")
-        inp = np.asarray(inp, dtype=np.float32)
-        if not np.all(np.isfinite(inp)):
-            raise ValueError("pair input contains NaN or infinite values")
-        if not np.all((inp[0] == 0) | (inp[0] == 1)):
-            raise ValueError("pair input channel 0 must be the binary low-resolution image (0/1)")
-        tgt = as_binary(self.target, name="pair target")
-        lr_shape = inp.shape[1:]
-        alpha = tgt.shape[0] // lr_shape[0]
-        if alpha not in (2, 4, 8) or tgt.shape != tuple(alpha * n for n in lr_shape):
-            raise ValueError(
-                f"pair target shape {tgt.shape} is not alpha × input shape {lr_shape} "
+                f"pair target shape {tgt_shape} is not alpha × input shape {lr_shape} "
                 "for an alpha in (2, 4, 8)"
             )
         object.__setattr__(self, "input", inp)
@@ -113,7 +209,12 @@ class Pair:
     @property
     def lr_shape(self) -> tuple[int, int, int]:
         """Spatial shape of the input."""
-        return tuple(self.input.shape[1:])
+        return tuple(int(n) for n in self.input.shape[1:])
+
+    @property
+    def lazy(self) -> bool:
+        """True if input or target is read on demand, cutout by cutout."""
+        return is_lazy(self.input) or is_lazy(self.target)
 
 
 def make_pair(hr, alpha: int, *, channels=None) -> Pair:
@@ -215,6 +316,9 @@ def cutout_at(pair: Pair, corner, cutout: int, *, symmetry: Symmetry = IDENTITY,
         lo_hr.append(a * c - (a - 1) * int(r))
     inp = pair.input[(slice(None), *(slice(c, c + cutout) for c in corner))]
     tgt = pair.target[tuple(slice(lo, lo + a * cutout) for lo in lo_hr)]
+    if not isinstance(tgt, np.ndarray) or tgt.dtype != bool:  # read from a lazy target
+        tgt = np.asarray(tgt).astype(bool, copy=False)
+    inp = np.asarray(inp, dtype=np.float32)
     return apply_symmetry(inp, symmetry), apply_symmetry(tgt, symmetry)
 
 
@@ -241,18 +345,46 @@ def random_cutout(pair: Pair, cutout: int, rng: np.random.Generator, *, augment:
     input, target : numpy.ndarray
         As for :func:`cutout_at`.
     """
+    corner, sym = draw_position(pair.lr_shape, cutout, rng, augment=augment,
+                                align_mirrors=align_mirrors)
+    return cutout_at(pair, corner, cutout, symmetry=sym, align_mirrors=align_mirrors)
+
+
+def draw_position(lr_shape, cutout: int, rng: np.random.Generator, *, augment: bool = True,
+                  align_mirrors: bool = True) -> tuple[tuple[int, ...], Symmetry]:
+    """Draw the corner and symmetry of a random cutout (what :func:`random_cutout` draws).
+
+    Parameters
+    ----------
+    lr_shape : sequence of 3 int
+        Spatial shape of the pair's input.
+    cutout : int
+        Edge length of the input cube.
+    rng : numpy.random.Generator
+        Source of randomness: first the symmetry (if ``augment``), then the corner, axis by
+        axis.
+    augment, align_mirrors : bool
+        See :func:`random_cutout`.
+
+    Returns
+    -------
+    corner : tuple of int
+        Low-resolution index of the cutout's first voxel.
+    symmetry : Symmetry
+        The transformation (``IDENTITY`` without ``augment``).
+    """
     sym = random_symmetry(rng) if augment else IDENTITY
     rev = reversed_axes(sym) if align_mirrors else (False, False, False)
     corner = []
-    for n, r in zip(pair.lr_shape, rev, strict=True):
+    for n, r in zip(lr_shape, rev, strict=True):
         if n - cutout < int(r):
             raise ValueError(
                 f"cutout={cutout} needs input extents of at least {cutout + int(r)} "
-                f"(shape {pair.lr_shape}); with align_mirrors a mirrored cutout needs one "
+                f"(shape {tuple(lr_shape)}); with align_mirrors a mirrored cutout needs one "
                 "spare voxel. Use a smaller cutout or align_mirrors=False"
             )
         corner.append(int(rng.integers(int(r), n - cutout + 1)))
-    return cutout_at(pair, corner, cutout, symmetry=sym, align_mirrors=align_mirrors)
+    return tuple(corner), sym
 
 
 def validation_cutouts(pairs, n: int, cutout: int, *, seed: int = 0
@@ -290,14 +422,58 @@ def validation_cutouts(pairs, n: int, cutout: int, *, seed: int = 0
     return np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn])
 
 
+#: Bytes of high-resolution voxels read at once when a lazy pair is checked against Eq. (3).
+_CHECK_BYTES = 1 << 26
+
+
+def _check_downsampled(lr, hr, alpha: int, where: str) -> None:
+    """Raise unless ``lr == hr[::α, ::α, ::α]``, reading ``hr`` in slabs of bounded size."""
+    if tuple(lr.shape) != tuple(n // alpha for n in hr.shape):
+        raise ValueError(f"{where}: LR shape {tuple(lr.shape)} is not the Eq. (3) down-sampling "
+                         f"of HR shape {tuple(hr.shape)} (alpha={alpha})")
+    plane = int(np.prod(hr.shape[1:])) * max(np.dtype(hr.dtype).itemsize, 1)
+    step = max(1, _CHECK_BYTES // (plane * alpha))  # LR planes per slab
+    for z in range(0, lr.shape[0], step):
+        z1 = min(z + step, lr.shape[0])
+        slab = np.asarray(hr[alpha * z : alpha * z1])[::alpha, ::alpha, ::alpha] != 0
+        if not np.array_equal(np.asarray(lr[z:z1]) != 0, slab):
+            raise ValueError(f"{where} is not the Eq. (3) down-sampling of its HR image")
+
+
+def _database_arrays(db, scenario: str, i: int, alpha: int, diffu: bool, checks: dict):
+    """HR, LR and (with ``diffu``) channel arrays of one realization, lazy when possible.
+
+    A database with an ``array(kind, scenario, i, alpha, **checks)`` method
+    (:meth:`srlib.datasets.Database.array`; ``checks``: the channels' ``connectivity`` and
+    ``axis``) hands out lazy array-likes; otherwise the arrays are loaded with ``hr``, ``lr``
+    and ``channels``.
+    """
+    opener = getattr(db, "array", None)
+    if opener is not None:
+        hr = opener("hr", scenario, i)
+        lr = opener("lr", scenario, i, alpha)
+        ch = opener("channels", scenario, i, alpha, **checks) if diffu else None
+    else:
+        hr, lr = db.hr(scenario, i), db.lr(scenario, i, alpha)
+        ch = db.channels(scenario, i, alpha, **checks) if diffu else None
+    return hr, lr, ch
+
+
 def pairs_from_database(db, role: str, alpha: int, *, diffu: bool = False,
-                        scenarios=None) -> list[Pair]:
+                        scenarios=None, connectivity: str | None = None) -> list[Pair]:
     r"""Build the pairs (input, HR target) of one role of a database (section 2.2.2).
 
     For every scenario and every realization ``i`` with the given role, the target is the
     high-resolution realization and the input its low-resolution version for ``alpha``
     (Eq. (11)); with ``diffu`` the two diffusion channels of the low-resolution image
     (``[pore, solid]``, Eqs. (7)-(8)) are appended (Eq. (13)).
+
+    Streaming. When the database hands out lazy arrays (a method
+    ``db.array(kind, scenario, i, alpha, **checks)``, as
+    :meth:`srlib.datasets.Database.array`), the pairs hold them and every cutout reads only
+    its region, so training never holds whole volumes; the Eq. (3) check below reads the
+    images in bounded slabs.
+    Otherwise the images are loaded (``db.hr``, ``db.lr``, ``db.channels``).
 
     Parameters
     ----------
@@ -312,6 +488,9 @@ def pairs_from_database(db, role: str, alpha: int, *, diffu: bool = False,
         Three-channel inputs for :math:`N^{diffu,\alpha}` instead of the binary image alone.
     scenarios : sequence of str, optional
         Restrict to these scenarios; default all, in database order.
+    connectivity : {"face", "vertex"}, optional
+        When given, the stored diffusion channels must have been computed with it, along
+        axis 0 (the database refuses others); callers that know their settings pass them.
 
     Returns
     -------
@@ -322,8 +501,9 @@ def pairs_from_database(db, role: str, alpha: int, *, diffu: bool = False,
     ------
     ValueError
         If the role is unknown or has no realizations, ``alpha`` is not in the database, a
-        scenario is unknown, or a stored low-resolution image is not the Eq. (3)
-        down-sampling of its high-resolution image.
+        scenario is unknown, a stored low-resolution image is not the Eq. (3)
+        down-sampling of its high-resolution image, or the channels were computed with
+        other settings.
     """
     alpha = check_alpha(alpha)
     if role not in ("train", "val", "test"):
@@ -337,18 +517,20 @@ def pairs_from_database(db, role: str, alpha: int, *, diffu: bool = False,
     indices = db.indices(role)
     if not indices or not names:
         raise ValueError(f"the database has no {role!r} realizations to build pairs from")
+    checks = {} if connectivity is None else {"connectivity": connectivity, "axis": 0}
     pairs = []
     for s in names:
         for i in indices:
-            hr = db.hr(s, i)
-            lr = db.lr(s, i, alpha)
+            hr, lr, ch = _database_arrays(db, s, i, alpha, diffu, checks)
+            where = f"database {db.root}: LR image {s}/{i} (alpha={alpha})"
+            if is_lazy(hr) or is_lazy(lr):
+                _check_downsampled(lr, hr, alpha, where)
+                pairs.append(Pair(ChannelStack([lr] if ch is None else [lr, ch]), hr))
+                continue
             if not np.array_equal(lr, downsample(hr, alpha)):
-                raise ValueError(
-                    f"database {db.root}: LR image {s}/{i} (alpha={alpha}) is not the Eq. (3) "
-                    "down-sampling of its HR image"
-                )
+                raise ValueError(f"{where} is not the Eq. (3) down-sampling of its HR image")
             inp = lr[None].astype(np.float32)
             if diffu:
-                inp = np.concatenate([inp, np.asarray(db.channels(s, i, alpha), np.float32)])
+                inp = np.concatenate([inp, np.asarray(ch, np.float32)])
             pairs.append(Pair(inp, hr))
     return pairs

@@ -9,7 +9,8 @@ Its hyper-parameters form one frozen :class:`TrainConfig`, validated once;
 epoch and resumes from it bit for bit. A run whose loss becomes NaN or infinite stops with
 :class:`TrainingDiverged`, naming the network and the epoch. :func:`make_model` builds a
 seeded network and :func:`transfer_model` the α network from the trained α/2 one (transfer
-learning). Pairs passed in are never modified.
+learning; both live in :mod:`srlib.training.models` and are re-exported here). Pairs passed
+in are never modified.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from srlib._checks import check_alpha, positive_float, positive_int
+from srlib._checks import positive_float, positive_int
 from srlib.config import LR_SCHEDULES
-from srlib.network import SRResNet3d, atomic_torch_save, resolve_device, transfer_weights
-from srlib.training.cutouts import Pair, as_pairs, random_cutout, validation_cutouts
+from srlib.network import SRResNet3d, resolve_device
+from srlib.training import distributed
+from srlib.training.checkpoint import load_checkpoint, save_checkpoint, state_to_cpu
+from srlib.training.cutouts import Pair, as_pairs, validation_cutouts
+from srlib.training.data import CutoutDataset, EpochSampler, draw_plan, make_loader, rank_share
+from srlib.training.models import make_model, transfer_model
 
 __all__ = [
     "TrainConfig",
@@ -46,72 +51,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_CHECKPOINT_FORMAT = 1
 _COSINE_FLOOR = 0.01
-
-
-# --------------------------------------------------------------------------------------
-# Models and transfer learning
-# --------------------------------------------------------------------------------------
-
-
-def make_model(in_channels: int, alpha: int, *, seed: int = 0, **kwargs) -> SRResNet3d:
-    """Build an :class:`~srlib.network.SRResNet3d` with weights initialised from ``seed``.
-
-    Torch's global random state is left as it was (the layers draw their initial weights
-    from it, so it is forked and seeded for the construction).
-
-    Parameters
-    ----------
-    in_channels : int
-        1 (binary input) or 3 (binary and diffusion channels).
-    alpha : int
-        Scaling factor, 2, 4 or 8.
-    seed : int
-        Seed of the initialisation.
-    **kwargs
-        Further arguments of :class:`~srlib.network.SRResNet3d` (``features``, ``blocks``,
-        kernel sizes).
-
-    Returns
-    -------
-    SRResNet3d
-        The network, on the CPU.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SRResNet3d(in_channels, alpha, **kwargs)
-
-
-def transfer_model(src: SRResNet3d, alpha: int | None = None, *, seed: int = 0) -> SRResNet3d:
-    """Build the network for ``alpha`` initialised from the trained network ``src``.
-
-    Transfer learning of section 2.2.3: the new network has the architecture of ``src``
-    except for the scaling factor, and every layer that coincides (same name and shape) is
-    copied from ``src`` by :func:`~srlib.network.transfer_weights`; the additional upsampling
-    stage keeps its random initialisation (from ``seed``). ``src`` is not modified.
-
-    Parameters
-    ----------
-    src : SRResNet3d
-        Trained network, usually with scaling factor ``alpha / 2``.
-    alpha : int, optional
-        Scaling factor of the new network; default ``2 * src.alpha``.
-    seed : int
-        Seed of the initialisation of the layers that are not copied.
-
-    Returns
-    -------
-    SRResNet3d
-        The new network, on the CPU.
-    """
-    if not isinstance(src, SRResNet3d):
-        raise ValueError(f"src must be an SRResNet3d, got {type(src).__name__}")
-    config = dict(src.config)
-    config["alpha"] = check_alpha(2 * src.alpha if alpha is None else alpha)
-    dst = make_model(config.pop("in_channels"), config.pop("alpha"), seed=seed, **config)
-    transfer_weights(src, dst)
-    return dst
 
 
 # --------------------------------------------------------------------------------------
@@ -279,10 +219,21 @@ class TrainingDiverged(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
-def _bce(model: SRResNet3d, inputs: torch.Tensor, targets: torch.Tensor, amp: bool):
+def _bce(logits_fn, inputs: torch.Tensor, targets: torch.Tensor, amp: bool):
     with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
-        logits = model.logits(inputs)
+        logits = logits_fn(inputs)
     return F.binary_cross_entropy_with_logits(logits.float(), targets)
+
+
+class _Logits(torch.nn.Module):
+    """The network's logits as ``forward`` (what DistributedDataParallel wraps)."""
+
+    def __init__(self, model: SRResNet3d):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.logits(x)
 
 
 def _to_device(inputs: np.ndarray, targets: np.ndarray, dev: torch.device):
@@ -326,7 +277,7 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
         with torch.no_grad():
             for i in range(0, len(inputs), batch_size):
                 x, y = _to_device(inputs[i : i + batch_size], targets[i : i + batch_size], dev)
-                total += float(_bce(model, x, y, amp)) * len(x)
+                total += float(_bce(model.logits, x, y, amp)) * len(x)
                 count += len(x)
     finally:
         model.train(was_training)
@@ -388,6 +339,7 @@ def train(
     device=None,
     mixed_precision: bool = False,
     num_threads: int | None = None,
+    num_workers: int = 0,
     progress: bool = True,
     callback: Callable[[int, float, float], None] | None = None,
 ) -> TrainResult:
@@ -458,6 +410,10 @@ def train(
         bfloat16 autocast, on CUDA only (ignored with a warning on the CPU).
     num_threads : int, optional
         Torch CPU threads during training (restored afterwards).
+    num_workers : int
+        DataLoader worker processes that read and augment the cutouts ahead of the training
+        step (:mod:`srlib.training.data`); 0 reads them in this process. The batches do not
+        depend on it.
     progress : bool
         Show a tqdm progress bar.
     callback : callable, optional
@@ -485,17 +441,23 @@ def train(
     )
     return run_training(model, train_pairs, val_pairs, config, checkpoint=checkpoint,
                         resume=resume, device=device, num_threads=num_threads,
-                        progress=progress, callback=callback)
+                        num_workers=num_workers, progress=progress, callback=callback)
 
 
 def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequence[Pair],
                  config: TrainConfig, *, checkpoint=None, resume: bool = True, device=None,
-                 num_threads: int | None = None, progress: bool = True,
+                 num_threads: int | None = None, num_workers: int = 0, progress: bool = True,
                  callback: Callable[[int, float, float], None] | None = None) -> TrainResult:
     """Train a network with the hyper-parameters of a :class:`TrainConfig`.
 
     The same run as :func:`train`, whose keyword arguments are documented there; ``config``
     replaces the hyper-parameters.
+
+    Data parallel. Inside a process group (ranks started by ``torchrun``, see
+    :mod:`srlib.training.distributed`) the model is wrapped in DistributedDataParallel and
+    each rank reads its share of every step's batch of ``config.batch_size`` cutouts (which
+    the number of ranks must divide); rank 0 computes the validation loss, decides when to
+    stop and writes the checkpoint. Every rank returns the same result and weights.
 
     Parameters
     ----------
@@ -505,7 +467,7 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
         Training and validation pairs.
     config : TrainConfig
         Hyper-parameters.
-    checkpoint, resume, device, num_threads, progress, callback
+    checkpoint, resume, device, num_threads, num_workers, progress, callback
         See :func:`train`.
 
     Returns
@@ -534,7 +496,7 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
     try:
         return _train_loop(model, train_pairs, val_x, val_y, config, identity=identity,
                            dev=dev, checkpoint=checkpoint, resume=resume, progress=progress,
-                           callback=callback)
+                           callback=callback, num_workers=num_workers)
     finally:
         torch.set_num_threads(old_threads)
 
@@ -560,10 +522,6 @@ def _check_pairs(model: SRResNet3d, train_pairs, val_pairs, config: TrainConfig)
                 )
 
 
-def _state_to_cpu(state: dict) -> dict:
-    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
-
-
 def _stop_reason(state: dict, config: TrainConfig) -> str | None:
     if state["epoch"] > 0 and state["bad_epochs"] >= config.patience:
         return "early_stopping"
@@ -576,16 +534,7 @@ def _stop_reason(state: dict, config: TrainConfig) -> str | None:
 
 
 def _resume(path: Path, identity: dict, model, optimizer, rng, dev):
-    ck = torch.load(path, map_location=dev, weights_only=True)
-    if ck.get("format") != _CHECKPOINT_FORMAT:
-        raise ValueError(f"checkpoint {path} has an unknown format")
-    if ck["config"] != identity:
-        diff = sorted(k for k in set(identity) | set(ck["config"])
-                      if identity.get(k) != ck["config"].get(k))
-        raise ValueError(
-            f"checkpoint {path} was written with other settings ({', '.join(diff)}); "
-            "delete it or pass resume=False to start afresh"
-        )
+    ck = load_checkpoint(path, identity, device=dev)
     model.load_state_dict(ck["model"])
     optimizer.load_state_dict(ck["optimizer"])
     rng.bit_generator.state = ck["numpy_rng"]
@@ -595,10 +544,12 @@ def _resume(path: Path, identity: dict, model, optimizer, rng, dev):
 
 def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
                 val_y: np.ndarray, config: TrainConfig, *, identity: dict, dev: torch.device,
-                checkpoint, resume: bool, progress: bool, callback) -> TrainResult:
+                checkpoint, resume: bool, progress: bool, callback, num_workers: int
+                ) -> TrainResult:
     # Nothing here draws from torch's random state (cutouts and augmentations come from the
     # NumPy generator below), so a run is reproducible from the config's seed alone.
-    amp = bool(config.mixed_precision and dev.type == "cuda")
+    ranks, main = distributed.world_size(), distributed.is_main()
+    share = rank_share(config.batch_size, distributed.rank(), ranks)
     model.to(dev)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     rng = np.random.default_rng([config.seed, 0])
@@ -610,8 +561,27 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
     path = Path(checkpoint) if checkpoint is not None else None
     if path is not None and path.exists() and resume:
         state, best_state = _resume(path, identity, model, optimizer, rng, dev)
-    elif path is not None:
+    elif path is not None and main:
         path.parent.mkdir(parents=True, exist_ok=True)
+    net = _Logits(model)
+    if ranks > 1:  # construction syncs the ranks: every rank has read the checkpoint
+        net = torch.nn.parallel.DistributedDataParallel(
+            net, device_ids=[dev.index] if dev.type == "cuda" else None)
+    with distributed.synced_batchnorm(model):  # statistics of the global batch
+        return _epochs(model, net, train_pairs, val_x, val_y, config, identity=identity,
+                       dev=dev, path=path, state=state, best_state=best_state,
+                       optimizer=optimizer, rng=rng, callback=callback, progress=progress,
+                       num_workers=num_workers, share=share)
+
+
+def _epochs(model, net, train_pairs, val_x, val_y, config, *, identity, dev, path, state,
+            best_state, optimizer, rng, callback, progress, num_workers, share):
+    amp = bool(config.mixed_precision and dev.type == "cuda")
+    ranks, main = distributed.world_size(), distributed.is_main()
+    sampler = EpochSampler(share)
+    loader = make_loader(CutoutDataset(train_pairs, config.cutout,
+                                       align_mirrors=config.align_mirrors),
+                         sampler, num_workers=num_workers)
 
     total_steps = config.max_epochs * config.steps_per_epoch
     reason = _stop_reason(state, config)
@@ -620,33 +590,36 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
         epoch = state["epoch"] + 1
         model.train()
         losses = []
-        bar = tqdm(range(config.steps_per_epoch), desc=f"epoch {epoch}", leave=False,
-                   disable=not progress, unit="step")
-        for i in bar:
+        sampler.plan = draw_plan(rng, train_pairs, config.steps_per_epoch, config.batch_size,
+                                 cutout=config.cutout, augment=config.augment,
+                                 align_mirrors=config.align_mirrors)
+        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress,
+                   unit="step", total=config.steps_per_epoch)
+        for i, (x, y) in enumerate(bar):
             rate = scheduled_rate(config.learning_rate, config.lr_schedule, state["steps"] + i,
                                   total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            drawn = [
-                random_cutout(train_pairs[int(rng.integers(len(train_pairs)))], config.cutout,
-                              rng, augment=config.augment, align_mirrors=config.align_mirrors)
-                for _ in range(config.batch_size)
-            ]
-            x, y = _to_device(np.stack([d[0] for d in drawn]), np.stack([d[1] for d in drawn]),
-                              dev)
+            x, y = x.to(dev), y.to(dev).float().unsqueeze(1)
             optimizer.zero_grad(set_to_none=True)
-            loss = _bce(model, x, y, amp)
+            loss = _bce(net, x, y, amp)
             loss.backward()
             optimizer.step()
-            losses.append(float(loss.detach()))
+            value = loss.detach()
+            if ranks > 1:  # the loss of the global batch: the mean over the equal shares
+                torch.distributed.all_reduce(value)
+                value = value / ranks
+            losses.append(float(value))
             if math.isnan(losses[-1]):
                 bar.close()
                 raise TrainingDiverged(epoch=epoch, which="training", value=losses[-1],
                                        alpha=model.alpha)
             bar.set_postfix(loss=f"{losses[-1]:.4f}")
         bar.close()
-        val = mean_loss(model, val_x, val_y, batch_size=config.batch_size, device=dev,
-                        mixed_precision=amp)
+        val = (mean_loss(model, val_x, val_y, batch_size=config.batch_size, device=dev,
+                         mixed_precision=amp) if main else None)
+        # rank 0 decides: its validation loss and clock reach every rank
+        val, seconds = distributed.broadcast((val, time.perf_counter() - start))
         if not math.isfinite(val):
             raise TrainingDiverged(epoch=epoch, which="validation", value=val, alpha=model.alpha)
         state["epoch"] = epoch
@@ -655,27 +628,17 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
         state["val_loss"].append(val)
         if val < state["best_val"] - config.min_delta:
             state["best_val"], state["best_epoch"], state["bad_epochs"] = val, epoch, 0
-            best_state = _state_to_cpu(model.state_dict())
+            best_state = state_to_cpu(model.state_dict())
         else:
             state["bad_epochs"] += 1
-        state["seconds"] += time.perf_counter() - start
+        state["seconds"] += seconds
         reason = _stop_reason(state, config)
         logger.info("epoch %d: train loss %.5f, validation loss %.5f%s", epoch,
                     state["train_loss"][-1], val, " (best)" if state["best_epoch"] == epoch else "")
-        if path is not None:
-            atomic_torch_save(
-                {
-                    "format": _CHECKPOINT_FORMAT,
-                    "config": identity,
-                    "model": _state_to_cpu(model.state_dict()),
-                    "optimizer": optimizer.state_dict(),
-                    "numpy_rng": rng.bit_generator.state,
-                    "state": state,
-                    "best_model": best_state,
-                    "stop_reason": reason,
-                },
-                path,
-            )
+        if path is not None and main:
+            save_checkpoint(path, identity=identity, model=model, optimizer=optimizer, rng=rng,
+                            state=state, best_model=best_state, stop_reason=reason)
+        distributed.barrier()  # no rank runs ahead of the checkpoint
         if callback is not None:
             callback(epoch, state["train_loss"][-1], val)
 

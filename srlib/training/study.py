@@ -23,8 +23,9 @@ from pathlib import Path
 import torch
 
 from srlib._checks import check_alpha, positive_int
-from srlib.io import atomic_path
+from srlib.io import atomic_path, remove_stale_temp
 from srlib.network import SRResNet3d, load_model, save_model
+from srlib.training import distributed
 from srlib.training.cutouts import pairs_from_database
 from srlib.training.loop import (
     TrainConfig,
@@ -222,7 +223,8 @@ def load_networks(profile, out_dir, *, kinds=KINDS) -> dict[tuple[str, int], Tra
 
 
 def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: bool = True,
-                   num_threads: int | None = None) -> dict[tuple[str, int], TrainedNetwork]:
+                   num_threads: int | None = None, num_workers: int = 0,
+                   nproc: int | None = None) -> dict[tuple[str, int], TrainedNetwork]:
     r"""Train (or load) the networks :math:`N^{kind,\alpha}` of a profile, then fit μ*.
 
     For each input type, the networks are handled in increasing α. A network whose weights
@@ -236,7 +238,15 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
     every epoch so that an interrupted call resumes; then μ* (Eq. (18)) is fitted on the
     non-overlapping cutouts of the validation pairs
     (:func:`~srlib.training.threshold.fit_model_threshold`), and the weights and metadata
-    are written.
+    are written. Temporary files that killed writes left in ``out_dir`` are removed first.
+
+    Training pairs and validation cutouts are read from the database cutout by cutout when it
+    hands out lazy arrays (:func:`~srlib.training.cutouts.pairs_from_database`), in
+    ``num_workers`` DataLoader workers. With ``nproc`` > 1 the networks are trained by that
+    many data-parallel ranks started with ``torch.distributed.run``
+    (:mod:`srlib.training.distributed`), then loaded from ``out_dir``; called inside ranks
+    that ``torchrun`` started, this function trains data-parallel itself (rank 0 fits μ* and
+    writes the files).
 
     Parameters
     ----------
@@ -254,6 +264,10 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
         Show progress bars.
     num_threads : int, optional
         Torch CPU threads while training and fitting μ* (restored afterwards).
+    num_workers : int
+        DataLoader workers reading the training cutouts (0: in this process).
+    nproc : int, optional
+        Number of data-parallel ranks to launch on this machine (None or 1: this process).
 
     Returns
     -------
@@ -276,13 +290,29 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
         raise ValueError(f"the database has no low-resolution images for alpha {missing}")
     out_dir = Path(out_dir)
     device = profile.device if device is None else device
+    if nproc is not None and positive_int(nproc, "nproc") > 1 \
+            and distributed.world_size() == 1:
+        before = {(k, a) for k in kinds for a in profile.alphas
+                  if (out_dir / f"{network_name(k, a)}.pt").exists()}
+        distributed.launch(nproc, db.root, profile, out_dir, kinds=kinds, device=device,
+                           num_threads=num_threads, num_workers=num_workers, progress=progress)
+        return {key: dataclasses.replace(net, trained_now=key not in before)
+                for key, net in load_networks(profile, out_dir, kinds=kinds).items()}
+    rank_device = distributed.init_from_env(device)
+    if rank_device is not None:
+        device = rank_device
+    if distributed.is_main():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temp(out_dir)
+    distributed.barrier()
     networks = {}
     pairs_cache: dict = {}
 
     def pairs(role, alpha, kind):
         key = (role, alpha, kind)
         if key not in pairs_cache:
-            pairs_cache[key] = pairs_from_database(db, role, alpha, diffu=kind == "diffu")
+            pairs_cache[key] = pairs_from_database(db, role, alpha, diffu=kind == "diffu",
+                                                   connectivity=profile.connectivity)
         return pairs_cache[key]
 
     if num_threads is not None:
@@ -298,7 +328,8 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
                 net = _load_network(out_dir, kind, alpha, settings)
                 if net is None:
                     net = _train_one(kind, alpha, previous, pairs, profile, settings, out_dir,
-                                     device=device, progress=progress)
+                                     device=device, progress=progress,
+                                     num_workers=num_workers)
                 else:
                     logger.info("loaded %s (mu* = %.4f) from %s", net.name, net.threshold,
                                 net.path)
@@ -311,7 +342,7 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
 
 
 def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, device,
-               progress) -> TrainedNetwork:
+               progress, num_workers) -> TrainedNetwork:
     seed = _network_seed(profile, alpha)
     if previous is None:
         model = make_model(_IN_CHANNELS[kind], alpha, seed=seed, features=profile.features,
@@ -336,21 +367,26 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     try:
         result = run_training(model, train_pairs, val_pairs, config,
                               checkpoint=out_dir / f"{stem}.ckpt", device=device,
-                              progress=progress)
+                              progress=progress, num_workers=num_workers)
     except TrainingDiverged as exc:
         raise TrainingDiverged(epoch=exc.epoch, which=exc.which, value=exc.value, alpha=alpha,
                                kind=kind) from exc
     # μ* on the non-overlapping cutouts of the validation pairs, in batches of about 2M
     # output voxels: tiny cutouts pass through the network together.
+    # Rank 0 fits μ* and writes the files; the other ranks receive μ*.
     batch = max(1, (1 << 21) // (alpha * profile.cutout) ** 3)
-    mu = fit_model_threshold(model, val_pairs, cutout=profile.cutout, batch_size=batch,
-                             device=device, progress=progress)
+    mu = (fit_model_threshold(model, val_pairs, cutout=profile.cutout, batch_size=batch,
+                              device=device, progress=progress)
+          if distributed.is_main() else None)
+    mu = distributed.broadcast(mu)
     model = model.cpu().eval()
     weights = out_dir / f"{stem}.pt"
-    _write_json(out_dir / f"{stem}.json", {
-        "format": _NETWORK_FORMAT, "kind": kind, "alpha": alpha, "threshold": mu,
-        "settings": settings, "model": model.config, "result": dataclasses.asdict(result),
-    })
-    save_model(model, weights)  # written last: its presence marks the network as complete
+    if distributed.is_main():
+        _write_json(out_dir / f"{stem}.json", {
+            "format": _NETWORK_FORMAT, "kind": kind, "alpha": alpha, "threshold": mu,
+            "settings": settings, "model": model.config, "result": dataclasses.asdict(result),
+        })
+        save_model(model, weights)  # written last: its presence marks the network as complete
+    distributed.barrier()
     return TrainedNetwork(kind=kind, alpha=alpha, model=model, threshold=mu, result=result,
                           path=weights, trained_now=True)

@@ -4,8 +4,10 @@ Contract. A voxel is solid where the network's probability is at least μ (Eq. (
 the μ in (0, 1) that minimises the mean absolute error of the porosity over the validation
 cutouts (Eq. (18)). :func:`porosity_error` evaluates that objective, :func:`fit_threshold`
 minimises it (a grid search, then Nelder–Mead as in the paper), :func:`predict_cutouts` runs a
-network on the cutouts of validation pairs, and :func:`fit_model_threshold` chains the two.
-Arrays passed in are never modified; the model's mode and device are restored.
+network on the cutouts of validation pairs, and :func:`fit_model_threshold` chains the two
+while streaming: the cutouts are read and predicted a batch at a time, and the fit holds
+counts per cutout, not predictions, when these would exceed a memory bound. Arrays passed in
+are never modified; the model's mode and device are restored.
 """
 
 from __future__ import annotations
@@ -119,11 +121,19 @@ def fit_threshold(probabilities, targets, *, grid: int = 999) -> float:
     def objective(mu):
         return _porosity_objective(sorted_probs, pore_fractions, float(np.ravel(mu)[0]))
 
-    mus = np.linspace(0.0, 1.0, grid + 2)[1:-1]
-    values = np.array([objective(m) for m in mus])
+    mus = _grid(grid)
+    return _minimise(objective, np.array([objective(m) for m in mus]), mus)
+
+
+def _grid(grid: int) -> np.ndarray:
+    return np.linspace(0.0, 1.0, grid + 2)[1:-1]
+
+
+def _minimise(objective, values: np.ndarray, mus: np.ndarray) -> float:
+    """Nelder–Mead from the best grid point (``values`` = the objective at ``mus``)."""
     best = int(np.argmin(values))
     mu0, f0 = float(mus[best]), float(values[best])
-    step = 1.0 / (grid + 1)
+    step = 1.0 / (len(mus) + 1)
     lo, hi = 1e-9, 1.0 - 1e-9
     second = mu0 + step if mu0 + step < hi else mu0 - step
     res = minimize(
@@ -177,10 +187,21 @@ def predict_cutouts(model: SRResNet3d, pairs, *, cutout: int = 24, stride: int |
     targets : list of numpy.ndarray
         Matching bool targets.
     """
+    probs, targets = [], []
+
+    def keep(prob, target):
+        probs.append(prob)
+        targets.append(target)
+
+    _stream_cutouts(model, pairs, keep, cutout=cutout, stride=stride, batch_size=batch_size,
+                    device=device, progress=progress)
+    return probs, targets
+
+
+def _cutout_jobs(model: SRResNet3d, pairs, cutout: int, stride: int | None) -> list:
     pairs = as_pairs(pairs, "pairs")
     cutout = positive_int(cutout, "cutout")
     stride = cutout if stride is None else positive_int(stride, "stride")
-    batch_size = positive_int(batch_size, "batch_size")
     jobs = []
     for k, p in enumerate(pairs):
         if p.alpha != model.alpha or p.channels != model.in_channels:
@@ -192,30 +213,44 @@ def predict_cutouts(model: SRResNet3d, pairs, *, cutout: int = 24, stride: int |
             raise ValueError(f"pairs[{k}] input shape {p.lr_shape} is smaller than the cutout")
         starts = [range(0, n - cutout + 1, stride) for n in p.lr_shape]
         jobs += [(p, c) for c in itertools.product(*starts)]
+    return jobs
+
+
+def _stream_cutouts(model: SRResNet3d, pairs, visit, *, cutout: int, stride: int | None,
+                    batch_size: int, device, progress: bool) -> None:
+    """Call ``visit(probability, target)`` for every cutout, in order, holding one batch."""
+    jobs = _cutout_jobs(model, pairs, cutout, stride)
+    cutout = int(cutout)
+    batch_size = positive_int(batch_size, "batch_size")
     dev = resolve_device(device)
     device_before = next(model.parameters()).device
     was_training = model.training
     model.to(dev).eval()
-    probs, targets = [], []
     try:
         with torch.no_grad():
             for i in tqdm(range(0, len(jobs), batch_size), desc="cutouts", disable=not progress):
                 batch = [cutout_at(p, c, cutout) for p, c in jobs[i : i + batch_size]]
                 x = torch.from_numpy(np.stack([b[0] for b in batch])).to(dev)
                 out = model(x)[:, 0].float().cpu().numpy()
-                probs += list(out)
-                targets += [b[1] for b in batch]
+                for prob, (_, target) in zip(out, batch, strict=True):
+                    visit(prob, target)
     finally:
         model.to(device_before).train(was_training)
-    return probs, targets
 
 
 def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
                         stride: int | None = None, batch_size: int = 4, device=None,
-                        progress: bool = True) -> float:
+                        progress: bool = True, max_bytes: int = 1 << 28) -> float:
     """Fit μ* (Eq. (18)) for a trained network on the cutouts of validation pairs.
 
-    Shorthand for :func:`predict_cutouts` followed by :func:`fit_threshold`.
+    The result of :func:`predict_cutouts` followed by :func:`fit_threshold`, without holding
+    the predictions: the cutouts are read (lazily, for lazy pairs) and predicted one batch at
+    a time. While the sorted predictions take at most ``max_bytes`` they are kept and the fit
+    is :func:`fit_threshold`'s. Beyond, the first pass keeps only each cutout's counts below
+    the grid points (about 8 kB per cutout), which give the grid search exactly; the
+    Nelder–Mead refinement then runs on the predictions within a few grid steps of the best
+    grid point, from a second pass over the cutouts (another pass, wider, if it steps
+    outside). μ* is the same either way.
 
     Parameters
     ----------
@@ -229,12 +264,87 @@ def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
         See :func:`~srlib.network.resolve_device`.
     progress : bool
         Show a tqdm progress bar.
+    max_bytes : int
+        Memory for the sorted predictions of a single pass.
 
     Returns
     -------
     float
         μ* in (0, 1).
     """
-    probs, targets = predict_cutouts(model, pairs, cutout=cutout, stride=stride,
-                                     batch_size=batch_size, device=device, progress=progress)
-    return fit_threshold(probs, targets)
+    max_bytes = positive_int(max_bytes, "max_bytes")
+    stream = dict(cutout=cutout, stride=stride, batch_size=batch_size, device=device,
+                  progress=progress)
+    mus = _grid(_GRID)
+    below, sizes, pore, cache = [], [], [], [[], 0]
+
+    def first_pass(prob, target):  # the objective on the grid; the values while they fit
+        ordered = np.sort(prob, axis=None)
+        below.append(np.searchsorted(ordered, mus, side="left"))
+        sizes.append(ordered.size)
+        pore.append(1.0 - np.count_nonzero(target) / target.size)
+        if cache[0] is not None:
+            cache[0].append(ordered)
+            cache[1] += ordered.nbytes
+            if cache[1] > max_bytes:
+                cache[0] = None  # too many: later passes keep a window around μ* only
+
+    _stream_cutouts(model, pairs, first_pass, **stream)
+    pore = np.asarray(pore)
+    if cache[0] is not None:
+        objective = _window_objective(cache[0], np.zeros(len(pore), int), pore, 0.0, 1.0)
+        return _minimise(objective, np.array([objective(m) for m in mus]), mus)
+    counts, sizes = np.stack(below), np.asarray(sizes)
+    values = np.array([float(np.mean(np.abs(counts[:, j] / sizes - pore)))
+                       for j in range(len(mus))])
+    step = 1.0 / (len(mus) + 1)
+    mu0 = float(mus[int(np.argmin(values))])
+    lo, hi = max(mu0 - _WINDOW * step, 0.0), min(mu0 + _WINDOW * step, 1.0)
+    while True:  # Nelder–Mead on the values in [lo, hi]; a pass more if it steps outside
+        window, under = [], []
+
+        def window_pass(prob, target, lo=lo, hi=hi, window=window, under=under):
+            flat = np.ravel(prob)
+            inside = np.sort(flat[(flat >= lo) & (flat < hi)])
+            window.append(inside)
+            under.append(int(np.count_nonzero(flat < lo)))
+
+        _stream_cutouts(model, pairs, window_pass, **stream)
+        objective = _window_objective(window, np.asarray(under), pore, lo, hi,
+                                      sizes=sizes)
+        try:
+            return _minimise(objective, values, mus)
+        except _OutsideWindow as out:
+            lo = max(min(lo, out.mu - (_WINDOW + 1) * step), 0.0)
+            hi = min(max(hi, out.mu + (_WINDOW + 1) * step), 1.0)
+
+
+#: Grid of the first search of μ* (as :func:`fit_threshold`'s default).
+_GRID = 999
+#: Half-width, in grid steps, of the window of predictions kept for Nelder–Mead.
+_WINDOW = 4
+
+
+class _OutsideWindow(Exception):
+    def __init__(self, mu: float):
+        super().__init__(mu)
+        self.mu = mu
+
+
+def _window_objective(window, under, pore, lo: float, hi: float, *, sizes=None):
+    """Eq. (18)'s objective from the sorted values in ``[lo, hi)`` and the counts below ``lo``.
+
+    Exact for μ in ``[lo, hi]`` (the arithmetic of :func:`porosity_error`); raises
+    :class:`_OutsideWindow` elsewhere.
+    """
+    sizes = [w.size for w in window] if sizes is None else sizes
+
+    def objective(mu):
+        mu = float(np.ravel(mu)[0])
+        if not lo <= mu <= hi:
+            raise _OutsideWindow(mu)
+        eps = np.array([(int(u) + int(np.searchsorted(w, mu, side="left"))) / int(n)
+                        for w, u, n in zip(window, under, sizes, strict=True)])
+        return float(np.mean(np.abs(eps - pore)))
+
+    return objective
