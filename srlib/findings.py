@@ -156,6 +156,8 @@ class Finding:
     headroom : dict
         ``{dataset: {alpha: gain}}``: median accuracy of ``local_bayes`` minus that of the
         aligned interpolation (empty without ``local_bayes`` rows).
+    criterion : str
+        How the paper's words were turned into a test, in words.
     """
 
     key: str
@@ -164,6 +166,7 @@ class Finding:
     by_convention: dict
     numbers: dict = field(repr=False)
     headroom: dict = field(repr=False)
+    criterion: str = ""
 
     @property
     def holds(self) -> bool:
@@ -231,7 +234,7 @@ def _networks_better(med, datasets, alphas, much) -> tuple[dict, dict]:
         by[conv] = bool(min(gains) >= much) if gains else None
     for d in numbers:
         for a in numbers[d]:
-            numbers[d][a].update({m: med.get((d, a, m), float("nan"))
+            numbers[d][a].update({f"median_{m}": med.get((d, a, m), float("nan"))
                                   for m in (*_NETWORKS, *CONVENTION_METHODS.values())})
     return numbers, by
 
@@ -336,17 +339,25 @@ def findings(table, *, metric: str = "accuracy", much: float = 0.02, flat: float
     out = []
     numbers, by = _networks_better(med, datasets, alphas, much)
     out.append(Finding("i", "The networks are much better than the interpolation.",
-                       _verdict(by), by, numbers, room))
+                       _verdict(by), by, numbers, room,
+                       f"each network's median {metric} at least {much:g} above the "
+                       "interpolation's at every α and on every dataset"))
     numbers, by = _falls_and_flat(med, datasets, alphas, flat)
     out.append(Finding("ii", "The interpolation falls with α while the networks stay flat.",
-                       _verdict(by) if len(alphas) > 1 else "not measured", by, numbers, room))
+                       _verdict(by) if len(alphas) > 1 else "not measured", by, numbers, room,
+                       f"from the smallest to the largest α the interpolation's median {metric} "
+                       f"falls and each network's by at most {flat:g} times as much"))
     numbers, by = _diffu_vs_bin(table, metric, datasets, alphas)
     verdict = {True: "holds", False: "fails", None: "not measured"}[by["all"]]
     out.append(Finding("iii", "N^diffu beats N^bin at α = 2 and 4 and loses at α = 8.",
-                       verdict, by, numbers, room))
+                       verdict, by, numbers, room,
+                       f"N^diffu's median {metric} above N^bin's at every α but the largest, "
+                       "below it at the largest, on every dataset"))
     numbers, by = _tomo_like_sim(med, alphas, near)
     out.append(Finding("iv", "Tomographic and simulated results are nearly identical.",
-                       _verdict(by), by, numbers, room))
+                       _verdict(by), by, numbers, room,
+                       f"tomographic and simulated medians within {near:g} for the networks "
+                       "and the interpolation at every α"))
     return out
 
 
@@ -380,23 +391,28 @@ def findings_markdown(items, *, metric: str = "accuracy") -> str:
     lines = []
     room = next((f.headroom for f in items), {})
     for f in items:
-        head = f"- **({f.key}) {f.claim}** Verdict: *{f.verdict}*."
+        head = f"- **({f.key}) {f.claim}** Verdict: *{f.verdict}*"
+        head += f" (tested: {f.criterion})." if f.criterion else "."
         details = []
         if f.key == "i":
-            for conv in CONVENTION_METHODS:
-                for d, per in f.numbers.items():
-                    gains = [v for a in per for k, v in per[a].items() if k.endswith(f"_{conv}")]
+            for d, per in f.numbers.items():
+                parts = []
+                for conv in CONVENTION_METHODS:
+                    gains = [v for a in per for k, v in per[a].items()
+                             if k.endswith(f"_minus_{conv}")]
                     if gains:
-                        details.append(f"{d}: the networks' median {metric} minus "
-                                       f"{_CONVENTION_WORDS[conv]}'s is {_span(gains)}")
+                        parts.append(f"over {_CONVENTION_WORDS[conv]} {_span(gains)}")
+                details.append(f"{d}: the networks gain " + ", ".join(parts))
         elif f.key == "ii":
             for d, per in f.numbers.items():
                 for span, v in per.items():
-                    parts = [f"{_CONVENTION_WORDS[c]} drops {v[f'{c}_drop']:+.3f}"
+                    parts = [f"{_CONVENTION_WORDS[c]} by {v[f'{c}_drop']:.3f}"
                              for c in CONVENTION_METHODS if f"{c}_drop" in v]
-                    parts += [f"{_NET_WORDS[n]} {v[f'{n}_drop']:+.3f}" for n in _NETWORKS
+                    parts += [f"{_NET_WORDS[n]} by {v[f'{n}_drop']:.3f}" for n in _NETWORKS
                               if f"{n}_drop" in v]
-                    details.append(f"{d}, α {span}: " + ", ".join(parts))
+                    lo, hi = span.split("->")
+                    details.append(f"{d}, from α = {lo} to {hi}, the median {metric} falls for "
+                                   + ", ".join(parts))
         elif f.key == "iii":
             for d, per in f.numbers.items():
                 parts = [f"α = {a}: {v['diffu_minus_bin']:+.3f} ({v['wins']} wins, "
