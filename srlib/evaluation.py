@@ -476,7 +476,8 @@ def _evaluate_groups(dataset: str, sample: str, hr, todo: dict, parts: dict, net
         if part.exists():
             stored = pd.read_csv(part, dtype={"network_id": str, "channels": str})
             keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
-            frame = pd.concat([keep, frame], ignore_index=True)
+            if len(keep):
+                frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
         if len(frame):
             order = {m: i for i, m in enumerate(methods)}
             frame = frame.sort_values(["sub_image", "method"], key=lambda c: c.map(order)
