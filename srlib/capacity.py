@@ -10,9 +10,15 @@ counted on the training realizations (:mod:`srlib.baselines`). The result is one
 and reference with the median accuracy over the validation realizations and its gain over the
 aligned interpolation: does the gain saturate with the budget, and where?
 
-Each budget is one full run with the profile's learning-rate schedule stretched over it
-(``max_epochs = steps / steps_per_epoch``, no early stop; the weights of the best
-validation epoch are kept, as in :func:`srlib.training.train`). The validation realizations
+By default (``nested=True``) the budgets of one width are prefixes of one run at a constant
+learning rate: the run is trained to the smallest budget, scored, then extended from its
+checkpoint to the next (:func:`srlib.training.train` resumes a run exactly), so the study costs
+the largest budget, not their sum. With ``nested=False`` each budget is a fresh run with the
+profile's learning-rate schedule stretched over it. Either way there is no early stop
+(``max_epochs = steps / steps_per_epoch``) and the weights of the best validation epoch so far
+are scored, as :func:`srlib.training.train` returns them. A network starts from scratch, or
+(``start_from``) by transfer from a trained α/2 network of the same width
+(:func:`srlib.training.transfer_model`), as the study's networks do. The validation realizations
 serve early stopping, μ* and the score, so the numbers describe the training budget rather
 than generalisation to unseen data (the evaluation protocol does that, on the test set).
 
@@ -85,8 +91,9 @@ def _write_json(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2))
 
 
-def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(50, 100, 200, 500),
-                   features=(16, 32), seed: int = 0, scenarios=None, device=None,
+def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100, 250),
+                   features=(16, 32), seed: int = 0, nested: bool = True,
+                   start_from: dict | None = None, scenarios=None, device=None,
                    num_threads: int | None = None, progress: bool = True):
     """Train N^bin for several step budgets and widths; gain over the interpolation per run.
 
@@ -107,6 +114,12 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(50, 100, 20
         Widths of the network.
     seed : int
         Seed of the weights, cutouts and augmentations (the same for every run).
+    nested : bool
+        Budgets as prefixes of one constant-rate run per width (default), or fresh runs with
+        the profile's schedule.
+    start_from : dict, optional
+        ``{features: trained α/2 SRResNet3d}``: widths found here start by transfer learning
+        from that network (e.g. the study's N^bin at α/2); the others from scratch.
     scenarios : sequence of str, optional
         Restrict to these scenarios; default all.
     device : str, optional
@@ -121,8 +134,9 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(50, 100, 20
     pandas.DataFrame
         One row per run (``method`` "bin", ``features``, ``steps``) and per reference method
         (``features`` and ``steps`` empty): ``accuracy`` (median over the validation
-        realizations), ``gain`` (minus the aligned interpolation's), and for runs
-        ``threshold`` (μ*), ``best_epoch``, ``steps_run`` and ``seconds`` (training and μ*).
+        realizations), ``gain`` (minus the aligned interpolation's), and for runs ``start``
+        ("scratch" or "transfer"), ``threshold`` (μ*), ``best_epoch``, ``steps_run`` and
+        ``seconds`` (training since the previous budget when nested, and μ*).
         Also written to ``<out_dir>/capacity.csv``.
     """
     import pandas as pd
@@ -131,10 +145,17 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(50, 100, 20
 
     from srlib.inference import super_resolve
     from srlib.metrics import accuracy
-    from srlib.training import fit_model_threshold, make_model, pairs_from_database, train
+    from srlib.training import (
+        fit_model_threshold,
+        make_model,
+        pairs_from_database,
+        train,
+        transfer_model,
+    )
 
     alpha = check_alpha(alpha)
-    budgets = [positive_int(b, "budgets") for b in budgets]
+    budgets = sorted({positive_int(b, "budgets") for b in budgets})
+    start_from = dict(start_from or {})
     features = [positive_int(f, "features") for f in features]
     per_epoch = int(profile.steps_per_epoch)
     bad = [b for b in budgets if b % per_epoch]
@@ -149,7 +170,9 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(50, 100, 20
         "seed": seed, "blocks": profile.blocks, "cutout": profile.cutout,
         "batch_size": profile.batch_size(alpha), "steps_per_epoch": per_epoch,
         "learning_rate": profile.learning_rate, "lr_schedule": profile.lr_schedule,
-        "val_cutouts": profile.val_cutouts}))
+        "val_cutouts": profile.val_cutouts, "nested": bool(nested)}))
+    if nested:
+        settings["lr_schedule"] = None
     ref_path = out / f"references_a{alpha}.json"
     stored = json.loads(ref_path.read_text()) if ref_path.exists() else {}
     if stored.get("scenarios") == names and stored.get("database") == settings["database"]:
@@ -166,37 +189,45 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(50, 100, 20
         torch.set_num_threads(int(num_threads))
     try:
         for f, b in tqdm(runs, desc=f"capacity study (alpha={alpha})", disable=not progress):
-            path = out / f"a{alpha}_f{f}_s{b}_seed{seed}.json"
+            start = "transfer" if f in start_from else "scratch"
+            settings_f = {**settings, "start": start}
+            stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")
+            path = out / f"a{alpha}_f{f}_{start}_s{b}_seed{seed}{'_nested' if nested else ''}.json"
+            ckpt = out / f"{stem}.ckpt"
             if path.exists():
                 row = json.loads(path.read_text())
-                if row.pop("settings", None) == settings:
+                if row.pop("settings", None) == settings_f:
                     rows.append(row)
                     continue
                 logger.warning("%s was computed with other settings; recomputing", path)
-                path.with_suffix(".ckpt").unlink(missing_ok=True)
+                ckpt.unlink(missing_ok=True)
             if train_pairs is None:
                 train_pairs = pairs_from_database(db, "train", alpha, scenarios=names)
                 val_pairs = pairs_from_database(db, "val", alpha, scenarios=names)
             t0 = time.perf_counter()
-            model = make_model(1, alpha, seed=seed, features=f, blocks=profile.blocks)
+            if f in start_from:
+                model = transfer_model(start_from[f], alpha, seed=seed)
+            else:
+                model = make_model(1, alpha, seed=seed, features=f, blocks=profile.blocks)
             result = train(
                 model, train_pairs, val_pairs, cutout=profile.cutout,
                 batch_size=profile.batch_size(alpha), steps_per_epoch=per_epoch,
-                max_epochs=b // per_epoch, patience=b // per_epoch + 1,
+                max_epochs=b // per_epoch, patience=max(budgets) // per_epoch + 1,
                 val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate,
-                lr_schedule=profile.lr_schedule, seed=seed, checkpoint=path.with_suffix(".ckpt"),
+                lr_schedule=settings["lr_schedule"], seed=seed, checkpoint=ckpt,
                 device=device, progress=False)
             mu = fit_model_threshold(model, val_pairs, cutout=profile.cutout, device=device,
                                      progress=False)
             seconds = time.perf_counter() - t0
             scores = [accuracy(super_resolve(model, p.input, threshold=mu, device=device,
                                              progress=False), p.target) for p in val_pairs]
-            row = {"method": "bin", "alpha": alpha, "features": f, "steps": b,
+            row = {"method": "bin", "alpha": alpha, "features": f, "start": start, "steps": b,
                    "accuracy": float(np.median(scores)), "threshold": mu,
                    "best_epoch": result.best_epoch, "steps_run": result.steps,
                    "seconds": seconds, "seed": seed}
-            _write_json(path, {**row, "settings": settings})
-            path.with_suffix(".ckpt").unlink(missing_ok=True)
+            _write_json(path, {**row, "settings": settings_f})
+            if not nested or b == budgets[-1]:
+                ckpt.unlink(missing_ok=True)
             rows.append(row)
     finally:
         torch.set_num_threads(old_threads)

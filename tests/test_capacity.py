@@ -76,6 +76,14 @@ def test_capacity_study_is_seeded_resumable_and_reports_gains(tmp_path, profile,
     other = capacity.capacity_study(db, profile, tmp_path / "b", **{**kw, "budgets": (4,)})
     cols = ["accuracy", "threshold", "best_epoch"]
     assert (other[other.method == "bin"][cols].reset_index(drop=True)
-            .equals(runs[runs.steps == 4][cols].reset_index(drop=True)))  # seeded
+            .equals(runs[runs.steps == 4][cols].reset_index(drop=True)))
+    # seeded, and nested budgets are prefixes of one run: 4 steps at once == 2, then 2 more
+    # a width found in start_from begins by transfer from the alpha/2 network
+    from srlib.training import make_model
+
+    start = {2: make_model(1, 2, seed=1, features=2, blocks=1)}
+    moved = capacity.capacity_study(db, profile, tmp_path / "d", **{
+        **kw, "alpha": 4, "budgets": (2,), "nested": False, "start_from": start})
+    assert moved[moved.method == "bin"].start.tolist() == ["transfer"]
     with pytest.raises(ValueError, match="multiples of steps_per_epoch"):
         capacity.capacity_study(db, profile, tmp_path / "c", **{**kw, "budgets": (3,)})
