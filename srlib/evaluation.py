@@ -26,8 +26,9 @@ effect of small sub-images (at ``quick``, an α = 8 LR sub-image is 6³ voxels).
 
 :func:`run_protocol` does this for the whole study of a profile and writes one table with a
 row per dataset, sample, sub-image, α and method to ``<out>/evaluation.csv``
-(``evaluation_whole_image.csv`` for the variant); each (dataset, sample, α) group is written to
-its own file first (atomically), so an interrupted run resumes where it stopped. A stored row
+(``evaluation_whole_image.csv``, ``evaluation_sub_image_channels.csv`` for the options); each
+(dataset, sample, α) group is written to its own file first (atomically), so an interrupted
+run resumes where it stopped. A stored row
 is reused only if it was computed by the same network or fitted baseline (``network_id``) with
 the same connectivity, axis, channel definition, variant and effective-tortuosity set; methods
 missing from a stored group are computed and added. Images can be evaluated in parallel
@@ -522,8 +523,9 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     alphas : sequence of int
         Scaling factors (the paper's variant: all; ``variant="whole_image"``: e.g. ``(8,)``).
     out_dir : path
-        Folder for ``evaluation.csv`` (``evaluation_whole_image.csv``) and its per-group parts
-        (``evaluation/``).
+        Folder for ``evaluation.csv`` and its per-group parts (``evaluation/``); a non-default
+        variant or channel definition gets its own files, ``evaluation_whole_image.csv`` and
+        ``evaluation_sub_image_channels.csv``, so both sit beside the default.
     methods : sequence of str
         Subset of :data:`METHODS` (default all).
     baselines : dict, optional
@@ -556,8 +558,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     Returns
     -------
     pandas.DataFrame
-        The whole table (also written to ``<out_dir>/evaluation.csv``, or
-        ``evaluation_whole_image.csv``), rows ordered by image, then α, sub-image and method.
+        The whole table (also written to ``<out_dir>/evaluation.csv``, or the variant's file),
+        rows ordered by image, then α, sub-image and method.
         A stored row is reused only if its method's network or fitted baseline, the
         connectivity, axis, channel definition, variant and ``effective_sub_images`` are the
         same; otherwise, and for methods missing from a stored group, it is computed.
@@ -578,7 +580,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     out_dir = Path(out_dir)
     parts = out_dir / "evaluation"
     alphas = [check_alpha(a) for a in alphas]
-    suffix = "" if variant == "sub_image" else f"_{variant}"
+    suffix = ("" if variant == "sub_image" else f"_{variant}") + (
+        "" if channels == "whole" else f"_{channels}_channels")
 
     def part_path(dataset, sample, alpha):
         return parts / f"{dataset}_{sample}_a{alpha}{suffix}.csv"

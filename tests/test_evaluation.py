@@ -374,6 +374,11 @@ def test_a_stored_part_with_a_subset_of_the_methods_is_completed(hr, tmp_path, m
     evaluation.run_protocol(images, {}, (2,), tmp_path, **kw)  # no network: interpolation only
     table = evaluation.run_protocol(images, nets, (2,), tmp_path, **kw)
     assert table.groupby("method").size().to_dict() == {"diffu": 8, "interpolation": 8}
-    # a channel definition is part of N^diffu's key only
+    # a channel definition is part of N^diffu's key only; the option has its own files
     table = evaluation.run_protocol(images, nets, (2,), tmp_path, channels="sub_image", **kw)
     assert set(table.channels) == {"sub_image", "-"}
+    assert (tmp_path / "evaluation_sub_image_channels.csv").exists()
+    part = tmp_path / "evaluation" / "simulated_s_a2.csv"
+    before = part.stat().st_mtime_ns
+    default = evaluation.run_protocol(images, nets, (2,), tmp_path, **kw)
+    assert part.stat().st_mtime_ns == before and set(default.channels) == {"whole", "-"}
