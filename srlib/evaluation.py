@@ -28,10 +28,10 @@ effect of small sub-images (at ``quick``, an α = 8 LR sub-image is 6³ voxels).
 row per dataset, sample, sub-image, α and method to ``<out>/evaluation.csv``
 (``evaluation_whole_image.csv``, ``evaluation_sub_image_channels.csv`` for the options); each
 (dataset, sample, α) group is written to its own file first (atomically), so an interrupted
-run resumes where it stopped. A stored row
-is reused only if it was computed by the same network or fitted baseline (``network_id``) with
-the same connectivity, axis, channel definition, variant and effective-tortuosity set; methods
-missing from a stored group are computed and added. Images can be evaluated in parallel
+run resumes where it stopped. A stored row is reused only if it was computed by the same
+network or fitted baseline (``network_id``) with the same connectivity, axis, channel
+definition, variant and effective-tortuosity set; methods missing from a stored group are
+computed and added. Images can be evaluated in parallel
 processes (``workers``). The effective tortuosity (a finite-element solve per phase and image)
 dominates the cost; ``effective_sub_images=k`` computes it on the first ``k`` sub-images of every
 image only (column ``effective_computed`` says where), so that a smaller budget is visible in
