@@ -5,20 +5,37 @@ and each scaling factor α, :func:`evaluate_image` down-samples it by Eq. (3), s
 HR image and its LR version into 8 non-overlapping sub-images (:func:`srlib.resample.subdivide`),
 super-resolves every LR sub-image with every method, and scores the result against the HR
 sub-image with :func:`srlib.metrics.evaluate` (accuracy, surface accuracy, geodesic and effective
-tortuosity accuracies per phase). The methods are N^bin (the LR image alone), N^diffu (the LR
-image plus its diffusion channels, computed on that LR sub-image, Eqs. 7-8 and 13) and
-tri-quadratic interpolation thresholded at 0.5. The ground truth's tortuosities are computed once
-per sub-image and reused for all methods.
+tortuosity accuracies per phase). The ground truth's tortuosities are computed once per
+sub-image and reused for all methods and all α (:func:`sub_image_tortuosities`).
+
+Methods (:data:`METHODS`, labels in :data:`METHOD_LABELS`): the networks N^bin (the LR image
+alone) and N^diffu (the LR image and its diffusion channels, Eqs. 7-8 and 13), and the methods
+that are not networks (:mod:`srlib.baselines`): tri-quadratic interpolation aligned to Eq. (3)
+(``interpolation``, the paper's baseline) and on the pixel-centre grid
+(``interpolation_centred``), each thresholded at 0.5 or at a threshold fitted by Eq. (18) on the
+validation realizations (``*_fitted``), and the ``local_bayes`` table (the local headroom).
+The fitted thresholds and tables come from :func:`srlib.baselines.fit_baselines`, once per α.
+
+N^diffu's input. By default (``channels="whole"``) the diffusion channels are computed once
+on the whole LR test image and split with it, as training takes cutouts of whole-image
+channels; ``channels="sub_image"`` recomputes them on each LR sub-image (a sub-image's own
+boundary conditions). Protocol variant: by default (``variant="sub_image"``) each LR sub-image
+is super-resolved on its own, as in the paper; ``variant="whole_image"`` super-resolves the
+whole LR image and cuts the same HR sub-images from the result, which removes the border
+effect of small sub-images (at ``quick``, an α = 8 LR sub-image is 6³ voxels).
 
 :func:`run_protocol` does this for the whole study of a profile and writes one table with a
-row per dataset, sample, sub-image, α and method to ``<out>/evaluation.csv``; each
-(dataset, sample, α) group is written to its own file first (atomically), so an interrupted run
-resumes where it stopped. The HR sub-images do not depend on α, so their tortuosities are
-computed once per image (:func:`reference_tortuosities`) and shared by all α. Images can be
-evaluated in parallel processes (``workers``). The effective tortuosity (a finite-element solve
-per phase and image) dominates the cost; ``effective_sub_images=k`` computes it on the first
-``k`` sub-images of every image only (column ``effective_computed`` says where), so that a
-smaller budget is visible in the table rather than silent.
+row per dataset, sample, sub-image, α and method to ``<out>/evaluation.csv``
+(``evaluation_whole_image.csv``, ``evaluation_sub_image_channels.csv`` for the options); each
+(dataset, sample, α) group is written to its own file first (atomically), so an interrupted
+run resumes where it stopped. A stored row is reused only if it was computed by the same
+network or fitted baseline (``network_id``) with the same connectivity, axis, channel
+definition, variant and effective-tortuosity set; methods missing from a stored group are
+computed and added. Images can be evaluated in parallel
+processes (``workers``). The effective tortuosity (a finite-element solve per phase and image)
+dominates the cost; ``effective_sub_images=k`` computes it on the first ``k`` sub-images of every
+image only (column ``effective_computed`` says where), so that a smaller budget is visible in
+the table rather than silent.
 """
 
 from __future__ import annotations
@@ -33,29 +50,56 @@ from pathlib import Path
 import numpy as np
 
 from srlib import metrics
-from srlib._checks import as_binary, check_alpha
+from srlib._checks import as_binary, check_alpha, check_axis
+from srlib.baselines import interpolate
+from srlib.findings import compare_methods, median_table  # table summaries live there
 from srlib.io import atomic_path
 from srlib.resample import downsample, interpolate_quadratic_binary, subdivide
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "CHANNELS",
     "METHODS",
+    "METHOD_LABELS",
     "N_SUB_IMAGES",
+    "PAPER_METHODS",
+    "VARIANTS",
     "compare_methods",
     "evaluate_image",
     "median_table",
     "method_resolvers",
+    "network_ids",
     "network_resolver",
-    "reference_tortuosities",
     "run_protocol",
     "sub_image_pairs",
+    "sub_image_tortuosities",
 ]
 
-#: Method names in the results table (the paper's N^bin, N^diffu and the interpolation).
-METHODS = ("bin", "diffu", "interpolation")
+#: Method names in the results table: the networks, the interpolation baselines (aligned to
+#: Eq. 3 or pixel-centre; threshold 0.5 or fitted by Eq. 18) and the local-Bayes table.
+METHODS = ("bin", "diffu", "interpolation", "interpolation_centred", "interpolation_fitted",
+           "interpolation_centred_fitted", "local_bayes")
+#: The paper's three methods (Fig. 6).
+PAPER_METHODS = ("bin", "diffu", "interpolation")
+#: Plain-text names of the methods for tables and prose.
+METHOD_LABELS = {
+    "bin": "N^bin",
+    "diffu": "N^diffu",
+    "interpolation": "interpolation (Eq. 3-aligned, threshold 0.5)",
+    "interpolation_centred": "interpolation (pixel-centre, threshold 0.5)",
+    "interpolation_fitted": "interpolation (Eq. 3-aligned, fitted threshold)",
+    "interpolation_centred_fitted": "interpolation (pixel-centre, fitted threshold)",
+    "local_bayes": "local Bayes (2×2×2 corner table)",
+}
+#: Definitions of N^diffu's diffusion channels at test time.
+CHANNELS = ("whole", "sub_image")
+#: Protocol variants: sub-images super-resolved on their own, or cut from the whole SR image.
+VARIANTS = ("sub_image", "whole_image")
 #: Sub-images per image (2 × 2 × 2, :func:`srlib.resample.subdivide`).
 N_SUB_IMAGES = 8
+_NETWORK_METHODS = ("bin", "diffu")
+_FITTED = {"interpolation_fitted": "aligned", "interpolation_centred_fitted": "centred"}
 
 
 def _effective_here(k: int, effective: bool, effective_sub_images: int | None) -> bool:
@@ -73,10 +117,19 @@ def _check_effective_sub_images(effective_sub_images) -> int | None:
     return effective_sub_images
 
 
-def reference_tortuosities(hr, *, axis: int = 0, effective: bool = True,
+def _check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def sub_image_tortuosities(hr, *, axis: int = 0, effective: bool = True,
                            effective_sub_images: int | None = None,
                            connectivity: str = "face") -> list[dict]:
     """Tortuosities of the 8 HR sub-images of an image (the same for every α).
+
+    (Named ``reference_tortuosities`` before; that name is
+    :func:`srlib.metrics.reference_tortuosities`, of one image, which this calls per sub-image.)
 
     Parameters
     ----------
@@ -129,6 +182,11 @@ def sub_image_pairs(hr, alpha: int) -> list[tuple[np.ndarray, np.ndarray]]:
 def network_resolver(network, *, connectivity: str = "face", device=None):
     """A function ``lr -> bool SR image`` applying a trained network with its threshold μ*.
 
+    The function takes an optional keyword ``channels``: N^diffu's diffusion channels
+    ``(2, *lr.shape)`` of ``lr`` (e.g. a piece of the whole image's channels); without it they
+    are computed on ``lr`` itself (along axis 0, as in the database). Its attribute
+    ``needs_channels`` is True for N^diffu.
+
     Parameters
     ----------
     network : srlib.training.TrainedNetwork
@@ -146,20 +204,32 @@ def network_resolver(network, *, connectivity: str = "face", device=None):
     from srlib.inference import super_resolve
     from srlib.transport import diffusion_channels
 
-    def resolve(lr: np.ndarray) -> np.ndarray:
+    def resolve(lr: np.ndarray, *, channels=None) -> np.ndarray:
         x = lr.astype(np.float32)[None]
         if network.kind == "diffu":
-            x = np.concatenate([x, diffusion_channels(lr, connectivity=connectivity)])
+            if channels is None:
+                channels = diffusion_channels(lr, connectivity=connectivity)
+            channels = np.asarray(channels, dtype=np.float32)
+            if channels.shape != (2, *lr.shape):
+                raise ValueError(f"channels must have shape {(2, *lr.shape)}, "
+                                 f"got {channels.shape}")
+            x = np.concatenate([x, channels])
         return super_resolve(network.model, x, threshold=network.threshold, device=device,
                              progress=False)
 
+    resolve.needs_channels = network.kind == "diffu"
     return resolve
+
+
+def _split_channels(channels: np.ndarray) -> list[np.ndarray]:
+    """The 8 sub-images of a ``(2, *shape)`` channel image, split as :func:`subdivide`."""
+    return [np.stack(parts) for parts in zip(*(subdivide(c) for c in channels), strict=True)]
 
 
 def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str,
                    axis: int = 0, effective: bool = True, connectivity: str = "face",
-                   effective_sub_images: int | None = None,
-                   references: list | None = None) -> list[dict]:
+                   effective_sub_images: int | None = None, references: list | None = None,
+                   channels: str = "whole", variant: str = "sub_image") -> list[dict]:
     """Score every method on the 8 sub-images of one HR image at one scaling factor.
 
     Parameters
@@ -169,7 +239,9 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
     alpha : int
         Scaling factor.
     resolvers : dict
-        Method name -> function mapping a binary LR sub-image to a binary SR sub-image.
+        Method name -> function mapping a binary LR image to a binary SR image; one with a
+        true ``needs_channels`` attribute (N^diffu, :func:`network_resolver`) is also given
+        the keyword ``channels``.
     dataset : str
         Label of the data set ("simulated" or "tomographic").
     sample : str
@@ -179,40 +251,78 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
     effective : bool
         Compute effective tortuosities (FEM).
     connectivity : str
-        FEM mesh convention.
+        FEM mesh convention (metrics and diffusion channels).
     effective_sub_images : int, optional
         Compute effective tortuosities only on the first ``k`` sub-images (None: all); the
         others get None in the ``tau_eff_*`` fields and ``effective_computed`` False.
     references : list of dict, optional
-        :func:`reference_tortuosities` of ``hr`` (same ``axis``, ``effective``,
+        :func:`sub_image_tortuosities` of ``hr`` (same ``axis``, ``effective``,
         ``effective_sub_images`` and ``connectivity``), to share them between α.
+    channels : {"whole", "sub_image"}
+        N^diffu's diffusion channels: computed once on the whole LR image and split with it
+        (default, as in training), or recomputed on each LR sub-image.
+    variant : {"sub_image", "whole_image"}
+        Super-resolve each LR sub-image on its own (the paper), or the whole LR image once
+        and cut the SR sub-images from it (with the whole image's channels).
 
     Returns
     -------
     list of dict
         One row per sub-image and method: labels, the fields of
-        :class:`srlib.metrics.Evaluation`, ``effective_computed``, the SR time in seconds and
-        the HR sub-image's solid fraction.
+        :class:`srlib.metrics.Evaluation`, ``effective_computed``, the SR time in seconds
+        (whole-image work divided by 8), the HR sub-image's solid fraction, and the settings
+        ``variant``, ``channels`` ("-" for methods without channels), ``connectivity`` and
+        ``axis``.
     """
+    from srlib.transport import diffusion_channels
+
+    alpha = check_alpha(alpha)
+    axis = check_axis(axis)
+    channels = _check_choice(channels, "channels", CHANNELS)
+    variant = _check_choice(variant, "variant", VARIANTS)
     effective_sub_images = _check_effective_sub_images(effective_sub_images)
+    pairs = sub_image_pairs(hr, alpha)
     if references is None:
-        references = reference_tortuosities(hr, axis=axis, effective=effective,
+        references = sub_image_tortuosities(hr, axis=axis, effective=effective,
                                             effective_sub_images=effective_sub_images,
                                             connectivity=connectivity)
     if len(references) != N_SUB_IMAGES:
         raise ValueError(f"references must hold {N_SUB_IMAGES} entries, got {len(references)}")
-    rows = []
-    for k, (lr_k, hr_k) in enumerate(sub_image_pairs(hr, alpha)):
-        eff_k = _effective_here(k, effective, effective_sub_images)
-        for method, resolve in resolvers.items():
+    needs = {m for m, r in resolvers.items() if getattr(r, "needs_channels", False)}
+    lr = downsample(hr, alpha)
+    whole, split, channel_s = None, [None] * N_SUB_IMAGES, 0.0
+    if needs and (variant == "whole_image" or channels == "whole"):
+        t0 = time.perf_counter()
+        whole = diffusion_channels(lr, connectivity=connectivity)
+        split = _split_channels(whole)
+        channel_s = (time.perf_counter() - t0) / N_SUB_IMAGES
+    srs, seconds = {}, {}
+    for method, resolve in resolvers.items():
+        extra = channel_s if method in needs else 0.0
+        if variant == "whole_image":
             t0 = time.perf_counter()
-            sr_k = resolve(lr_k)
-            seconds = time.perf_counter() - t0
-            ev = metrics.evaluate(sr_k, hr_k, alpha, axis=axis, effective=eff_k,
+            sr = resolve(lr, channels=whole) if method in needs else resolve(lr)
+            srs[method] = subdivide(sr)
+            seconds[method] = [(time.perf_counter() - t0) / N_SUB_IMAGES + extra] * N_SUB_IMAGES
+            continue
+        srs[method], seconds[method] = [], []
+        for k, (lr_k, _) in enumerate(pairs):
+            t0 = time.perf_counter()
+            sr_k = resolve(lr_k, channels=split[k]) if method in needs else resolve(lr_k)
+            seconds[method].append(time.perf_counter() - t0 + extra)
+            srs[method].append(sr_k)
+    rows = []
+    for k, (_, hr_k) in enumerate(pairs):
+        eff_k = _effective_here(k, effective, effective_sub_images)
+        for method in resolvers:
+            ev = metrics.evaluate(srs[method][k], hr_k, alpha, axis=axis, effective=eff_k,
                                   connectivity=connectivity, reference=references[k])
             rows.append({"dataset": dataset, "sample": sample, "sub_image": k, "method": method,
-                         **ev.as_dict(), "effective_computed": eff_k, "sr_seconds": seconds,
-                         "hr_solid_fraction": float(hr_k.mean())})
+                         **ev.as_dict(), "effective_computed": eff_k,
+                         "sr_seconds": seconds[method][k],
+                         "hr_solid_fraction": float(hr_k.mean()), "variant": variant,
+                         "channels": channels if method in needs else "-",
+                         "connectivity": connectivity, "axis": axis})
     return rows
 
 
@@ -221,7 +331,8 @@ def _write_csv(frame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def method_resolvers(alpha: int, networks: dict, *, methods=METHODS, connectivity: str = "face",
+def method_resolvers(alpha: int, networks: dict, *, methods=PAPER_METHODS,
+                     baselines: dict | None = None, connectivity: str = "face",
                      device=None) -> dict:
     """The super-resolution function of every method at one scaling factor.
 
@@ -232,8 +343,12 @@ def method_resolvers(alpha: int, networks: dict, *, methods=METHODS, connectivit
     networks : dict
         ``(kind, alpha) -> srlib.training.TrainedNetwork``.
     methods : sequence of str
-        Subset of :data:`METHODS`; a network method without a network at ``alpha`` is skipped
-        with a warning.
+        Subset of :data:`METHODS` (default the paper's three, :data:`PAPER_METHODS`); a network
+        method without a network at ``alpha``, or a fitted method without ``baselines`` at
+        ``alpha``, is skipped with a warning.
+    baselines : dict, optional
+        ``{alpha: srlib.baselines.Baselines}`` from :func:`srlib.baselines.fit_baselines`:
+        the fitted thresholds and the local-Bayes table.
     connectivity : str
         Mesh convention of N^diffu's diffusion channels.
     device : str, optional
@@ -245,67 +360,98 @@ def method_resolvers(alpha: int, networks: dict, *, methods=METHODS, connectivit
         Method name -> function mapping a binary LR image to the binary SR image.
     """
     alpha = check_alpha(alpha)
+    fitted = (baselines or {}).get(alpha)
     resolvers = {}
     for method in methods:
         if method == "interpolation":
             resolvers[method] = lambda lr, a=alpha: interpolate_quadratic_binary(lr, a)
-        elif (method, alpha) in networks:
+        elif method == "interpolation_centred":
+            resolvers[method] = lambda lr, a=alpha: interpolate(lr, a, convention="centred")
+        elif method in _NETWORK_METHODS and (method, alpha) in networks:
             resolvers[method] = network_resolver(networks[(method, alpha)],
                                                  connectivity=connectivity, device=device)
+        elif method in _FITTED and fitted is not None:
+            resolvers[method] = (lambda lr, a=alpha, c=_FITTED[method],
+                                 t=fitted.thresholds[_FITTED[method]]:
+                                 interpolate(lr, a, convention=c, threshold=t))
+        elif method == "local_bayes" and fitted is not None:
+            resolvers[method] = fitted.local_bayes.predict
         else:
-            logger.warning("no trained network %s for alpha=%d; skipped", method, alpha)
+            what = "trained network" if method in _NETWORK_METHODS else "fitted baseline"
+            logger.warning("no %s %s for alpha=%d; skipped", what, method, alpha)
     return resolvers
 
 
-def network_ids(networks: dict, alpha: int, methods) -> dict:
-    """Identity of each method's network at ``alpha``: SHA-256 prefix of its weights and μ*.
+def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None = None) -> dict:
+    """Identity of each method at ``alpha``: its network's weights and μ*, or fitted baseline.
 
     Stored rows carry it (column ``network_id``), so results of networks that were retrained
-    since are recomputed rather than reused. The hash covers the parameter names, shapes,
-    dtypes and values (not the weights file, whose bytes differ between saves of the same
-    weights), so a bit-identical retraining keeps its results. The interpolation's identity is
-    ``"-"``.
+    (or baselines fitted again on other data) are recomputed rather than reused. A network's
+    identity is a SHA-256 prefix of its parameter names, shapes, dtypes and values (not the
+    weights file, whose bytes differ between saves of the same weights) and μ*; a fitted
+    interpolation's is its threshold, the local-Bayes table's the digest of its counts; the
+    fixed interpolations' is ``"-"``. Methods that cannot run at ``alpha`` (no network, no
+    fitted baseline) are left out.
     """
     import hashlib
 
+    fitted = (baselines or {}).get(alpha)
     ids = {}
     for method in methods:
-        net = networks.get((method, alpha))
-        if net is None:
+        if method in ("interpolation", "interpolation_centred"):
             ids[method] = "-"
-            continue
-        import torch  # only with a network
+        elif method in _FITTED:
+            if fitted is not None:
+                ids[method] = f"mu:{fitted.thresholds[_FITTED[method]]:.6f}"
+        elif method == "local_bayes":
+            if fitted is not None:
+                ids[method] = f"table:{fitted.local_bayes.digest}"
+        elif (method, alpha) in networks:
+            import torch  # only with a network
 
-        digest = hashlib.sha256()
-        for name, tensor in net.model.state_dict().items():
-            t = tensor.detach().cpu().contiguous()
-            digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        ids[method] = f"{digest.hexdigest()[:16]}:{net.threshold:.6f}"
+            net = networks[(method, alpha)]
+            digest = hashlib.sha256()
+            for name, tensor in net.model.state_dict().items():
+                t = tensor.detach().cpu().contiguous()
+                digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+                digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+            ids[method] = f"{digest.hexdigest()[:16]}:{net.threshold:.6f}"
     return ids
 
 
-def _part_is_current(frame, methods, effective: bool, effective_sub_images,
-                     ids: dict) -> bool:
-    """Whether a stored group matches these methods, effective set and networks (``ids``)."""
-    if "effective_computed" not in frame or not set(frame["method"]) <= set(methods):
-        return False
-    if "network_id" not in frame:
-        return False
-    if any(str(nid) != ids.get(m) for m, nid in zip(frame["method"], frame["network_id"],
-                                                     strict=True)):
-        return False
-    expected = [_effective_here(int(k), effective, effective_sub_images)
-                for k in frame["sub_image"]]
-    return [bool(v) for v in frame["effective_computed"]] == expected
+_KEY_COLUMNS = ("method", "sub_image", "network_id", "effective_computed", "variant", "channels",
+                "connectivity", "axis")
 
 
-def _evaluate_groups(dataset: str, sample: str, hr, alphas, parts, networks: dict, methods,
-                     ids: dict, effective: bool, effective_sub_images, connectivity: str,
-                     axis: int, device, threads: int | None = None) -> list[tuple[int, int]]:
-    """Evaluate one image at the given α, write each α's part file; returns (α, rows).
+def _current_methods(frame, ids: dict, *, effective: bool, effective_sub_images,
+                     settings: dict) -> set:
+    """Methods of ``ids`` whose 8 stored rows match their identity and every setting."""
+    if any(c not in frame for c in _KEY_COLUMNS):
+        return set()
+    current = set()
+    for method, rows in frame.groupby("method"):
+        if method not in ids or sorted(rows["sub_image"]) != list(range(N_SUB_IMAGES)):
+            continue
+        wanted = {**settings, "network_id": ids[method],
+                  "channels": settings["channels"] if method == "diffu" else "-"}
+        if any(str(v) != str(wanted[c]) for c in wanted for v in rows[c]):
+            continue
+        expected = [_effective_here(int(k), effective, effective_sub_images)
+                    for k in rows["sub_image"]]
+        if [bool(v) for v in rows["effective_computed"]] == expected:
+            current.add(method)
+    return current
 
-    ``ids`` maps each α to its :func:`network_ids`, computed once by the caller.
+
+def _evaluate_groups(dataset: str, sample: str, hr, todo: dict, parts: dict, networks: dict,
+                     baselines: dict, methods, ids: dict, effective: bool,
+                     effective_sub_images, connectivity: str, axis: int, channels: str,
+                     variant: str, device, threads: int | None = None) -> list[tuple[int, int]]:
+    """Evaluate one image at the α of ``todo`` (α -> methods to compute), write each α's part.
+
+    A part's rows of the requested methods not in ``todo[α]`` are kept from the stored file
+    (the caller found them current); ``ids`` maps each α to its :func:`network_ids`, computed
+    once by the caller. Returns (α, rows computed).
     """
     import pandas as pd
 
@@ -313,21 +459,31 @@ def _evaluate_groups(dataset: str, sample: str, hr, alphas, parts, networks: dic
         import torch
 
         torch.set_num_threads(threads)
-    references = reference_tortuosities(hr, axis=axis, effective=effective,
+    references = sub_image_tortuosities(hr, axis=axis, effective=effective,
                                         effective_sub_images=effective_sub_images,
                                         connectivity=connectivity)
     done = []
-    for alpha, part in zip(alphas, parts, strict=True):
-        resolvers = method_resolvers(alpha, networks, methods=methods,
+    for alpha, wanted in todo.items():
+        part = Path(parts[alpha])
+        resolvers = method_resolvers(alpha, networks, methods=wanted, baselines=baselines,
                                      connectivity=connectivity, device=device)
-        rows = evaluate_image(hr, alpha=alpha, resolvers=resolvers,
-                              dataset=dataset, sample=sample, axis=axis, effective=effective,
+        rows = evaluate_image(hr, alpha=alpha, resolvers=resolvers, dataset=dataset,
+                              sample=sample, axis=axis, effective=effective,
                               connectivity=connectivity, effective_sub_images=effective_sub_images,
-                              references=references)
+                              references=references, channels=channels, variant=variant)
         frame = pd.DataFrame(rows)
         if len(frame):
             frame["network_id"] = frame["method"].map(ids[alpha])
-        _write_csv(frame, Path(part))
+        if part.exists():
+            stored = pd.read_csv(part, dtype={"network_id": str, "channels": str})
+            keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
+            if len(keep):
+                frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
+        if len(frame):
+            order = {m: i for i, m in enumerate(methods)}
+            frame = frame.sort_values(["sub_image", "method"], key=lambda c: c.map(order)
+                                      if c.name == "method" else c, kind="stable")
+        _write_csv(frame.reset_index(drop=True), part)
         done.append((alpha, len(rows)))
     return done
 
@@ -349,9 +505,10 @@ def _single_threaded_children():
 
 
 def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
-                 effective: bool = True, effective_sub_images: int | None = None,
-                 connectivity: str = "face", axis: int = 0, device=None, workers: int = 1,
-                 progress: bool = True):
+                 baselines: dict | None = None, effective: bool = True,
+                 effective_sub_images: int | None = None, connectivity: str = "face",
+                 axis: int = 0, channels: str = "whole", variant: str = "sub_image",
+                 device=None, workers: int = 1, progress: bool = True):
     """Run the protocol of section 3 on a set of images and write the results table.
 
     Parameters
@@ -364,11 +521,18 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         :func:`srlib.training.load_networks`); a method without a network for some α is
         skipped there with a warning.
     alphas : sequence of int
-        Scaling factors.
+        Scaling factors (the paper's variant: all; ``variant="whole_image"``: e.g. ``(8,)``).
     out_dir : path
-        Folder for ``evaluation.csv`` and its per-group parts (``evaluation/``).
+        Folder for ``evaluation.csv`` and its per-group parts (``evaluation/``); a non-default
+        variant or channel definition gets its own files, ``evaluation_whole_image.csv`` and
+        ``evaluation_sub_image_channels.csv``, so both sit beside the default.
     methods : sequence of str
-        Subset of :data:`METHODS`.
+        Subset of :data:`METHODS` (default all).
+    baselines : dict, optional
+        ``{alpha: srlib.baselines.Baselines}`` from :func:`srlib.baselines.fit_baselines`
+        (computed once per α from the database's train and validation realizations and
+        handed to the workers); without it the fitted interpolations and ``local_bayes`` are
+        skipped with a warning.
     effective : bool
         Compute effective tortuosities.
     effective_sub_images : int, optional
@@ -378,6 +542,11 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         FEM mesh convention (transport metrics and N^diffu's input).
     axis : int
         Transport axis.
+    channels : {"whole", "sub_image"}
+        N^diffu's diffusion channels: of the whole LR image, split (default), or of each LR
+        sub-image. See :func:`evaluate_image`.
+    variant : {"sub_image", "whole_image"}
+        The paper's protocol (default) or the SR sub-images cut from the SR whole image.
     device : str, optional
         Torch device for the networks.
     workers : int
@@ -389,9 +558,11 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     Returns
     -------
     pandas.DataFrame
-        The whole table (also written to ``<out_dir>/evaluation.csv``), rows ordered by image,
-        then α, sub-image and method. A stored group is reused only if it was computed with the
-        same methods and the same ``effective_sub_images``; otherwise it is recomputed.
+        The whole table (also written to ``<out_dir>/evaluation.csv``, or the variant's file),
+        rows ordered by image, then α, sub-image and method.
+        A stored row is reused only if its method's network or fitted baseline, the
+        connectivity, axis, channel definition, variant and ``effective_sub_images`` are the
+        same; otherwise, and for methods missing from a stored group, it is computed.
     """
     import pandas as pd
     from tqdm import tqdm
@@ -399,147 +570,71 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; choose from {METHODS}")
+    methods = tuple(methods)
     effective_sub_images = _check_effective_sub_images(effective_sub_images)
+    channels = _check_choice(channels, "channels", CHANNELS)
+    variant = _check_choice(variant, "variant", VARIANTS)
+    axis = check_axis(axis)
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"workers must be a positive int, got {workers!r}")
     out_dir = Path(out_dir)
     parts = out_dir / "evaluation"
-    alphas = list(alphas)
+    alphas = [check_alpha(a) for a in alphas]
+    suffix = ("" if variant == "sub_image" else f"_{variant}") + (
+        "" if channels == "whole" else f"_{channels}_channels")
 
     def part_path(dataset, sample, alpha):
-        return parts / f"{dataset}_{sample}_a{alpha}.csv"
+        return parts / f"{dataset}_{sample}_a{alpha}{suffix}.csv"
 
-    ids = {alpha: network_ids(networks, alpha, methods) for alpha in alphas}
-    jobs = []  # (dataset, sample, hr, missing alphas)
+    ids = {alpha: network_ids(networks, alpha, methods, baselines=baselines) for alpha in alphas}
+    settings = {"variant": variant, "channels": channels, "connectivity": connectivity,
+                "axis": axis}
+    jobs = []  # (dataset, sample, hr, {alpha: methods to compute})
     for dataset, sample, hr in images:
-        missing = []
+        todo = {}
         for alpha in alphas:
+            wanted = [m for m in methods if m in ids[alpha]]
             path = part_path(dataset, sample, alpha)
+            current = set()
             if path.exists():
-                stored = pd.read_csv(path, dtype={"network_id": str})
-                if _part_is_current(stored, methods, effective, effective_sub_images,
-                                    ids[alpha]):
-                    continue
-                logger.warning("%s was computed with other settings; recomputing", path)
-            missing.append(alpha)
-        if missing:
-            jobs.append((dataset, sample, hr, missing))
-    common = {"networks": networks, "methods": tuple(methods), "ids": ids, "effective": effective,
-              "effective_sub_images": effective_sub_images, "connectivity": connectivity,
-              "axis": axis, "device": device}
+                stored = pd.read_csv(path, dtype={"network_id": str, "channels": str})
+                current = _current_methods(stored, ids[alpha], effective=effective,
+                                           effective_sub_images=effective_sub_images,
+                                           settings=settings)
+            missing = [m for m in wanted if m not in current]
+            if missing or not path.exists():
+                if path.exists():
+                    logger.warning("%s lacks current rows of %s; computing them", path, missing)
+                todo[alpha] = missing
+        if todo:
+            jobs.append((dataset, sample, hr, todo))
+    common = {"networks": networks, "baselines": baselines or {}, "methods": methods,
+              "ids": ids, "effective": effective, "effective_sub_images": effective_sub_images,
+              "connectivity": connectivity, "axis": axis, "channels": channels,
+              "variant": variant, "device": device}
     total = sum(len(job[3]) for job in jobs)
     with tqdm(total=total, desc="evaluation (image, α)", disable=not progress) as bar:
         if workers == 1 or len(jobs) <= 1:
-            for dataset, sample, hr, missing in jobs:
-                _evaluate_groups(dataset, sample, hr, missing,
-                                 [part_path(dataset, sample, a) for a in missing], **common)
-                bar.update(len(missing))
+            for dataset, sample, hr, todo in jobs:
+                _evaluate_groups(dataset, sample, hr, todo,
+                                 {a: part_path(dataset, sample, a) for a in todo}, **common)
+                bar.update(len(todo))
         else:
             import multiprocessing
 
             context = multiprocessing.get_context("spawn")
             with _single_threaded_children(), ProcessPoolExecutor(
                     min(workers, len(jobs)), mp_context=context) as pool:
-                futures = [pool.submit(_evaluate_groups, dataset, sample, hr, missing,
-                                       [str(part_path(dataset, sample, a)) for a in missing],
+                futures = [pool.submit(_evaluate_groups, dataset, sample, hr, todo,
+                                       {a: str(part_path(dataset, sample, a)) for a in todo},
                                        threads=1, **common)
-                           for dataset, sample, hr, missing in jobs]
+                           for dataset, sample, hr, todo in jobs]
                 for future in as_completed(futures):
                     bar.update(len(future.result()))
-    frames = [pd.read_csv(part_path(d, s, a)) for d, s, _ in images for a in alphas]
+    frames = [pd.read_csv(part_path(d, s, a), dtype={"network_id": str, "channels": str})
+              for d, s, _ in images for a in alphas]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    _write_csv(table, out_dir / "evaluation.csv")
+    if len(table):
+        table = table[table["method"].isin(methods)].reset_index(drop=True)
+    _write_csv(table, out_dir / f"evaluation{suffix}.csv")
     return table
-
-
-# ----------------------------------------------------------------------------- summaries
-
-
-def _median(values) -> float:
-    """Median over the defined values (``nan`` left out, ``-inf`` kept as the worst)."""
-    v = np.asarray(values, dtype=float)
-    v = v[~np.isnan(v)]
-    return float(np.median(v)) if v.size else float("nan")
-
-
-def median_table(table, metrics, *, by=("dataset", "alpha", "method")):
-    """Medians of metrics per group of the results table.
-
-    ``nan`` values (undefined: no path in the ground truth, or not computed) are left out;
-    ``-inf`` values (lost paths) are kept and count as the worst values, so a median is
-    ``-inf`` when at least half of a group lost the path.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Results table of :func:`run_protocol`.
-    metrics : sequence of str
-        Columns.
-    by : sequence of str
-        Grouping columns.
-
-    Returns
-    -------
-    pandas.DataFrame
-        Indexed by ``by``, one column per metric.
-    """
-    return table.groupby(list(by))[list(metrics)].agg(_median)
-
-
-def compare_methods(table, metrics, method: str, baseline: str,
-                    *, by=("dataset", "alpha")):
-    """Compare two methods per group: medians, their difference and paired wins.
-
-    The two methods are paired by sub-image (same dataset, sample, sub-image and α). A pair
-    counts as a win when ``method`` scores higher, a loss when lower; ties and pairs with a
-    ``nan`` are not counted. ``p_sign`` is the two-sided sign-test p-value of wins against
-    losses (:func:`scipy.stats.binomtest`), nan when there are none.
-
-    Parameters
-    ----------
-    table : pandas.DataFrame
-        Results table of :func:`run_protocol`.
-    metrics : sequence of str
-        Columns to compare.
-    method, baseline : str
-        Method names (values of the ``method`` column).
-    by : sequence of str
-        Grouping columns.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per group and metric: ``median_<method>``, ``median_<baseline>``,
-        ``difference`` (method minus baseline; nan if both are ``-inf``), ``higher`` (the
-        method's median is strictly higher), ``wins``, ``losses``, ``ties``, ``pairs`` and
-        ``p_sign``.
-    """
-    import pandas as pd
-    from scipy.stats import binomtest
-
-    keys = ["dataset", "sample", "alpha", "sub_image"]
-    a = table[table["method"] == method].set_index(keys)
-    b = table[table["method"] == baseline].set_index(keys)
-    joined = a[list(metrics)].merge(b[list(metrics)], left_index=True, right_index=True,
-                                    suffixes=("_a", "_b")).reset_index()
-    rows = []
-    for group, sub in joined.groupby(list(by)):
-        group = group if isinstance(group, tuple) else (group,)
-        for metric in metrics:
-            x = sub[f"{metric}_a"].to_numpy(float)
-            y = sub[f"{metric}_b"].to_numpy(float)
-            ok = ~(np.isnan(x) | np.isnan(y))
-            wins = int(np.count_nonzero(x[ok] > y[ok]))
-            losses = int(np.count_nonzero(x[ok] < y[ok]))
-            med_a, med_b = _median(x), _median(y)
-            with np.errstate(invalid="ignore"):
-                diff = med_a - med_b
-            rows.append({**dict(zip(by, group, strict=True)), "metric": metric,
-                         f"median_{method}": med_a, f"median_{baseline}": med_b,
-                         "difference": diff, "higher": bool(med_a > med_b),
-                         "wins": wins, "losses": losses,
-                         "ties": int(np.count_nonzero(ok)) - wins - losses,
-                         "pairs": int(np.count_nonzero(ok)),
-                         "p_sign": (binomtest(wins, wins + losses).pvalue if wins + losses
-                                    else float("nan"))})
-    return pd.DataFrame(rows)

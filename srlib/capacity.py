@@ -1,0 +1,239 @@
+r"""Budget and capacity study: how the network's gain over the interpolation grows with training.
+
+Contract. :func:`capacity_study` trains :math:`N^{bin,\alpha}` (from scratch, default α = 4)
+on the training realizations of a database for several step budgets and widths
+(``features``), fits μ* (Eq. 18) on the validation realizations as the study does, and scores
+the thresholded super-resolution of each whole validation LR image against its HR image
+(accuracy, Eq. 19). The same images are scored for the reference lines: the interpolation
+aligned to Eq. (3) and on the pixel-centre grid (threshold 0.5) and the ``local_bayes`` table
+counted on the training realizations (:mod:`srlib.baselines`). The result is one row per run
+and reference with the median accuracy over the validation realizations and its gain over the
+aligned interpolation: does the gain saturate with the budget, and where?
+
+By default (``nested=True``) the budgets of one width are prefixes of one run at a constant
+learning rate: the run is trained to the smallest budget, scored, then extended from its
+checkpoint to the next (:func:`srlib.training.train` resumes a run exactly), so the study costs
+the largest budget, not their sum. With ``nested=False`` each budget is a fresh run with the
+profile's learning-rate schedule stretched over it. Either way there is no early stop
+(``max_epochs = steps / steps_per_epoch``) and the weights of the best validation epoch so far
+are scored, as :func:`srlib.training.train` returns them. A network starts from scratch, or
+(``start_from``) by transfer from a trained α/2 network of the same width
+(:func:`srlib.training.transfer_model`), as the study's networks do. The validation realizations
+serve early stopping, μ* and the score, so the numbers describe the training budget rather
+than generalisation to unseen data (the evaluation protocol does that, on the test set).
+
+Resumable and seeded: every run writes its row to ``<out>/capacity/f<features>_s<steps>.json``
+atomically (:func:`srlib.io.atomic_path`) and a training checkpoint beside it; a finished run
+is read back, an interrupted one resumes from its checkpoint, and the same ``seed`` gives the
+same networks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+
+from srlib._checks import check_alpha, positive_int
+from srlib.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["REFERENCE_METHODS", "capacity_study", "reference_accuracies"]
+
+#: The reference lines of the study (methods that are not networks).
+REFERENCE_METHODS = ("interpolation", "interpolation_centred", "local_bayes")
+
+
+def reference_accuracies(db, alpha: int, *, scenarios=None) -> dict:
+    """Median accuracy of the reference methods on the validation realizations of a database.
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The database.
+    alpha : int
+        Scaling factor.
+    scenarios : sequence of str, optional
+        Restrict to these scenarios; default all.
+
+    Returns
+    -------
+    dict
+        ``{method: median accuracy}`` for :data:`REFERENCE_METHODS` (``local_bayes`` counted on
+        the training realizations).
+    """
+    from srlib.baselines import LocalBayes, interpolate
+    from srlib.metrics import accuracy
+
+    alpha = check_alpha(alpha)
+    names = db.scenario_names if scenarios is None else list(scenarios)
+    table = LocalBayes.from_database(db, alpha, scenarios=names)
+    methods = {
+        "interpolation": lambda lr: interpolate(lr, alpha),
+        "interpolation_centred": lambda lr: interpolate(lr, alpha, convention="centred"),
+        "local_bayes": table.predict,
+    }
+    scores = {m: [] for m in methods}
+    for s in names:
+        for i in db.indices("val"):
+            hr, lr = db.hr(s, i), db.lr(s, i, alpha)
+            for m, f in methods.items():
+                scores[m].append(accuracy(f(lr), hr))
+    return {m: float(np.median(v)) for m, v in scores.items()}
+
+
+def _write_json(path: Path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2))
+
+
+def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100, 250),
+                   features=(16, 32), seed: int = 0, nested: bool = True,
+                   start_from: dict | None = None, scenarios=None, device=None,
+                   num_threads: int | None = None, progress: bool = True):
+    """Train N^bin for several step budgets and widths; gain over the interpolation per run.
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The database (HR and LR images; no diffusion channels needed).
+    profile : srlib.config.Profile
+        Training hyper-parameters: ``blocks``, ``cutout``, ``batch_size(alpha)``,
+        ``steps_per_epoch``, ``learning_rate``, ``lr_schedule``, ``val_cutouts``.
+    out_dir : path
+        Folder of the results; runs are written under ``<out_dir>/capacity/``.
+    alpha : int
+        Scaling factor (the issue's study: 4).
+    budgets : sequence of int
+        Training steps per run, each a multiple of ``profile.steps_per_epoch``.
+    features : sequence of int
+        Widths of the network.
+    seed : int
+        Seed of the weights, cutouts and augmentations (the same for every run).
+    nested : bool
+        Budgets as prefixes of one constant-rate run per width (default), or fresh runs with
+        the profile's schedule.
+    start_from : dict, optional
+        ``{features: trained α/2 SRResNet3d}``: widths found here start by transfer learning
+        from that network (e.g. the study's N^bin at α/2); the others from scratch.
+    scenarios : sequence of str, optional
+        Restrict to these scenarios; default all.
+    device : str, optional
+        Torch device; default ``profile.device``.
+    num_threads : int, optional
+        Torch CPU threads.
+    progress : bool
+        Show a progress bar over the runs.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per run (``method`` "bin", ``features``, ``steps``) and per reference method
+        (``features`` and ``steps`` empty): ``accuracy`` (median over the validation
+        realizations), ``gain`` (minus the aligned interpolation's), and for runs ``start``
+        ("scratch" or "transfer"), ``threshold`` (μ*), ``best_epoch``, ``steps_run`` and
+        ``seconds`` (training since the previous budget when nested, and μ*).
+        Also written to ``<out_dir>/capacity.csv``.
+    """
+    import pandas as pd
+    import torch
+    from tqdm import tqdm
+
+    from srlib.inference import super_resolve
+    from srlib.metrics import accuracy
+    from srlib.training import (
+        fit_model_threshold,
+        make_model,
+        pairs_from_database,
+        train,
+        transfer_model,
+    )
+
+    alpha = check_alpha(alpha)
+    budgets = sorted({positive_int(b, "budgets") for b in budgets})
+    start_from = dict(start_from or {})
+    features = [positive_int(f, "features") for f in features]
+    per_epoch = int(profile.steps_per_epoch)
+    bad = [b for b in budgets if b % per_epoch]
+    if bad:
+        raise ValueError(f"budgets {bad} are not multiples of steps_per_epoch={per_epoch}")
+    out = Path(out_dir) / "capacity"
+    out.mkdir(parents=True, exist_ok=True)
+    device = profile.device if device is None else device
+    names = db.scenario_names if scenarios is None else list(scenarios)
+    settings = json.loads(json.dumps({
+        "database": str(getattr(db, "profile", "")), "scenarios": names, "alpha": alpha,
+        "seed": seed, "blocks": profile.blocks, "cutout": profile.cutout,
+        "batch_size": profile.batch_size(alpha), "steps_per_epoch": per_epoch,
+        "learning_rate": profile.learning_rate, "lr_schedule": profile.lr_schedule,
+        "val_cutouts": profile.val_cutouts, "nested": bool(nested)}))
+    if nested:
+        settings["lr_schedule"] = None
+    ref_path = out / f"references_a{alpha}.json"
+    stored = json.loads(ref_path.read_text()) if ref_path.exists() else {}
+    if stored.get("scenarios") == names and stored.get("database") == settings["database"]:
+        refs = stored["accuracy"]
+    else:
+        refs = reference_accuracies(db, alpha, scenarios=names)
+        _write_json(ref_path, {"scenarios": names, "database": settings["database"],
+                               "accuracy": refs})
+    train_pairs = val_pairs = None
+    rows = []
+    runs = [(f, b) for f in features for b in budgets]
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(int(num_threads))
+    try:
+        for f, b in tqdm(runs, desc=f"capacity study (alpha={alpha})", disable=not progress):
+            start = "transfer" if f in start_from else "scratch"
+            settings_f = {**settings, "start": start}
+            stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")
+            path = out / f"a{alpha}_f{f}_{start}_s{b}_seed{seed}{'_nested' if nested else ''}.json"
+            ckpt = out / f"{stem}.ckpt"
+            if path.exists():
+                row = json.loads(path.read_text())
+                if row.pop("settings", None) == settings_f:
+                    rows.append(row)
+                    continue
+                logger.warning("%s was computed with other settings; recomputing", path)
+                ckpt.unlink(missing_ok=True)
+            if train_pairs is None:
+                train_pairs = pairs_from_database(db, "train", alpha, scenarios=names)
+                val_pairs = pairs_from_database(db, "val", alpha, scenarios=names)
+            t0 = time.perf_counter()
+            if f in start_from:
+                model = transfer_model(start_from[f], alpha, seed=seed)
+            else:
+                model = make_model(1, alpha, seed=seed, features=f, blocks=profile.blocks)
+            result = train(
+                model, train_pairs, val_pairs, cutout=profile.cutout,
+                batch_size=profile.batch_size(alpha), steps_per_epoch=per_epoch,
+                max_epochs=b // per_epoch, patience=max(budgets) // per_epoch + 1,
+                val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate,
+                lr_schedule=settings["lr_schedule"], seed=seed, checkpoint=ckpt,
+                device=device, progress=False)
+            mu = fit_model_threshold(model, val_pairs, cutout=profile.cutout, device=device,
+                                     progress=False)
+            seconds = time.perf_counter() - t0
+            scores = [accuracy(super_resolve(model, p.input, threshold=mu, device=device,
+                                             progress=False), p.target) for p in val_pairs]
+            row = {"method": "bin", "alpha": alpha, "features": f, "start": start, "steps": b,
+                   "accuracy": float(np.median(scores)), "threshold": mu,
+                   "best_epoch": result.best_epoch, "steps_run": result.steps,
+                   "seconds": seconds, "seed": seed}
+            _write_json(path, {**row, "settings": settings_f})
+            if not nested or b == budgets[-1]:
+                ckpt.unlink(missing_ok=True)
+            rows.append(row)
+    finally:
+        torch.set_num_threads(old_threads)
+    rows += [{"method": m, "alpha": alpha, "accuracy": v} for m, v in refs.items()]
+    table = pd.DataFrame(rows)
+    table["gain"] = table["accuracy"] - refs["interpolation"]
+    with atomic_path(Path(out_dir) / "capacity.csv") as tmp:
+        table.to_csv(tmp, index=False)
+    return table
