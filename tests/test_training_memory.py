@@ -31,7 +31,8 @@ SCRIPT = textwrap.dedent("""
             self.root = root
         def indices(self, role):
             return list(range(1, n)) if role == "train" else [n]
-        def open_array(self, scenario, i, kind, **checks):
+        def array(self, kind, scenario, i, alpha=None, **checks):
+            kind = {"hr": "hr", "lr": f"lr{alpha}", "channels": f"diffu{alpha}"}[kind]
             z = zarr.open_array(root / f"r{i}_{kind}.zarr", mode="r")
             return z if mode == "lazy" else z[:]  # "loaded": whole volumes in memory
 
