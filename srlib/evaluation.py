@@ -31,8 +31,11 @@ row per dataset, sample, sub-image, α and method to ``<out>/evaluation.csv``
 run resumes where it stopped. A stored row is reused only if it was computed by the same
 network or fitted baseline (``network_id``) with the same connectivity, axis, channel
 definition, variant and effective-tortuosity set; methods missing from a stored group are
-computed and added. Images can be evaluated in parallel
-processes (``workers``). The effective tortuosity (a finite-element solve per phase and image)
+computed and added. The groups run as Dask tasks (:mod:`srlib.parallel`): in this process, on
+a local cluster of ``workers`` processes, or on an existing cluster (``scheduler``); the
+networks and fitted baselines are sent to the workers once, the ground truth's tortuosities
+of an image are one task whose result its α groups share, and the table is the same for any
+number of workers. The effective tortuosity (a finite-element solve per phase and image)
 dominates the cost; ``effective_sub_images=k`` computes it on the first ``k`` sub-images of every
 image only (column ``effective_computed`` says where), so that a smaller budget is visible in
 the table rather than silent.
@@ -532,7 +535,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     out_dir : path
         Folder for ``evaluation.csv`` and its per-group parts (``evaluation/``); a non-default
         variant or channel definition gets its own files, ``evaluation_whole_image.csv`` and
-        ``evaluation_sub_image_channels.csv``, so both sit beside the default.
+        ``evaluation_sub_image_channels.csv``, so both sit beside the default. Temporary
+        files that killed writes of these files left behind are removed at the start.
     methods : sequence of str
         Subset of :data:`METHODS` (default all).
     baselines : dict, optional

@@ -57,6 +57,22 @@ def test_run_protocol_writes_table_and_resumes(hr, tmp_path, monkeypatch):
     assert again.shape == table.shape
 
 
+def test_run_protocol_removes_its_stale_temporary_files_only(hr, tmp_path):
+    from srlib.io import is_temp_name
+
+    own = [tmp_path / ".evaluation.csv.tmpab12cd34.csv",
+           tmp_path / "evaluation" / ".simulated_s_a2.csv.tmpab12cd34.csv"]
+    other = tmp_path / "networks" / ".N_bin_2.pt.tmpab12cd34.pt"  # another stage's folder
+    for p in [*own, other]:
+        assert is_temp_name(p.name)
+        p.parent.mkdir(exist_ok=True)
+        p.write_text("killed write")
+    evaluation.run_protocol([("simulated", "s", hr)], {}, (2,), tmp_path,
+                            methods=("interpolation",), effective=False, progress=False)
+    assert not any(p.exists() for p in own)
+    assert other.exists()
+
+
 def test_unknown_method(tmp_path, hr):
     with pytest.raises(ValueError, match="unknown method"):
         evaluation.run_protocol([("simulated", "s", hr)], {}, (2,), tmp_path, methods=("gan",))
