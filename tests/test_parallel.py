@@ -25,6 +25,18 @@ def test_run_tasks_keeps_the_order_of_the_tasks():
             parallel.run_tasks(client, _fail, [(k,) for k in range(4)], progress=False)
 
 
+def _add(x, y):
+    return [a + b for a, b in zip(x, y, strict=True)]
+
+
+def test_shared_values_and_dependencies_are_task_arguments():
+    with parallel.dask_client(workers=1) as client:
+        table = parallel.share(client, [1, 2, 3])  # a list travels as one object
+        total = parallel.submit(client, _add, table, [10, 20, 30])
+        assert parallel.run_tasks(client, _add, [(table, total), (total, total)],
+                                  progress=False) == [[12, 24, 36], [22, 44, 66]]
+
+
 def test_an_existing_cluster_is_used_and_left_running(monkeypatch):
     from dask.distributed import LocalCluster
 
