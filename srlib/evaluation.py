@@ -31,8 +31,11 @@ row per dataset, sample, sub-image, α and method to ``<out>/evaluation.csv``
 run resumes where it stopped. A stored row is reused only if it was computed by the same
 network or fitted baseline (``network_id``) with the same connectivity, axis, channel
 definition, variant and effective-tortuosity set; methods missing from a stored group are
-computed and added. Images can be evaluated in parallel
-processes (``workers``). The effective tortuosity (a finite-element solve per phase and image)
+computed and added. The groups run as Dask tasks (:mod:`srlib.parallel`): in this process, on
+a local cluster of ``workers`` processes, or on an existing cluster (``scheduler``); the
+networks and fitted baselines are sent to the workers once, the ground truth's tortuosities
+of an image are one task whose result its α groups share, and the table is the same for any
+number of workers. The effective tortuosity (a finite-element solve per phase and image)
 dominates the cost; ``effective_sub_images=k`` computes it on the first ``k`` sub-images of every
 image only (column ``effective_computed`` says where), so that a smaller budget is visible in
 the table rather than silent.
@@ -44,16 +47,16 @@ import contextlib
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
 
 from srlib import metrics
-from srlib._checks import as_binary, check_alpha, check_axis
+from srlib._checks import as_binary, check_alpha, check_axis, positive_int
 from srlib.baselines import interpolate
 from srlib.findings import compare_methods, median_table  # table summaries live there
-from srlib.io import atomic_path
+from srlib.io import atomic_path, remove_stale_temp
+from srlib.parallel import SCHEDULER_ENV, dask_client, run_tasks, share, submit
 from srlib.resample import downsample, interpolate_quadratic_binary, subdivide
 
 logger = logging.getLogger(__name__)
@@ -443,72 +446,79 @@ def _current_methods(frame, ids: dict, *, effective: bool, effective_sub_images,
     return current
 
 
-def _evaluate_groups(dataset: str, sample: str, hr, todo: dict, parts: dict, networks: dict,
-                     baselines: dict, methods, ids: dict, effective: bool,
-                     effective_sub_images, connectivity: str, axis: int, channels: str,
-                     variant: str, device, threads: int | None = None) -> list[tuple[int, int]]:
-    """Evaluate one image at the α of ``todo`` (α -> methods to compute), write each α's part.
-
-    A part's rows of the requested methods not in ``todo[α]`` are kept from the stored file
-    (the caller found them current); ``ids`` maps each α to its :func:`network_ids`, computed
-    once by the caller. Returns (α, rows computed).
-    """
-    import pandas as pd
-
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    references = sub_image_tortuosities(hr, axis=axis, effective=effective,
-                                        effective_sub_images=effective_sub_images,
-                                        connectivity=connectivity)
-    done = []
-    for alpha, wanted in todo.items():
-        part = Path(parts[alpha])
-        resolvers = method_resolvers(alpha, networks, methods=wanted, baselines=baselines,
-                                     connectivity=connectivity, device=device)
-        rows = evaluate_image(hr, alpha=alpha, resolvers=resolvers, dataset=dataset,
-                              sample=sample, axis=axis, effective=effective,
-                              connectivity=connectivity, effective_sub_images=effective_sub_images,
-                              references=references, channels=channels, variant=variant)
-        frame = pd.DataFrame(rows)
-        if len(frame):
-            frame["network_id"] = frame["method"].map(ids[alpha])
-        if part.exists():
-            stored = pd.read_csv(part, dtype={"network_id": str, "channels": str})
-            keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
-            if len(keep):
-                frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
-        if len(frame):
-            order = {m: i for i, m in enumerate(methods)}
-            frame = frame.sort_values(["sub_image", "method"], key=lambda c: c.map(order)
-                                      if c.name == "method" else c, kind="stable")
-        _write_csv(frame.reset_index(drop=True), part)
-        done.append((alpha, len(rows)))
-    return done
+def _reference_task(hr, axis: int, effective: bool, effective_sub_images,
+                    connectivity: str) -> list[dict]:
+    """Dask task: :func:`sub_image_tortuosities` of one image, shared by its α groups."""
+    return sub_image_tortuosities(hr, axis=axis, effective=effective,
+                                  effective_sub_images=effective_sub_images,
+                                  connectivity=connectivity)
 
 
 @contextlib.contextmanager
-def _single_threaded_children():
-    """Environment for worker processes: one BLAS/OpenMP thread each (restored afterwards)."""
-    keys = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
-    old = {k: os.environ.get(k) for k in keys}
-    os.environ.update(dict.fromkeys(keys, "1"))
+def _torch_threads(active: bool):
+    """One intra-op thread for torch while ``active`` (network inference; restored after)."""
+    if not active:
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
     try:
         yield
     finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+        torch.set_num_threads(before)
+
+
+def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, hr, references,
+                shared: dict) -> int:
+    """Dask task: evaluate one image at one α with the methods ``wanted``; write its part.
+
+    The part's stored rows of the other requested methods are kept (the caller found them
+    current). ``shared`` holds what every task uses, computed once by the caller: the
+    networks, the fitted baselines, the methods, the identities of :func:`network_ids` per α
+    and the settings. Returns the number of rows computed.
+    """
+    import pandas as pd
+
+    part = Path(part)
+    methods = shared["methods"]
+    rows = []
+    if wanted:
+        resolvers = method_resolvers(alpha, shared["networks"], methods=wanted,
+                                     baselines=shared["baselines"],
+                                     connectivity=shared["connectivity"],
+                                     device=shared["device"])
+        with _torch_threads(any(m in _NETWORK_METHODS for m in resolvers)):
+            rows = evaluate_image(hr, alpha=alpha, resolvers=resolvers, dataset=dataset,
+                                  sample=sample, axis=shared["axis"],
+                                  effective=shared["effective"],
+                                  connectivity=shared["connectivity"],
+                                  effective_sub_images=shared["effective_sub_images"],
+                                  references=references, channels=shared["channels"],
+                                  variant=shared["variant"])
+    frame = pd.DataFrame(rows)
+    if len(frame):
+        frame["network_id"] = frame["method"].map(shared["ids"][alpha])
+    if part.exists():
+        stored = pd.read_csv(part, dtype={"network_id": str, "channels": str})
+        keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
+        if len(keep):
+            frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
+    if len(frame):
+        order = {m: i for i, m in enumerate(methods)}
+        frame = frame.sort_values(["sub_image", "method"], key=lambda c: c.map(order)
+                                  if c.name == "method" else c, kind="stable")
+    _write_csv(frame.reset_index(drop=True), part)
+    return len(rows)
 
 
 def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                  baselines: dict | None = None, effective: bool = True,
                  effective_sub_images: int | None = None, connectivity: str = "face",
                  axis: int = 0, channels: str = "whole", variant: str = "sub_image",
-                 device=None, workers: int = 1, progress: bool = True):
+                 device=None, workers: int | None = None, scheduler=None,
+                 progress: bool = True):
     """Run the protocol of section 3 on a set of images and write the results table.
 
     Parameters
@@ -525,7 +535,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     out_dir : path
         Folder for ``evaluation.csv`` and its per-group parts (``evaluation/``); a non-default
         variant or channel definition gets its own files, ``evaluation_whole_image.csv`` and
-        ``evaluation_sub_image_channels.csv``, so both sit beside the default.
+        ``evaluation_sub_image_channels.csv``, so both sit beside the default. Temporary
+        files that killed writes of these files left behind are removed at the start.
     methods : sequence of str
         Subset of :data:`METHODS` (default all).
     baselines : dict, optional
@@ -549,11 +560,16 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         The paper's protocol (default) or the SR sub-images cut from the SR whole image.
     device : str, optional
         Torch device for the networks.
-    workers : int
-        Number of processes evaluating images in parallel (1: in this process). Each worker
-        runs single-threaded.
+    workers : int, optional
+        Worker processes of the local Dask cluster evaluating the (image, α) groups in
+        parallel, one thread each; default (and ``1``) in this process. Not used with a
+        ``scheduler``.
+    scheduler : str or dask.distributed.Client, optional
+        Existing Dask scheduler's address, or a client, to run the groups on instead
+        (:func:`srlib.parallel.dask_client`); default the environment variable
+        ``SRLIB_DASK_SCHEDULER``, and when that is unset a local cluster of ``workers``.
     progress : bool
-        Show a progress bar.
+        Show a progress bar over the (image, α) groups.
 
     Returns
     -------
@@ -565,7 +581,6 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         same; otherwise, and for methods missing from a stored group, it is computed.
     """
     import pandas as pd
-    from tqdm import tqdm
 
     unknown = sorted(set(methods) - set(METHODS))
     if unknown:
@@ -575,10 +590,16 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     channels = _check_choice(channels, "channels", CHANNELS)
     variant = _check_choice(variant, "variant", VARIANTS)
     axis = check_axis(axis)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive int, got {workers!r}")
+    if workers is not None:
+        workers = positive_int(workers, "workers")
+    elif scheduler is None and not os.environ.get(SCHEDULER_ENV):
+        workers = 1
     out_dir = Path(out_dir)
     parts = out_dir / "evaluation"
+    # a stage's start: the temporary files of killed writes of this stage's files only
+    # (out_dir may hold other stages' folders, e.g. a profile's results folder)
+    remove_stale_temp(out_dir)
+    remove_stale_temp(parts, recursive=True)
     alphas = [check_alpha(a) for a in alphas]
     suffix = ("" if variant == "sub_image" else f"_{variant}") + (
         "" if channels == "whole" else f"_{channels}_channels")
@@ -589,9 +610,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     ids = {alpha: network_ids(networks, alpha, methods, baselines=baselines) for alpha in alphas}
     settings = {"variant": variant, "channels": channels, "connectivity": connectivity,
                 "axis": axis}
-    jobs = []  # (dataset, sample, hr, {alpha: methods to compute})
-    for dataset, sample, hr in images:
-        todo = {}
+    groups = []  # (image index, alpha, methods to compute)
+    for i, (dataset, sample, _) in enumerate(images):
         for alpha in alphas:
             wanted = [m for m in methods if m in ids[alpha]]
             path = part_path(dataset, sample, alpha)
@@ -605,32 +625,25 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
             if missing or not path.exists():
                 if path.exists():
                     logger.warning("%s lacks current rows of %s; computing them", path, missing)
-                todo[alpha] = missing
-        if todo:
-            jobs.append((dataset, sample, hr, todo))
-    common = {"networks": networks, "baselines": baselines or {}, "methods": methods,
-              "ids": ids, "effective": effective, "effective_sub_images": effective_sub_images,
-              "connectivity": connectivity, "axis": axis, "channels": channels,
-              "variant": variant, "device": device}
-    total = sum(len(job[3]) for job in jobs)
-    with tqdm(total=total, desc="evaluation (image, α)", disable=not progress) as bar:
-        if workers == 1 or len(jobs) <= 1:
-            for dataset, sample, hr, todo in jobs:
-                _evaluate_groups(dataset, sample, hr, todo,
-                                 {a: part_path(dataset, sample, a) for a in todo}, **common)
-                bar.update(len(todo))
-        else:
-            import multiprocessing
-
-            context = multiprocessing.get_context("spawn")
-            with _single_threaded_children(), ProcessPoolExecutor(
-                    min(workers, len(jobs)), mp_context=context) as pool:
-                futures = [pool.submit(_evaluate_groups, dataset, sample, hr, todo,
-                                       {a: str(part_path(dataset, sample, a)) for a in todo},
-                                       threads=1, **common)
-                           for dataset, sample, hr, todo in jobs]
-                for future in as_completed(futures):
-                    bar.update(len(future.result()))
+                groups.append((i, alpha, missing))
+    if groups:
+        shared = {"networks": networks, "baselines": baselines or {}, "methods": methods,
+                  "ids": ids, "effective": effective,
+                  "effective_sub_images": effective_sub_images, "connectivity": connectivity,
+                  "axis": axis, "channels": channels, "variant": variant, "device": device}
+        with dask_client(scheduler, workers=workers) as client:
+            # computed once, shipped once: the shared objects and each image to the workers,
+            # the ground truth's tortuosities of each image to its α groups (Dask dependencies)
+            shared = share(client, shared)
+            used = sorted({i for i, _, wanted in groups if wanted})
+            hrs = {i: share(client, as_binary(images[i][2], name="images")) for i in used}
+            references = {i: submit(client, _reference_task, hrs[i], axis, effective,
+                                    effective_sub_images, connectivity) for i in used}
+            tasks = [(images[i][0], images[i][1], alpha, wanted,
+                      str(part_path(images[i][0], images[i][1], alpha)),
+                      hrs.get(i), references.get(i), shared) for i, alpha, wanted in groups]
+            run_tasks(client, _group_task, tasks, desc="evaluation (image, α)",
+                      progress=progress)
     frames = [pd.read_csv(part_path(d, s, a), dtype={"network_id": str, "channels": str})
               for d, s, _ in images for a in alphas]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -8,6 +8,9 @@ worker process per core, or ``workers`` processes; ``workers=1`` runs in this pr
 worker thread). A cluster it started is closed when the ``with`` block ends; an existing
 cluster is left running. :func:`run_tasks` submits one task per argument tuple, shows a
 progress bar over the tasks as they complete, and returns their results in submission order.
+:func:`share` sends an object that many tasks use to the cluster once, and :func:`submit` a
+task whose result other tasks take (a dependency); both give futures that tasks take as
+arguments.
 
 Results never depend on the number of workers: every task is a pure function of its
 arguments (seeds included), and it runs with the BLAS and OpenMP thread pools limited to one
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SCHEDULER_ENV", "dask_client", "default_workers", "run_tasks"]
+__all__ = ["SCHEDULER_ENV", "dask_client", "default_workers", "run_tasks", "share", "submit"]
 
 #: Environment variable naming the scheduler of an existing Dask cluster.
 SCHEDULER_ENV = "SRLIB_DASK_SCHEDULER"
@@ -114,6 +117,39 @@ def _single_threaded(func: Callable, *args):
         return func(*args)
 
 
+def share(client, value):
+    """Send ``value`` to the cluster once; the future stands for it in tasks' arguments.
+
+    For what many tasks use (networks, tables, an image): a future passed among the
+    arguments of :func:`run_tasks` or :func:`submit` is replaced by the value on the worker,
+    which fetches it once rather than once per task.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        From :func:`dask_client`.
+    value : object
+        Any picklable object (a list or dict is sent as one object, not element-wise).
+
+    Returns
+    -------
+    dask.distributed.Future
+        The value's future; the value stays on the cluster while the future is referenced.
+    """
+    [future] = client.scatter([value], hash=False)
+    return future
+
+
+def submit(client, func: Callable, *args):
+    """Submit one task ``func(*args)`` as :func:`run_tasks` runs its tasks; return its future.
+
+    For a task whose result other tasks take as an argument (a Dask dependency): pass the
+    future among their arguments. Same rules as :func:`run_tasks` (a module-level, pure
+    function, run with BLAS and OpenMP limited to one thread).
+    """
+    return client.submit(_single_threaded, func, *args, pure=False)
+
+
 def run_tasks(client, func: Callable, tasks: Iterable[Sequence], *, desc: str = "tasks",
               progress: bool = True) -> list:
     """Run ``func(*args)`` for every argument tuple as Dask tasks; results in task order.
@@ -126,7 +162,8 @@ def run_tasks(client, func: Callable, tasks: Iterable[Sequence], *, desc: str = 
         A module-level function (workers import it by name); it must be a pure function of
         its arguments, and write, if anything, only its own files.
     tasks : iterable of sequence
-        Positional arguments of each call.
+        Positional arguments of each call; futures among them (:func:`share`,
+        :func:`submit`) are replaced by their values.
     desc : str
         Label of the progress bar.
     progress : bool
@@ -147,7 +184,7 @@ def run_tasks(client, func: Callable, tasks: Iterable[Sequence], *, desc: str = 
     tasks = [tuple(t) for t in tasks]
     if not tasks:
         return []
-    futures = [client.submit(_single_threaded, func, *t, pure=False) for t in tasks]
+    futures = [submit(client, func, *t) for t in tasks]
     order = {f.key: k for k, f in enumerate(futures)}
     results = [None] * len(futures)
     try:

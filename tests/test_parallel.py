@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 
 from srlib import datasets, parallel, stochastic
@@ -24,6 +25,18 @@ def test_run_tasks_keeps_the_order_of_the_tasks():
             parallel.run_tasks(client, _fail, [(k,) for k in range(4)], progress=False)
 
 
+def _add(x, y):
+    return [a + b for a, b in zip(x, y, strict=True)]
+
+
+def test_shared_values_and_dependencies_are_task_arguments():
+    with parallel.dask_client(workers=1) as client:
+        table = parallel.share(client, [1, 2, 3])  # a list travels as one object
+        total = parallel.submit(client, _add, table, [10, 20, 30])
+        assert parallel.run_tasks(client, _add, [(table, total), (total, total)],
+                                  progress=False) == [[12, 24, 36], [22, 44, 66]]
+
+
 def test_an_existing_cluster_is_used_and_left_running(monkeypatch):
     from dask.distributed import LocalCluster
 
@@ -45,6 +58,17 @@ def test_bad_engine_arguments():
         pass
 
 
+@pytest.fixture(scope="module")
+def two_processes():
+    """A local cluster of two worker processes, shared by the tests (start-up is slow)."""
+    import os
+
+    with parallel.dask_client(workers=2) as client:
+        pids = set(client.run(os.getpid).values())
+        assert len(pids) == 2 and os.getpid() not in pids
+        yield client
+
+
 def _all_arrays(db):
     out = {}
     for s in db.scenario_names:
@@ -56,22 +80,29 @@ def _all_arrays(db):
     return out
 
 
-def test_the_database_is_the_same_with_one_worker_or_two_processes(tmp_path):
+@pytest.fixture(scope="module")
+def databases(tmp_path_factory, two_processes):
+    """The tiny database built in this process and on two worker processes."""
     params = stochastic.ModelParams.from_solid_fraction(0.7, gamma=0.4)
     samples = [datasets.Sample(name=f"s{k}", image=stochastic.sample(32, params, seed=k),
                                voxel_size_um=None, source="test") for k in range(2)]
     profile = get_profile("tiny")
+    root = tmp_path_factory.mktemp("databases")
     built = {}
-    for workers in (1, 2):  # one cluster for both stages (process start-up is slow)
-        with parallel.dask_client(workers=workers) as client:
-            db = datasets.build_database(profile, samples=samples,
-                                         root=tmp_path / f"w{workers}", scheduler=client,
-                                         progress=False)
+    for workers in (1, 2):
+        with parallel.dask_client(two_processes if workers == 2 else None,
+                                  workers=None if workers == 2 else 1) as client:
+            db = datasets.build_database(profile, samples=samples, root=root / f"w{workers}",
+                                         scheduler=client, progress=False)
             datasets.build_diffusion_channels(db, connectivity=profile.connectivity,
                                               scheduler=client, progress=False)
             assert len(client.scheduler_info()["workers"]) == workers
-        built[workers] = _all_arrays(db)
-    one, two = built[1], built[2]
+        built[workers] = db
+    return built
+
+
+def test_the_database_is_the_same_with_one_worker_or_two_processes(databases):
+    one, two = (_all_arrays(databases[w]) for w in (1, 2))
     assert one.keys() == two.keys()
     assert len(one) == 2 * 3 * 7
     for key in one:
@@ -79,3 +110,40 @@ def test_the_database_is_the_same_with_one_worker_or_two_processes(tmp_path):
         assert np.array_equal(one[key], two[key]), key
     # the channels are real (not all zero), so the comparison compares something
     assert all(one[k].any() for k in one if k[2].startswith("diffu"))
+
+
+def _tiny_network(kind, alpha, seed):
+    from pathlib import Path
+
+    from srlib.training import TrainedNetwork, TrainResult, make_model
+
+    model = make_model(1 if kind == "bin" else 3, alpha, features=2, blocks=1, seed=seed).eval()
+    result = TrainResult(train_loss=(1.0,), val_loss=(1.0,), best_epoch=1, best_val_loss=1.0,
+                         stopped_epoch=1, stop_reason="max_epochs", steps=1, seconds=0.0)
+    return TrainedNetwork(kind=kind, alpha=alpha, model=model, threshold=0.5, result=result,
+                          path=Path(f"N_{kind}_{alpha}.pt"), trained_now=False)
+
+
+def test_the_evaluation_is_the_same_with_one_worker_or_two_processes(databases, two_processes,
+                                                                     tmp_path):
+    # Every method as Dask tasks: networks (pickled to the workers), baselines fitted on the
+    # database, one FEM sub-image per image. The table must not depend on the workers.
+    from srlib import baselines, evaluation
+
+    db = databases[1]
+    fitted = baselines.fit_baselines(db, (2, 4), cutout=get_profile("tiny").cutout)
+    networks = {("bin", 2): _tiny_network("bin", 2, seed=0),
+                ("diffu", 4): _tiny_network("diffu", 4, seed=1)}
+    images = [("simulated", s, np.ascontiguousarray(db.hr(s, i)[:16, :16, :16]))
+              for s in db.scenario_names for i in db.indices("test")]
+    kw = {"methods": evaluation.METHODS, "baselines": fitted, "effective_sub_images": 1,
+          "progress": False}
+    one = evaluation.run_protocol(images, networks, (2, 4), tmp_path / "one", workers=1, **kw)
+    two = evaluation.run_protocol(images, networks, (2, 4), tmp_path / "two",
+                                  scheduler=two_processes, **kw)
+    assert len(images) == 2
+    assert len(one) == 2 * 2 * 8 * 6  # per α: its network and the 5 other methods
+    assert set(one["method"]) == set(evaluation.METHODS)
+    assert one["tau_eff_acc_mean"].notna().sum() == 2 * 2 * 6  # sub-image 0 of each group
+    cols = [c for c in one.columns if c != "sr_seconds"]
+    pd.testing.assert_frame_equal(one[cols], two[cols], check_exact=True)

@@ -115,3 +115,29 @@ def test_streamed_fit_equals_the_fit_on_all_predictions(pairs, max_bytes, window
     assert got == want
     with pytest.raises(ValueError, match="max_bytes"):
         T.fit_model_threshold(model, pairs, cutout=8, progress=False, max_bytes=0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_grid_search_is_bit_identical_to_one_objective_per_grid_point(dtype):
+    # The grid search counts all grid points per cutout at once; each grid value must be the
+    # objective of Eq. (18) evaluated on its own (one searchsorted per cutout and point), bit
+    # for bit, so that μ* does not change. Cutouts of several sizes, with ties at grid points.
+    from srlib.training import threshold as th
+
+    rng = np.random.default_rng(13)
+    probs = [rng.random(n).astype(dtype) for n in (50, 64, 7, 300)] * 3
+    probs += [np.round(rng.random(40), 3).astype(dtype)]  # values on grid points: ties
+    fractions = np.linspace(0.1, 0.9, len(probs))
+    targets = [rng.random(p.shape) < f for p, f in zip(probs, fractions, strict=True)]
+    sorted_probs, pore = th._prepare_threshold_data(probs, targets)
+    mus = th._grid(999)
+    one_by_one = np.array([th._porosity_objective(sorted_probs, pore, float(m)) for m in mus])
+    counts = np.stack([np.searchsorted(s, mus, side="left") for s in sorted_probs])
+    sizes = np.array([s.size for s in sorted_probs])
+    assert np.array_equal(th._grid_objective(counts, sizes, pore), one_by_one)
+    assert len(np.unique(one_by_one)) > 100  # the objective varies along the grid
+
+    def objective(mu):
+        return th._porosity_objective(sorted_probs, pore, float(np.ravel(mu)[0]))
+
+    assert T.fit_threshold(probs, targets) == th._minimise(objective, one_by_one, mus)

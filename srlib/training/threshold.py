@@ -122,11 +122,25 @@ def fit_threshold(probabilities, targets, *, grid: int = 999) -> float:
         return _porosity_objective(sorted_probs, pore_fractions, float(np.ravel(mu)[0]))
 
     mus = _grid(grid)
-    return _minimise(objective, np.array([objective(m) for m in mus]), mus)
+    counts = np.stack([np.searchsorted(s, mus, side="left") for s in sorted_probs])
+    sizes = np.array([s.size for s in sorted_probs])
+    return _minimise(objective, _grid_objective(counts, sizes, pore_fractions), mus)
 
 
 def _grid(grid: int) -> np.ndarray:
     return np.linspace(0.0, 1.0, grid + 2)[1:-1]
+
+
+def _grid_objective(counts: np.ndarray, sizes: np.ndarray, pore: np.ndarray) -> np.ndarray:
+    """Eq. (18)'s objective at every grid point from the counts below them.
+
+    ``counts[i, j]`` is the number of values of cutout ``i`` below grid point ``j`` (one
+    :func:`numpy.searchsorted` of the whole grid per cutout). Each grid point's mean is taken
+    over a contiguous row of the cutouts' errors, in cutout order, so it is bit for bit the
+    value :func:`_porosity_objective` gives at that point.
+    """
+    errors = np.ascontiguousarray((counts / sizes[:, None]).T) - pore
+    return np.array([float(np.mean(np.abs(row))) for row in errors])
 
 
 def _minimise(objective, values: np.ndarray, mus: np.ndarray) -> float:
@@ -295,8 +309,7 @@ def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
         objective = _window_objective(cache[0], np.zeros(len(pore), int), pore, 0.0, 1.0)
         return _minimise(objective, np.array([objective(m) for m in mus]), mus)
     counts, sizes = np.stack(below), np.asarray(sizes)
-    values = np.array([float(np.mean(np.abs(counts[:, j] / sizes - pore)))
-                       for j in range(len(mus))])
+    values = _grid_objective(counts, sizes, pore)
     step = 1.0 / (len(mus) + 1)
     mu0 = float(mus[int(np.argmin(values))])
     lo, hi = max(mu0 - _WINDOW * step, 0.0), min(mu0 + _WINDOW * step, 1.0)
