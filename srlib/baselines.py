@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from srlib._checks import as_binary, as_volume, check_alpha, positive_int
-from srlib.resample import _dodgson_kernel, interpolate_quadratic
+from srlib.resample import _upsample_axis, interpolate_quadratic
 
 __all__ = [
     "Baselines",
@@ -48,43 +48,6 @@ __all__ = [
 CONVENTIONS = ("aligned", "centred")
 #: Number of 2×2×2 binary corner patterns.
 N_PATTERNS = 256
-#: Offsets ``k`` of the LR samples ``j + k`` that can contribute to a point ``j + t`` with
-#: ``-1/2 <= t < 1/2`` (the kernel's support is ``|s| <= 3/2``).
-_TAPS_CENTRED = (-2, -1, 0, 1, 2)
-
-
-def _upsample_axis_centred(arr: np.ndarray, alpha: int, axis: int, dtype) -> np.ndarray:
-    """Interpolate ``arr`` along one axis onto the pixel-centre grid ``alpha`` times finer.
-
-    Output sample ``alpha j + p`` lies at LR coordinate ``j + t_p`` with
-    ``t_p = (p + 1/2) / alpha - 1/2`` in ``(-1/2, 1/2)``; it is the sum over the taps ``k`` of
-    ``h(t_p - k) * arr[j + k]``, with ``arr`` extended by replicating its first and last sample
-    (two samples on each side).
-    """
-    n = arr.shape[axis]
-
-    def along(index) -> tuple:
-        key = [slice(None)] * arr.ndim
-        key[axis] = index
-        return tuple(key)
-
-    first, last = arr[along(slice(0, 1))], arr[along(slice(n - 1, n))]
-    padded = np.concatenate([first, first, arr, last, last], axis=axis).astype(dtype, copy=False)
-    shape = list(arr.shape)
-    shape[axis] = alpha * n
-    out = np.empty(shape, dtype=dtype)
-    for p in range(alpha):
-        t = (p + 0.5) / alpha - 0.5
-        weights = _dodgson_kernel(t - np.asarray(_TAPS_CENTRED, dtype=np.float64))
-        phase = out[along(slice(p, None, alpha))]
-        phase[...] = 0
-        for k, w in zip(_TAPS_CENTRED, weights, strict=True):
-            if w != 0.0:
-                # arr[j + k] for j = 0 .. n-1 is padded[j + k + 2]
-                phase += dtype.type(w) * padded[along(slice(k + 2, k + 2 + n))]
-    return out
-
-
 def interpolate_quadratic_centred(lr, alpha: int, *, dtype=None) -> np.ndarray:
     r"""Up-sample a 3D image by tri-quadratic interpolation on the pixel-centre grid.
 
@@ -141,7 +104,7 @@ def interpolate_quadratic_centred(lr, alpha: int, *, dtype=None) -> np.ndarray:
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     out = arr
     for axis in range(3):
-        out = _upsample_axis_centred(out, alpha, axis, dtype)
+        out = _upsample_axis(out, alpha, axis, dtype, centred=True)
     return out
 
 

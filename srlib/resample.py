@@ -91,16 +91,20 @@ def _dodgson_kernel(s: np.ndarray) -> np.ndarray:
 
 #: Offsets ``k`` of the low-resolution samples ``j + k`` that can contribute to a point
 #: ``j + t`` with ``0 <= t < 1`` (the kernel's support is ``|s| <= 3/2``).
-_TAPS = (-1, 0, 1, 2)
+#: Offsets ``k`` of the LR samples ``j + k`` that can contribute to a point ``j + t`` with
+#: ``-1/2 <= t < 1`` (the kernel's support is ``|s| <= 3/2``); zero weights are skipped.
+_TAPS = (-2, -1, 0, 1, 2)
 
 
-def _upsample_axis(arr: np.ndarray, alpha: int, axis: int, dtype) -> np.ndarray:
-    """Interpolate ``arr`` along one axis onto a grid ``alpha`` times finer (Eq. (3) alignment).
+def _upsample_axis(arr: np.ndarray, alpha: int, axis: int, dtype, *,
+                   centred: bool = False) -> np.ndarray:
+    """Interpolate ``arr`` along one axis onto a grid ``alpha`` times finer.
 
-    Output sample ``alpha j + p`` lies at low-resolution coordinate ``j + p / alpha``; it is the
-    sum over the taps ``k`` of ``h(p / alpha - k) * arr[j + k]``, with ``arr`` extended by
-    replicating its first and last sample (one sample before, two after). The result is a new
-    C-contiguous array.
+    Output sample ``alpha j + p`` lies at low-resolution coordinate ``j + t_p``, with
+    ``t_p = p / alpha`` on the Eq. (3)-aligned grid, or ``t_p = (p + 1/2) / alpha - 1/2`` on the
+    pixel-centre grid (``centred``, used by :mod:`srlib.baselines`); it is the sum over the taps
+    ``k`` of ``h(t_p - k) * arr[j + k]``, with ``arr`` extended by replicating its first and
+    last sample (two samples on each side). The result is a new C-contiguous array.
     """
     n = arr.shape[axis]
 
@@ -110,20 +114,20 @@ def _upsample_axis(arr: np.ndarray, alpha: int, axis: int, dtype) -> np.ndarray:
         return tuple(key)
 
     first, last = arr[along(slice(0, 1))], arr[along(slice(n - 1, n))]
-    padded = np.concatenate([first, arr, last, last], axis=axis).astype(dtype, copy=False)
+    padded = np.concatenate([first, first, arr, last, last], axis=axis).astype(dtype, copy=False)
     shape = list(arr.shape)
     shape[axis] = alpha * n
     out = np.empty(shape, dtype=dtype)
     for p in range(alpha):
-        t = p / alpha
+        t = (p + 0.5) / alpha - 0.5 if centred else p / alpha
         weights = _dodgson_kernel(t - np.asarray(_TAPS, dtype=np.float64))
         phase = out[along(slice(p, None, alpha))]
         phase[...] = 0
         for k, w in zip(_TAPS, weights, strict=True):
             if w == 0.0:
                 continue
-            # arr[j + k] for j = 0 .. n-1 is padded[j + k + 1]
-            shifted = padded[along(slice(k + 1, k + 1 + n))]
+            # arr[j + k] for j = 0 .. n-1 is padded[j + k + 2]
+            shifted = padded[along(slice(k + 2, k + 2 + n))]
             if w == 1.0:
                 phase += shifted
             else:
