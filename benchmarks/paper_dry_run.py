@@ -354,6 +354,8 @@ def run_child(stage: str, out: Path) -> int:
     import logging
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    for noisy in ("distributed", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     s = json.loads((out / "settings.json").read_text())
     steps = Steps()
     record = {"stage": stage, "settings": s, "status": "failed", "steps": steps.rows}
