@@ -194,8 +194,23 @@ def stage_database(s: dict, out: Path, steps: Steps) -> dict:
         datasets.build_database(profile, samples=[sample], root=root, workers=1,
                                 progress=True)
     calibration, build = steps.rows[-2]["seconds"], steps.rows[-1]["seconds"]
+    length = datasets.Database(root).scenarios[0].params.correlation_length
     return {"realizations_built": n, "resumed_from": before,
-            "seconds_per_realization": (build - calibration) / n if n else None}
+            "seconds_per_realization": (build - calibration) / n if n else None,
+            "correlation_length": length, "fft_grid_edge": _fft_grid_edge(edge, length),
+            "fft_grid_edge_paper": _fft_grid_edge(PAPER["hr_size"], length)}
+
+
+def _fft_grid_edge(n: int, correlation_length: float, pad_lengths: float = 8.0) -> int:
+    """Edge of the periodic grid on which srlib.stochastic.sample draws an ``n``³ window.
+
+    The window padded by ``pad_lengths`` correlation lengths (at most by ``n``), rounded up to
+    a fast FFT length, as the module docstring of :mod:`srlib.stochastic` states.
+    """
+    import scipy.fft
+
+    length = pad_lengths * correlation_length
+    return scipy.fft.next_fast_len(n + (n if length >= n else math.ceil(length)))
 
 
 def stage_channels(s: dict, out: Path, steps: Steps) -> dict:
@@ -382,19 +397,26 @@ def run_child(stage: str, out: Path) -> int:
 
 
 def _fem_bytes_per_unknown(records: dict) -> tuple[float, str]:
-    """Measured FEM bytes per unknown (peak rise / unknowns of the largest solve), else budget."""
-    best = None
-    for stage in ("evaluation", "channels"):
+    """FEM memory per unknown: the rise of the peak between the two largest measured solves
+    (the marginal cost, free of fixed overheads), else the rise over the largest one, else
+    the design budget."""
+    points = []
+    for stage in ("channels", "evaluation"):
         for row in records.get(stage, {}).get("steps", []):
             n = row.get("unknowns_per_solve")
-            if row.get("status") == "ok" and n and n > 10**5 and row.get("peak_is_own") \
-                    and row.get("rss_start_bytes"):
-                value = (row["peak_bytes"] - row["rss_start_bytes"]) / n
-                if best is None or n > best[1]:
-                    best = (value, n, f"measured in stage {stage} ({n:,} unknowns)")
-    if best is None:
-        return FEM_BYTES_PER_UNKNOWN, "design budget (not measured yet)"
-    return best[0], best[2]
+            if row.get("status") == "ok" and n and row.get("peak_is_own") \
+                    and row.get("rss_start_bytes") and row.get("peak_bytes"):
+                points.append((n, row["peak_bytes"] - row["rss_start_bytes"], stage))
+    points.sort()
+    if len(points) >= 2 and points[-1][0] > 2 * points[-2][0]:
+        (n1, b1, _), (n2, b2, _) = points[-2:]
+        if b2 > b1:
+            return (b2 - b1) / (n2 - n1), (f"marginal, measured between {n1:,} and {n2:,} "
+                                           "unknowns")
+    if points and points[-1][0] > 10**5:
+        n, b, stage = points[-1]
+        return b / n, f"measured in stage {stage} ({n:,} unknowns)"
+    return FEM_BYTES_PER_UNKNOWN, "design budget (not measured yet)"
 
 
 def memory_needed(stage: str, s: dict, records: dict) -> tuple[float, str]:
@@ -531,8 +553,12 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
     fem_p, fem_how = 1.0, "measured at the paper's size"
     db = records.get("database", {})
     if db.get("status") == "ok" and db["info"].get("seconds_per_realization"):
-        build = db["steps"][1]
-        per, peak = at_paper({**build, "seconds": db["info"]["seconds_per_realization"]})
+        build, info = db["steps"][1], db["info"]
+        grid = (info.get("fft_grid_edge_paper", PAPER["hr_size"])
+                / info.get("fft_grid_edge", h)) ** 3
+        per = info["seconds_per_realization"] * grid
+        start = build.get("rss_start_bytes") or 0
+        peak = start + ((build.get("peak_bytes") or start) - start) * grid
         calib = db["steps"][0]["seconds"]
         tasks = [per] * (n_sc * n_r)
         rows.append({"part": f"database: {n_sc} × {n_r} realizations of 800³ + LR",
@@ -540,7 +566,9 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
                      "cluster": _makespan(tasks, cluster) + calib,
                      "peak": peak,
                      "basis": (f"{_hours(per)} per realization "
-                               + (f"(time and memory ∝ voxels from {h}³)" if scaled
+                               + ("(time and memory ∝ voxels of the padded FFT grid, "
+                                  f"{info.get('fft_grid_edge')}³ at {h}³ → "
+                                  f"{info.get('fft_grid_edge_paper')}³ at 800³)" if scaled
                                   else "(measured)") + f"; calibration {calib:.0f} s each")})
     ch = records.get("channels", {})
     fem_task = {}
@@ -549,9 +577,11 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
         fem_p, fem_how = _fit_exponent(
             [(r["unknowns_per_solve"], r["seconds"] / r["tasks"]) for r in steps])
         tasks, peaks, parts = [], [], []
+        per_unknown, per_how = _fem_bytes_per_unknown(records)
         for r in steps:
             alpha = int(r["what"].split("α = ")[1].split()[0])
-            t, peak = at_paper({**r, "seconds": r["seconds"] / r["tasks"]}, fem_p)
+            t, _ = at_paper({**r, "seconds": r["seconds"] / r["tasks"]}, fem_p)
+            peak = BASE_BYTES + per_unknown * r["unknowns_per_solve"] * k**3
             fem_task[alpha] = t
             tasks += [t] * (n_sc * n_r)
             peaks.append(peak)
@@ -560,8 +590,9 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
                      "machine": _makespan(tasks, workers_for(max(peaks))),
                      "cluster": _makespan(tasks, cluster), "peak": max(peaks),
                      "basis": ("per LR image " + ", ".join(parts)
-                               + (f"; time ∝ unknowns^p, {fem_how}, memory ∝ unknowns, from "
-                                  f"{h}³" if scaled else " (measured)"))})
+                               + (f"; time ∝ unknowns^p, {fem_how}, from {h}³" if scaled
+                                  else " (measured)")
+                               + f"; memory {per_unknown:.0f} B per unknown ({per_how})")})
     tr = records.get("training", {})
     if tr.get("status") == "ok":
         nets = tr["info"]["networks"]
@@ -600,7 +631,10 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
     ev = records.get("evaluation", {})
     if ev.get("status") == "ok":
         fem_row, proto = ev["steps"][0], ev["steps"][1]
-        t_fem, fem_peak = at_paper(fem_row, fem_p)
+        t_fem, _ = at_paper(fem_row, fem_p)
+        per_unknown, _ = _fem_bytes_per_unknown(records)
+        fem_peak = (BASE_BYTES + 1.5 * PAPER["hr_size"] ** 3
+                    + per_unknown * fem_row["unknowns_per_solve"] * k**3)
         sr = ev["info"]["sr_seconds"]
         sr8 = {m: v * k**3 for m, v in sr.items()}
         proto_t = proto["seconds"] * k**3

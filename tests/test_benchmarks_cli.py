@@ -96,3 +96,16 @@ def test_paper_estimate_scales_the_database_by_voxels(dry_run):
     assert row["cluster"] == pytest.approx(80 + 1)
     assert row["machine"] == pytest.approx(50 * 80 + 5 * 1)
     assert row["peak"] == pytest.approx(9 * 2**30)
+
+
+def test_fem_bytes_per_unknown_is_the_marginal_rise_between_the_largest_solves(dry_run):
+    def row(n, rise):
+        return {"status": "ok", "unknowns_per_solve": n, "peak_is_own": True,
+                "rss_start_bytes": 10**8, "peak_bytes": 10**8 + rise}
+
+    records = {"channels": {"steps": [row(10**4, 30e6), row(10**5, 40e6), row(8 * 10**5, 110e6)]}}
+    per, how = dry_run._fem_bytes_per_unknown(records)
+    assert per == pytest.approx(70e6 / 7e5)  # 100 B per unknown, the 30-40 MB overhead gone
+    assert "marginal" in how
+    per, how = dry_run._fem_bytes_per_unknown({})
+    assert per == dry_run.FEM_BYTES_PER_UNKNOWN and "budget" in how
