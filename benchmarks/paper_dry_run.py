@@ -532,8 +532,15 @@ def _makespan(tasks: list[float], workers: int) -> float:
 
 
 def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster: int,
-             gpu_rates: dict | None) -> dict:
-    """Estimate the whole ``paper`` profile from the measured stages (see ``basis``)."""
+             gpu_rates: dict | None, time_basis: str = "wall") -> dict:
+    """Estimate the whole ``paper`` profile from the measured stages (see ``basis``).
+
+    ``time_basis="cpu"`` takes the CPU time of the single-threaded tasks (realizations,
+    diffusion channels, the FEM of the evaluation) instead of their wall time: on a loaded
+    machine that is the time they would take on a quiet one. Training and network inference
+    (multi-threaded) always use wall time.
+    """
+    sec = "cpu_seconds" if time_basis == "cpu" else "seconds"
     h = s["hr_size"]
     k = PAPER["hr_size"] / h  # linear scale to the paper
     scaled = h != PAPER["hr_size"]
@@ -556,10 +563,10 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
         build, info = db["steps"][1], db["info"]
         grid = (info.get("fft_grid_edge_paper", PAPER["hr_size"])
                 / info.get("fft_grid_edge", h)) ** 3
-        per = info["seconds_per_realization"] * grid
+        per = (build[sec] - db["steps"][0][sec]) / info["realizations_built"] * grid
         start = build.get("rss_start_bytes") or 0
         peak = start + ((build.get("peak_bytes") or start) - start) * grid
-        calib = db["steps"][0]["seconds"]
+        calib = db["steps"][0][sec]
         tasks = [per] * (n_sc * n_r)
         rows.append({"part": f"database: {n_sc} × {n_r} realizations of 800³ + LR",
                      "machine": _makespan(tasks, workers_for(peak)) + n_sc * calib,
@@ -575,12 +582,12 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
     if ch.get("status") == "ok":
         steps = [r for r in ch["steps"] if r.get("tasks")]
         fem_p, fem_how = _fit_exponent(
-            [(r["unknowns_per_solve"], r["seconds"] / r["tasks"]) for r in steps])
+            [(r["unknowns_per_solve"], r[sec] / r["tasks"]) for r in steps])
         tasks, peaks, parts = [], [], []
         per_unknown, per_how = _fem_bytes_per_unknown(records)
         for r in steps:
             alpha = int(r["what"].split("α = ")[1].split()[0])
-            t, _ = at_paper({**r, "seconds": r["seconds"] / r["tasks"]}, fem_p)
+            t, _ = at_paper({**r, "seconds": r[sec] / r["tasks"]}, fem_p)
             peak = BASE_BYTES + per_unknown * r["unknowns_per_solve"] * k**3
             fem_task[alpha] = t
             tasks += [t] * (n_sc * n_r)
@@ -631,7 +638,7 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
     ev = records.get("evaluation", {})
     if ev.get("status") == "ok":
         fem_row, proto = ev["steps"][0], ev["steps"][1]
-        t_fem, _ = at_paper(fem_row, fem_p)
+        t_fem, _ = at_paper({**fem_row, "seconds": fem_row[sec]}, fem_p)
         per_unknown, _ = _fem_bytes_per_unknown(records)
         fem_peak = (BASE_BYTES + 1.5 * PAPER["hr_size"] ** 3
                     + per_unknown * fem_row["unknowns_per_solve"] * k**3)
@@ -667,7 +674,9 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
                                f"tomographic images (416³) × {tomo:.2f}; networks on the CPU")})
     machine = sum(r["machine"] for r in rows if r["machine"] is not None)
     cluster_t = sum(r["cluster"] for r in rows if r["cluster"] is not None)
-    notes.append(f"one machine: {cores} cores and {memory_bytes / GIB:.0f} GiB as measured "
+    kind = "CPU times (a loaded machine)" if sec != "seconds" else "wall times"
+    notes.append(f"Task times are {kind}; training and inference: wall times. "
+                 f"One machine: {cores} cores and {memory_bytes / GIB:.0f} GiB as measured "
                  "here plus one GPU for training; parallel tasks limited by cores and memory. "
                  f"Cluster: {cluster} workers of that size (one task each at a time, one GPU "
                  "each for training). Stages run one after the other.")
@@ -770,6 +779,9 @@ def main(argv=None) -> int:
     parser.add_argument("--cluster-workers", type=int, default=16)
     parser.add_argument("--gpu-json", type=Path, default=None,
                         help="benchmarks/gpu_check.py's JSON, for the training estimate")
+    parser.add_argument("--time-basis", choices=("wall", "cpu"), default="wall",
+                        help="times of the single-threaded tasks in the estimate: wall (a "
+                             "quiet machine) or CPU time (a loaded one)")
     parser.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     out = args.out.resolve()
@@ -808,7 +820,7 @@ def main(argv=None) -> int:
         data = json.loads(args.gpu_json.read_text())
         gpu = {f"{r['kind']}{r['alpha']}": r["steps_per_s"] for r in data.get("training", [])}
     est = estimate(records, s, cores=info.get("cores") or 1, memory_bytes=memory,
-                   cluster=args.cluster_workers, gpu_rates=gpu)
+                   cluster=args.cluster_workers, gpu_rates=gpu, time_basis=args.time_basis)
     text = markdown(records, est, s, info)
     (out / "dry_run.md").write_text(text)
     _write_json(out / "dry_run.json", {"settings": s, "machine": info, "records": records,

@@ -88,7 +88,7 @@ def test_paper_estimate_scales_the_database_by_voxels(dry_run):
     steps = [{"seconds": 1.0, "rss_start_bytes": 0, "peak_bytes": 0},
               {"seconds": 21.0, "rss_start_bytes": 1 * 2**30, "peak_bytes": 2 * 2**30}]
     records = {"database": {"status": "ok", "steps": steps,
-                            "info": {"seconds_per_realization": 10.0}}}
+                            "info": {"seconds_per_realization": 10.0, "realizations_built": 2}}}
     est = dry_run.estimate(records, s, cores=1, memory_bytes=64 * 2**30, cluster=50,
                            gpu_rates=None)
     row = est["rows"][0]
