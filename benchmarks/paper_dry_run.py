@@ -76,9 +76,10 @@ PAPER = {"hr_size": 800, "scenarios": 5, "realizations": 10, "val_realizations":
          "tomo_size": 416}
 GIB = 1024**3
 # Memory models used before anything was measured (bytes): DESIGN.md's FEM budget per
-# unknown, and the book's "an 800³ realization needs about 8 GB" per HR voxel.
+# unknown, and per voxel of the padded FFT grid of a realization (a complex64 field, the
+# float32 spectrum and the binary output: 12.6 B measured at 256³ on a 512³ grid).
 FEM_BYTES_PER_UNKNOWN = 250.0
-REALIZATION_BYTES_PER_VOXEL = 16.0
+REALIZATION_BYTES_PER_GRID_VOXEL = 13.0
 BASE_BYTES = 0.6 * GIB  # Python, NumPy, numba, zarr, dask and torch imported
 FEM_EXPONENT = 1.1  # time ~ unknowns^p when fewer than two sizes were measured
 
@@ -419,12 +420,27 @@ def _fem_bytes_per_unknown(records: dict) -> tuple[float, str]:
     return FEM_BYTES_PER_UNKNOWN, "design budget (not measured yet)"
 
 
-def memory_needed(stage: str, s: dict, records: dict) -> tuple[float, str]:
+def _correlation_length(s: dict, out: Path) -> float:
+    """The scenario's correlation length 1/γ²: from the stored database, else calibrated."""
+    info = _load(out / "database" / "scenarios.json")
+    if info and info.get("scenarios"):
+        return 1.0 / info["scenarios"][0]["gamma"] ** 2
+    from srlib import datasets, stochastic
+
+    try:
+        sample = datasets.public_samples((s["sample"],))[0]
+    except OSError:  # offline: the stage itself will say so; assume the largest pad
+        return math.inf
+    return stochastic.calibrate(sample.image).correlation_length
+
+
+def memory_needed(stage: str, s: dict, records: dict, out: Path) -> tuple[float, str]:
     """Estimated peak memory of a stage (bytes) and how it was estimated."""
     edge = s["hr_size"]
     if stage == "database":
-        return BASE_BYTES + REALIZATION_BYTES_PER_VOXEL * edge**3, \
-            f"{REALIZATION_BYTES_PER_VOXEL:.0f} B per HR voxel"
+        grid = _fft_grid_edge(edge, _correlation_length(s, out))
+        return BASE_BYTES + REALIZATION_BYTES_PER_GRID_VOXEL * grid**3, \
+            f"{REALIZATION_BYTES_PER_GRID_VOXEL:.0f} B per voxel of the {grid}³ FFT grid"
     if stage == "training":
         return BASE_BYTES + 4 * GIB, "64-feature networks on 24³ cutouts (streamed)"
     per, how = _fem_bytes_per_unknown(records)
@@ -455,7 +471,7 @@ def run_stage(stage: str, s: dict, out: Path, records: dict, *, memory_bytes: fl
     if missing:
         return {"stage": stage, "status": "skipped", "settings": s,
                 "reason": f"needs the stage(s) {', '.join(missing)} first", "steps": []}
-    need, how = memory_needed(stage, s, records)
+    need, how = memory_needed(stage, s, records, out)
     if need > memory_bytes:
         reason = (f"needs ≈ {need / GIB:.1f} GiB ({how}), more than the "
                   f"{memory_bytes / GIB:.1f} GiB allowed (--memory-gb)")

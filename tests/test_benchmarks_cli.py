@@ -42,6 +42,8 @@ def test_gpu_check_without_cuda_exits_0_with_a_clear_message(tmp_path):
 
 def test_dry_run_skips_a_stage_that_does_not_fit_and_says_what_it_needs(tmp_path):
     out = tmp_path / "dry"
+    (out / "database").mkdir(parents=True)  # the scenario's 1/γ² = 4 voxels: no calibration
+    (out / "database" / "scenarios.json").write_text('{"scenarios": [{"gamma": 0.5}]}')
     done = _run("paper_dry_run.py", "--hr-size", "32", "--stages", "database",
                 "--memory-gb", "0.01", "--out", str(out))
     assert done.returncode == 0, done.stderr
@@ -50,7 +52,9 @@ def test_dry_run_skips_a_stage_that_does_not_fit_and_says_what_it_needs(tmp_path
     assert record["needs_bytes"] > 0.01 * 2**30
     table = (out / "dry_run.md").read_text()
     assert "skipped" in table and "needs ≈" in table
-    assert not (out / "database").exists()  # nothing was run
+    assert "64³ FFT grid" in table  # 32 + 8 × 4 voxels of padding
+    assert not (out / "stages" / "database.log").exists()
+    assert not (out / "logs").exists()  # no stage was started
 
 
 def test_dry_run_stage_without_its_prerequisite_is_skipped_with_the_reason(tmp_path):
