@@ -589,10 +589,12 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
                      "cluster": _makespan(tasks, cluster) + calib,
                      "peak": peak,
                      "basis": (f"{_hours(per)} per realization "
-                               + ("(time and memory ∝ voxels of the padded FFT grid, "
-                                  f"{info.get('fft_grid_edge')}³ at {h}³ → "
-                                  f"{info.get('fft_grid_edge_paper')}³ at 800³)" if scaled
-                                  else "(measured)") + f"; calibration {calib:.0f} s each")})
+                               + ("(measured)" if not scaled else
+                                  "(time and memory ∝ voxels of the padded FFT grid, "
+                                  f"{info['fft_grid_edge']}³ at {h}³ → "
+                                  f"{info['fft_grid_edge_paper']}³ at 800³)"
+                                  if "fft_grid_edge" in info else f"(∝ HR voxels from {h}³)")
+                               + f"; calibration {calib:.0f} s each")})
     ch = records.get("channels", {})
     fem_task = {}
     if ch.get("status") == "ok":
@@ -638,17 +640,21 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
             formula.append(f"{key}: {per_step:.2f} s/step on CPU")
         if gpu_rates and len(gpu_cluster) == 2:
             gpu_cell, gpu_cluster_cell = gpu_total, max(gpu_cluster.values())
-            how = "GPU steps/s from --gpu-json"
+            how = "GPU steps/s from --gpu-json (training steps only, at most 400,000 each)"
         else:
             gpu_cell = gpu_cluster_cell = None
             how = ("GPU: T = Σ over the 6 networks of S / r_α (S ≤ 400,000 steps, r_α the "
                    "steps/s of benchmarks/gpu_check.py); with N GPUs (DDP) ≈ S / (r_α · "
                    "min(N, batch_α)) per network, the two kinds in parallel")
+        peak = max((r.get("peak_bytes") or 0) for r in tr["steps"]) or None
         rows.append({"part": "training: 6 networks × ≤ 1000 × 400 steps (+ validation, μ*)",
-                     "machine": gpu_cell, "cluster": gpu_cluster_cell, "peak": None,
+                     "machine": gpu_cell, "cluster": gpu_cluster_cell, "peak": peak,
                      "cpu_only": cpu_total,
                      "basis": (f"CPU ({tr['info']['device']}): {'; '.join(formula)}"
-                               + (f" (× (24/{c})³ from {c}³ cutouts)" if cut != 1 else "")
+                               + (f" (× (24/{c})³ from {c}³ cutouts; peak memory measured "
+                                  f"at {c}³)" if cut != 1 else "")
+                               + (f"; {s['features']} features, not the paper's 64"
+                                  if s["features"] != 64 else "")
                                + f"; CPU steps/s do not transfer to a GPU. {how}. μ* on the "
                                f"validation images alone: {_hours(mu_total)} on this CPU")})
     ev = records.get("evaluation", {})
