@@ -42,8 +42,11 @@ Reproducing page includes. ``--gpu-json`` reads the steps/s that ``benchmarks/gp
 measured on a GPU, to turn the training formula into hours.
 
 Run: ``python benchmarks/paper_dry_run.py [--hr-size 800] [--stages all] [--out DIR]
-[--fresh] [--publish]`` (``make paper-dry``). At 800³ it needs about 24 GB and several hours
-on two cores; ``--hr-size 160`` runs every stage in minutes.
+[--fresh] [--publish] [--time-basis wall|cpu] [--cluster-workers 16]`` (``make paper-dry``).
+At 800³ it needs about 24 GB and several hours on two cores; ``--hr-size 160`` runs every
+stage in tens of minutes. On a loaded machine, ``--time-basis cpu`` bases the estimate on the
+CPU time of the single-threaded tasks rather than their stretched wall time (rerunning with
+another basis reuses the records and only rewrites the report).
 """
 
 from __future__ import annotations
