@@ -14,7 +14,7 @@ LINT_PATHS := srlib tests benchmarks notebooks tools book/_ext
 PROFILE ?= quick
 PYTEST_ARGS ?=
 
-.PHONY: install browser test book rerun paper check-book bench lint clean-book
+.PHONY: install browser test book rerun paper paper-dry check-book bench lint clean-book
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,13 @@ rerun: install
 
 paper:
 	$(MAKE) rerun PROFILE=paper TORCH_SPEC="$(TORCH_SPEC)" TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)"
+
+# A measured dry run of the paper profile on this machine (800³, few of each; ~24 GB, hours on
+# two cores): every stage's time and peak memory, and an estimate for the whole profile.
+#   make paper-dry DRY_ARGS="--hr-size 160"     (quick try)   DRY_ARGS="--publish" (the book's table)
+DRY_ARGS ?=
+paper-dry: install
+	$(PY) benchmarks/paper_dry_run.py $(DRY_ARGS)
 
 check-book: install browser
 	$(PY) -m tools.book check _build/html

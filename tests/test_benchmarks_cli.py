@@ -1,0 +1,115 @@
+"""The benchmark scripts' command lines: the paper dry run's planning and the GPU check's fallback.
+
+Fast: no stage of the dry run runs here (its memory pre-check and its prerequisites are what
+is tested, and the estimate's helpers on known answers); the GPU check runs with CUDA hidden.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _run(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(BENCH / script), *args], capture_output=True,
+                          text=True, timeout=120, env={**os.environ, **(env or {})},
+                          check=False)
+
+
+@pytest.fixture(scope="module")
+def dry_run():
+    spec = importlib.util.spec_from_file_location("paper_dry_run", BENCH / "paper_dry_run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_without_cuda_exits_0_with_a_clear_message(tmp_path):
+    done = _run("gpu_check.py", "--out", str(tmp_path / "gpu.json"),
+                env={"CUDA_VISIBLE_DEVICES": ""})
+    assert done.returncode == 0, done.stderr
+    assert "no CUDA device" in done.stdout
+    assert not (tmp_path / "gpu.json").exists()
+
+
+def test_dry_run_skips_a_stage_that_does_not_fit_and_says_what_it_needs(tmp_path):
+    out = tmp_path / "dry"
+    (out / "database").mkdir(parents=True)  # the scenario's 1/γ² = 4 voxels: no calibration
+    (out / "database" / "scenarios.json").write_text('{"scenarios": [{"gamma": 0.5}]}')
+    done = _run("paper_dry_run.py", "--hr-size", "32", "--stages", "database",
+                "--memory-gb", "0.01", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    record = json.loads((out / "stages" / "database.json").read_text())
+    assert record["status"] == "skipped"
+    assert record["needs_bytes"] > 0.01 * 2**30
+    table = (out / "dry_run.md").read_text()
+    assert "skipped" in table and "needs ≈" in table
+    assert "64³ FFT grid" in table  # 32 + 8 × 4 voxels of padding
+    assert not (out / "stages" / "database.log").exists()
+    assert not (out / "logs").exists()  # no stage was started
+
+
+def test_dry_run_stage_without_its_prerequisite_is_skipped_with_the_reason(tmp_path):
+    out = tmp_path / "dry"
+    done = _run("paper_dry_run.py", "--hr-size", "32", "--stages", "channels",
+                "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert "needs the stage(s) database first" in (out / "dry_run.md").read_text()
+
+
+@pytest.mark.parametrize("args", [("--hr-size", "40"), ("--stages", "database,nope")])
+def test_dry_run_rejects_bad_options(tmp_path, args):
+    done = _run("paper_dry_run.py", *args, "--out", str(tmp_path / "dry"))
+    assert done.returncode == 2
+    assert "--hr-size" in done.stderr or "unknown stage" in done.stderr
+
+
+def test_fem_exponent_is_fitted_from_measured_sizes(dry_run):
+    points = [(n, 1e-6 * n**1.25) for n in (1e6, 8e6, 64e6)]
+    p, how = dry_run._fit_exponent(points)
+    assert p == pytest.approx(1.25)
+    assert "fitted on 3" in how
+    p, how = dry_run._fit_exponent([(1e6, 5.0)])  # one size: the assumed exponent
+    assert p == dry_run.FEM_EXPONENT and "assumed" in how
+
+
+def test_makespan_places_longest_tasks_first(dry_run):
+    assert dry_run._makespan([4, 3, 3, 2], 2) == 6
+    assert dry_run._makespan([5, 1, 1], 10) == 5
+    assert dry_run._makespan([1.0] * 8, 1) == 8
+
+
+def test_paper_estimate_scales_the_database_by_voxels(dry_run):
+    s = {"hr_size": 400, "cutout": 24}
+    steps = [{"seconds": 1.0, "rss_start_bytes": 0, "peak_bytes": 0},
+              {"seconds": 21.0, "rss_start_bytes": 1 * 2**30, "peak_bytes": 2 * 2**30}]
+    records = {"database": {"status": "ok", "steps": steps,
+                            "info": {"seconds_per_realization": 10.0, "realizations_built": 2}}}
+    est = dry_run.estimate(records, s, cores=1, memory_bytes=64 * 2**30, cluster=50,
+                           gpu_rates=None)
+    row = est["rows"][0]
+    # 800³ has 8 times the voxels of 400³: 80 s and 1 + 8 GiB per realization
+    assert row["cluster"] == pytest.approx(80 + 1)
+    assert row["machine"] == pytest.approx(50 * 80 + 5 * 1)
+    assert row["peak"] == pytest.approx(9 * 2**30)
+
+
+def test_fem_bytes_per_unknown_is_the_marginal_rise_between_the_largest_solves(dry_run):
+    def row(n, rise):
+        return {"status": "ok", "unknowns_per_solve": n, "peak_is_own": True,
+                "rss_start_bytes": 10**8, "peak_bytes": 10**8 + rise}
+
+    records = {"channels": {"steps": [row(10**4, 30e6), row(10**5, 40e6), row(8 * 10**5, 110e6)]}}
+    per, how = dry_run._fem_bytes_per_unknown(records)
+    assert per == pytest.approx(70e6 / 7e5)  # 100 B per unknown, the 30-40 MB overhead gone
+    assert "marginal" in how
+    per, how = dry_run._fem_bytes_per_unknown({})
+    assert per == dry_run.FEM_BYTES_PER_UNKNOWN and "budget" in how
