@@ -188,6 +188,32 @@ def _galerkin(nbr, val, diag, agg, coarse_zyx, n_coarse):  # pragma: no cover
     return cnbr, cval, cdiag
 
 
+@numba.njit(parallel=True, cache=True)
+def _cg_update(x, r, p, q, alpha):  # pragma: no cover
+    """``x += alpha p``, ``r -= alpha q``; returns ``||r||^2``."""
+    total = 0.0
+    for i in numba.prange(x.shape[0]):
+        x[i] += alpha * p[i]
+        r[i] -= alpha * q[i]
+        total += r[i] * r[i]
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def _dot(a, b):  # pragma: no cover
+    total = 0.0
+    for i in numba.prange(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def _cg_direction(p, z, beta):  # pragma: no cover
+    """``p = z + beta p``."""
+    for i in numba.prange(p.shape[0]):
+        p[i] = z[i] + beta * p[i]
+
+
 @numba.njit(cache=True)
 def _to_dense(nbr, val, diag):  # pragma: no cover
     n = nbr.shape[0]
@@ -316,20 +342,17 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     iterations = 0
     z = hierarchy.vcycle(r)
     p = z.astype(np.float64)
-    rz = float(r @ z)
+    rz = _dot(r, z)
     while norm_r >= threshold and iterations < max_iter:
         _matvec(nbr, val, diag, p, q)
-        alpha = rz / float(p @ q)
-        x += alpha * p
-        r -= alpha * q
+        alpha = rz / _dot(p, q)
+        norm_r = float(np.sqrt(_cg_update(x, r, p, q, alpha)))
         iterations += 1
-        norm_r = float(np.linalg.norm(r))
         if norm_r < threshold:
             break
         z = hierarchy.vcycle(r)
-        rz_new = float(r @ z)
-        p *= rz_new / rz
-        p += z
+        rz_new = _dot(r, z)
+        _cg_direction(p, z, rz_new / rz)
         rz = rz_new
     out = np.empty_like(x)
     out[order] = x
