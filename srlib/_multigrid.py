@@ -13,15 +13,20 @@ same ``K`` whose entries are ``1/3`` (diagonal), ``0`` (corners on a common edge
 one row per free node with one slot per corner offset (12 face diagonals and 8 body diagonals;
 a node has at most one neighbour per offset), an int32 neighbour and an int8 value per slot
 (``-1`` times the number of elements sharing the pair, 1 or 2), and an exact float32 diagonal:
-about 104 bytes per unknown. The preconditioner is a multigrid V-cycle with Galerkin coarse
+about 104 bytes per unknown. Missing neighbours point at the row itself with value 0, so the
+kernels have no branches. The preconditioner is a multigrid V-cycle with Galerkin coarse
 operators ``P^T A P`` of piecewise-constant aggregation over ``2 x 2 x 2`` blocks of grid
 points (so every coarse level is a structured grid with a 27-point stencil, stored the same
-way with 26 float32 slots, about 1/7 of the fine level's memory in all), one symmetric
-Gauss-Seidel sweep before and after the coarse correction (forward, then backward, so the
-preconditioner is symmetric), an over-relaxed coarse correction (the classical remedy for the
-too-weak piecewise-constant prolongation) and a dense Cholesky solve on the coarsest level.
-The kernels are compiled by numba (cached on disk). Integer entries make the stored matrix
-exact in every precision, so the solution is that of the float64 system.
+way with 27 float32 slots, about 1/7 of the fine level's memory in all), ``SWEEPS`` multicolour
+Gauss-Seidel sweeps before the coarse correction (colours 0..7) and as many after it (colours
+7..0, so the preconditioner is symmetric), an over-relaxed coarse correction (the classical
+remedy for the too-weak piecewise-constant prolongation) and a dense inverse on the coarsest
+level. The colour of a node is the parity of its grid point's three coordinates; nodes of one
+colour are never coupled (every coupling joins neighbouring grid points), every level is
+numbered colour by colour, and each colour is relaxed in parallel (numba ``prange``). The
+cycle runs in float32, CG in float64. The kernels are compiled by numba (cached on disk).
+Integer entries make the stored fine matrix exact in every precision, so the solution is that
+of the float64 system.
 """
 
 from __future__ import annotations

@@ -82,6 +82,7 @@ _CORNERS = np.array([((c >> 2) & 1, (c >> 1) & 1, c & 1) for c in range(8)], dty
 
 _MAX_ITER = 1000
 
+
 @dataclass(frozen=True, eq=False)
 class TransportResult:
     """Solution of the Laplace problem in one phase of a binary image.
