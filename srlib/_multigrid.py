@@ -308,11 +308,11 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     is_outlet : numpy.ndarray
         bool, the Dirichlet nodes with ``u = 1``.
     zyx : numpy.ndarray
-        ``(n_free, 3)`` int32 grid-point coordinates of the free nodes.
+        ``(n_free, 3)`` int32 grid-point coordinates of the free nodes (overwritten).
     k : numpy.ndarray
         The ``8 x 8`` element matrix.
     x0 : numpy.ndarray
-        Initial guess for the free values (float64).
+        Initial guess for the free values (float64, overwritten).
     tol : float
         CG stops when ``||b - A x|| < tol ||b||``.
     max_iter : int
@@ -330,16 +330,18 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     rank = np.empty_like(order)
     rank[order] = np.arange(n_free, dtype=np.int32)
     free_id = np.where(free_id >= 0, rank[np.maximum(free_id, 0)], -1).astype(free_id.dtype)
-    zyx = zyx[order]
+    zyx[:] = zyx[order]  # in place: the caller's copy is not kept twice
     nbr, val, diag, b = _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots)
     del free_id, rank
     hierarchy = _Hierarchy(nbr, val, diag, zyx, starts)
     del zyx
-    x = np.array(x0, dtype=np.float64)[order]
+    x0[:] = x0[order]
+    x = x0
     q = np.empty_like(x)
     _matvec(nbr, val, diag, x, q)
     r = b - q
     norm_b = float(np.linalg.norm(b))
+    del b  # only its norm is needed from here on
     if norm_b == 0.0:
         return np.zeros(n_free), 0, True, 0.0
     threshold = tol * norm_b
@@ -359,6 +361,7 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
         rz_new = _dot(r, z)
         _cg_direction(p, z, rz_new / rz)
         rz = rz_new
-    out = np.empty_like(x)
-    out[order] = x
-    return out, iterations, norm_r < threshold, norm_r / norm_b
+    converged = norm_r < threshold
+    del hierarchy, nbr, val, diag, r, p, z
+    q[order] = x
+    return q, iterations, converged, norm_r / norm_b
