@@ -13,15 +13,20 @@ same ``K`` whose entries are ``1/3`` (diagonal), ``0`` (corners on a common edge
 one row per free node with one slot per corner offset (12 face diagonals and 8 body diagonals;
 a node has at most one neighbour per offset), an int32 neighbour and an int8 value per slot
 (``-1`` times the number of elements sharing the pair, 1 or 2), and an exact float32 diagonal:
-about 104 bytes per unknown. The preconditioner is a multigrid V-cycle with Galerkin coarse
+about 104 bytes per unknown. Missing neighbours point at the row itself with value 0, so the
+kernels have no branches. The preconditioner is a multigrid V-cycle with Galerkin coarse
 operators ``P^T A P`` of piecewise-constant aggregation over ``2 x 2 x 2`` blocks of grid
 points (so every coarse level is a structured grid with a 27-point stencil, stored the same
-way with 26 float32 slots, about 1/7 of the fine level's memory in all), one symmetric
-Gauss-Seidel sweep before and after the coarse correction (forward, then backward, so the
-preconditioner is symmetric), an over-relaxed coarse correction (the classical remedy for the
-too-weak piecewise-constant prolongation) and a dense Cholesky solve on the coarsest level.
-The kernels are compiled by numba (cached on disk). Integer entries make the stored matrix
-exact in every precision, so the solution is that of the float64 system.
+way with 27 float32 slots, about 1/7 of the fine level's memory in all), ``SWEEPS`` multicolour
+Gauss-Seidel sweeps before the coarse correction (colours 0..7) and as many after it (colours
+7..0, so the preconditioner is symmetric), an over-relaxed coarse correction (the classical
+remedy for the too-weak piecewise-constant prolongation) and a dense inverse on the coarsest
+level. The colour of a node is the parity of its grid point's three coordinates; nodes of one
+colour are never coupled (every coupling joins neighbouring grid points), every level is
+numbered colour by colour, and each colour is relaxed in parallel (numba ``prange``). The
+cycle runs in float32, CG in float64. The kernels are compiled by numba (cached on disk).
+Integer entries make the stored fine matrix exact in every precision, so the solution is that
+of the float64 system.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ COARSE_SCALE = 1.5
 # Solve the coarsest level directly once it has at most this many unknowns.
 DIRECT_SIZE = 512
 # Coarse-grid corrections per level (1: V-cycle, 2: W-cycle) and smoothing sweeps.
-CYCLE_GAMMA = 2
+CYCLE_GAMMA = 1
 SWEEPS = 2
 
 _CORNERS = np.array([((c >> 2) & 1, (c >> 1) & 1, c & 1) for c in range(8)], dtype=np.int64)
@@ -62,8 +67,33 @@ def _fine_tables(k: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
 
 
 @numba.njit(cache=True)
+def _colour_order(zyx):  # pragma: no cover
+    """Counting sort of the nodes by the parity colour of their grid point; ``order[new] = old``."""
+    n = zyx.shape[0]
+    colour = np.empty(n, dtype=np.int8)
+    starts = np.zeros(9, dtype=np.int64)
+    for i in range(n):
+        c = ((zyx[i, 0] & 1) << 2) | ((zyx[i, 1] & 1) << 1) | (zyx[i, 2] & 1)
+        colour[i] = c
+        starts[c + 1] += 1
+    for c in range(8):
+        starts[c + 1] += starts[c]
+    fill = starts[:8].copy()
+    order = np.empty(n, dtype=np.int32)
+    for i in range(n):
+        c = colour[i]
+        order[fill[c]] = i
+        fill[c] += 1
+    return order, starts
+
+
+@numba.njit(cache=True)
 def _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots):  # pragma: no cover
-    nbr = np.full((n_free, n_slots), -1, dtype=np.int32)
+    # A missing neighbour points at the row itself with value 0: the kernels need no branch.
+    nbr = np.empty((n_free, n_slots), dtype=np.int32)
+    for i in range(n_free):
+        for s in range(n_slots):
+            nbr[i, s] = i
     val = np.zeros((n_free, n_slots), dtype=np.int8)
     diag = np.zeros(n_free, dtype=np.float32)
     rhs = np.zeros(n_free, dtype=np.float64)
@@ -87,53 +117,61 @@ def _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots):  # pr
     return nbr, val, diag, rhs
 
 
-@numba.njit(cache=True)
+@numba.njit(parallel=True, cache=True)
 def _matvec(nbr, val, diag, x, y):  # pragma: no cover
-    for i in range(nbr.shape[0]):
+    for i in numba.prange(nbr.shape[0]):
         acc = diag[i] * x[i]
         for s in range(nbr.shape[1]):
-            j = nbr[i, s]
-            if j >= 0:
-                acc += val[i, s] * x[j]
+            acc += val[i, s] * x[nbr[i, s]]
         y[i] = acc
 
 
-@numba.njit(cache=True)
-def _gauss_seidel(nbr, val, diag, b, x, forward):  # pragma: no cover
-    n = nbr.shape[0]
-    for t in range(n):
-        i = t if forward else n - 1 - t
-        acc = b[i]
-        for s in range(nbr.shape[1]):
-            j = nbr[i, s]
-            if j >= 0:
-                acc -= val[i, s] * x[j]
-        x[i] = acc / diag[i]
+@numba.njit(parallel=True, cache=True)
+def _gauss_seidel(nbr, val, diag, starts, b, x, forward):  # pragma: no cover
+    """One multicolour Gauss-Seidel sweep (colours 0..7, or 7..0 backward), in float32.
+
+    Nodes of one colour (grid-point coordinate parities) are never coupled, so each colour is
+    relaxed in parallel.
+    """
+    for t in range(8):
+        c = t if forward else 7 - t
+        for i in numba.prange(starts[c], starts[c + 1]):
+            acc = b[i]
+            for s in range(nbr.shape[1]):
+                acc -= val[i, s] * x[nbr[i, s]]
+            x[i] = acc / diag[i]
 
 
-@numba.njit(cache=True)
-def _residual_restrict(nbr, val, diag, b, x, agg, n_coarse):  # pragma: no cover
-    rc = np.zeros(n_coarse)
-    for i in range(nbr.shape[0]):
+@numba.njit(parallel=True, cache=True)
+def _residual(nbr, val, diag, b, x, r):  # pragma: no cover
+    for i in numba.prange(nbr.shape[0]):
         acc = b[i] - diag[i] * x[i]
         for s in range(nbr.shape[1]):
-            j = nbr[i, s]
-            if j >= 0:
-                acc -= val[i, s] * x[j]
-        rc[agg[i]] += acc
+            acc -= val[i, s] * x[nbr[i, s]]
+        r[i] = acc
+
+
+@numba.njit(cache=True)
+def _restrict(r, agg, n_coarse):  # pragma: no cover
+    rc = np.zeros(n_coarse, dtype=np.float32)
+    for i in range(r.shape[0]):
+        rc[agg[i]] += r[i]
     return rc
 
 
-@numba.njit(cache=True)
+@numba.njit(parallel=True, cache=True)
 def _prolong_add(x, ec, agg, scale):  # pragma: no cover
-    for i in range(x.shape[0]):
+    for i in numba.prange(x.shape[0]):
         x[i] += scale * ec[agg[i]]
 
 
 @numba.njit(cache=True)
 def _galerkin(nbr, val, diag, agg, coarse_zyx, n_coarse):  # pragma: no cover
     """``P^T A P`` for piecewise-constant ``P``: a 27-point stencil on the coarse grid."""
-    cnbr = np.full((n_coarse, 27), -1, dtype=np.int32)
+    cnbr = np.empty((n_coarse, 27), dtype=np.int32)
+    for i in range(n_coarse):
+        for s in range(27):
+            cnbr[i, s] = i
     cval = np.zeros((n_coarse, 27), dtype=np.float32)
     cdiag = np.zeros(n_coarse, dtype=np.float32)
     for i in range(nbr.shape[0]):
@@ -141,7 +179,7 @@ def _galerkin(nbr, val, diag, agg, coarse_zyx, n_coarse):  # pragma: no cover
         cdiag[ci] += diag[i]
         for s in range(nbr.shape[1]):
             j = nbr[i, s]
-            if j < 0:
+            if val[i, s] == 0:
                 continue
             cj = agg[j]
             if cj == ci:
@@ -155,6 +193,32 @@ def _galerkin(nbr, val, diag, agg, coarse_zyx, n_coarse):  # pragma: no cover
     return cnbr, cval, cdiag
 
 
+@numba.njit(parallel=True, cache=True)
+def _cg_update(x, r, p, q, alpha):  # pragma: no cover
+    """``x += alpha p``, ``r -= alpha q``; returns ``||r||^2``."""
+    total = 0.0
+    for i in numba.prange(x.shape[0]):
+        x[i] += alpha * p[i]
+        r[i] -= alpha * q[i]
+        total += r[i] * r[i]
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def _dot(a, b):  # pragma: no cover
+    total = 0.0
+    for i in numba.prange(a.shape[0]):
+        total += a[i] * b[i]
+    return total
+
+
+@numba.njit(parallel=True, cache=True)
+def _cg_direction(p, z, beta):  # pragma: no cover
+    """``p = z + beta p``."""
+    for i in numba.prange(p.shape[0]):
+        p[i] = z[i] + beta * p[i]
+
+
 @numba.njit(cache=True)
 def _to_dense(nbr, val, diag):  # pragma: no cover
     n = nbr.shape[0]
@@ -162,38 +226,45 @@ def _to_dense(nbr, val, diag):  # pragma: no cover
     for i in range(n):
         dense[i, i] += diag[i]
         for s in range(nbr.shape[1]):
-            j = nbr[i, s]
-            if j >= 0:
-                dense[i, j] += val[i, s]
+            dense[i, nbr[i, s]] += val[i, s]
     return dense
 
 
-def _aggregate(zyx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Aggregate of each node (its 2 x 2 x 2 block of grid points) and the blocks' coordinates."""
+def _aggregate(zyx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aggregate of each node (its 2 x 2 x 2 block of grid points), the blocks, their colours.
+
+    Returns each node's block, the blocks' coordinates and the ranges of the eight colours;
+    the blocks are numbered colour by colour.
+    """
     block = zyx // 2
     dims = block.max(axis=0) + 1
     flat = np.ravel_multi_index(tuple(block.T), tuple(dims))
     used = np.zeros(int(np.prod(dims)), dtype=np.int32)
     used[flat] = 1
     ids = np.cumsum(used, dtype=np.int32) - 1
-    agg = ids[flat]
     coarse_flat = np.flatnonzero(used)
     coarse_zyx = np.stack(np.unravel_index(coarse_flat, tuple(dims)), axis=1).astype(np.int32)
-    return agg, coarse_zyx
+    order, starts = _colour_order(coarse_zyx)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size, dtype=np.int32)
+    agg = rank[ids[flat]]
+    return agg, coarse_zyx[order], starts
 
 
 class _Hierarchy:
-    """Levels ``(nbr, val, diag)``, each level's aggregates, the coarsest level's inverse."""
+    """Levels ``(nbr, val, diag)``, colour ranges and aggregates, the coarsest level's inverse."""
 
-    def __init__(self, nbr, val, diag, zyx):
+    def __init__(self, nbr, val, diag, zyx, starts):
         self.levels = [(nbr, val, diag)]
+        self.starts = [starts]
         self.aggregates = []
         while self.levels[-1][0].shape[0] > DIRECT_SIZE:
-            agg, zyx = _aggregate(zyx)
+            agg, zyx, starts = _aggregate(zyx)
             n_coarse = zyx.shape[0]
             if n_coarse >= self.levels[-1][0].shape[0]:  # pragma: no cover - cannot coarsen
                 break
             self.aggregates.append(agg)
+            self.starts.append(starts)
             self.levels.append(_galerkin(*self.levels[-1], agg, zyx, n_coarse))
         self.coarsest_inverse = np.linalg.inv(_to_dense(*self.levels[-1]))
 
@@ -202,22 +273,26 @@ class _Hierarchy:
         total = sum(a.nbytes for level in self.levels for a in level)
         return total + sum(a.nbytes for a in self.aggregates) + self.coarsest_inverse.nbytes
 
-
     def vcycle(self, b: np.ndarray, level: int = 0) -> np.ndarray:
-        """One symmetric V-cycle from a zero initial guess: ``M^-1 b``."""
+        """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32)."""
         if level == len(self.levels) - 1:
-            return self.coarsest_inverse @ b
+            return (self.coarsest_inverse @ b).astype(np.float32)
         nbr, val, diag = self.levels[level]
+        starts = self.starts[level]
         agg = self.aggregates[level]
         n_coarse = self.levels[level + 1][0].shape[0]
+        b = np.asarray(b, dtype=np.float32)
         x = np.zeros_like(b)
         for _ in range(SWEEPS):
-            _gauss_seidel(nbr, val, diag, b, x, True)
+            _gauss_seidel(nbr, val, diag, starts, b, x, True)
+        r = np.empty_like(b)
         for _ in range(CYCLE_GAMMA if level + 2 < len(self.levels) else 1):
-            rc = _residual_restrict(nbr, val, diag, b, x, agg, n_coarse)
+            _residual(nbr, val, diag, b, x, r)
+            rc = _restrict(r, agg, n_coarse)
             _prolong_add(x, self.vcycle(rc, level + 1), agg, COARSE_SCALE)
+        del r
         for _ in range(SWEEPS):
-            _gauss_seidel(nbr, val, diag, b, x, False)
+            _gauss_seidel(nbr, val, diag, starts, b, x, False)
         return x
 
 
@@ -233,11 +308,11 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     is_outlet : numpy.ndarray
         bool, the Dirichlet nodes with ``u = 1``.
     zyx : numpy.ndarray
-        ``(n_free, 3)`` int32 grid-point coordinates of the free nodes.
+        ``(n_free, 3)`` int32 grid-point coordinates of the free nodes (overwritten).
     k : numpy.ndarray
         The ``8 x 8`` element matrix.
     x0 : numpy.ndarray
-        Initial guess for the free values (float64).
+        Initial guess for the free values (float64, overwritten).
     tol : float
         CG stops when ``||b - A x|| < tol ||b||``.
     max_iter : int
@@ -250,34 +325,43 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     """
     slot, k12, n_slots = _fine_tables(k)
     n_free = int(zyx.shape[0])
+    # Number the free nodes colour by colour (multicolour Gauss-Seidel in contiguous ranges).
+    order, starts = _colour_order(zyx)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_free, dtype=np.int32)
+    free_id = np.where(free_id >= 0, rank[np.maximum(free_id, 0)], -1).astype(free_id.dtype)
+    zyx[:] = zyx[order]  # in place: the caller's copy is not kept twice
     nbr, val, diag, b = _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots)
-    hierarchy = _Hierarchy(nbr, val, diag, zyx)
+    del free_id, rank
+    hierarchy = _Hierarchy(nbr, val, diag, zyx, starts)
     del zyx
-    x = np.array(x0, dtype=np.float64)
+    x0[:] = x0[order]
+    x = x0
     q = np.empty_like(x)
     _matvec(nbr, val, diag, x, q)
     r = b - q
     norm_b = float(np.linalg.norm(b))
+    del b  # only its norm is needed from here on
     if norm_b == 0.0:
-        return np.zeros_like(x), 0, True, 0.0
+        return np.zeros(n_free), 0, True, 0.0
     threshold = tol * norm_b
     norm_r = float(np.linalg.norm(r))
     iterations = 0
     z = hierarchy.vcycle(r)
-    p = z.copy()
-    rz = float(r @ z)
+    p = z.astype(np.float64)
+    rz = _dot(r, z)
     while norm_r >= threshold and iterations < max_iter:
         _matvec(nbr, val, diag, p, q)
-        alpha = rz / float(p @ q)
-        x += alpha * p
-        r -= alpha * q
+        alpha = rz / _dot(p, q)
+        norm_r = float(np.sqrt(_cg_update(x, r, p, q, alpha)))
         iterations += 1
-        norm_r = float(np.linalg.norm(r))
         if norm_r < threshold:
             break
         z = hierarchy.vcycle(r)
-        rz_new = float(r @ z)
-        p *= rz_new / rz
-        p += z
+        rz_new = _dot(r, z)
+        _cg_direction(p, z, rz_new / rz)
         rz = rz_new
-    return x, iterations, norm_r < threshold, norm_r / norm_b
+    converged = norm_r < threshold
+    del hierarchy, nbr, val, diag, r, p, z
+    q[order] = x
+    return q, iterations, converged, norm_r / norm_b
