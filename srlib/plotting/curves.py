@@ -235,7 +235,8 @@ def fig_capacity(table):
     for row in refs.itertuples():
         colour = METHOD_COLORS.get(row.method, "0.4")
         ax.axhline(row.gain, color=colour, lw=1.2, ls=":" if row.method != "interpolation"
-                   else "-", label=METHOD_LABELS.get(row.method, row.method))
+                   else "-", label=METHOD_LABELS.get(row.method, row.method)
+                   + (" (Eq. 3-aligned)" if row.method == "interpolation" else ""))
     ax.set_xscale("log")
     steps = sorted(int(s) for s in runs["steps"].unique())
     ax.set_xticks(steps, [str(s) for s in steps])
