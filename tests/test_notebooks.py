@@ -26,7 +26,7 @@ BROWSER_MISSING = book.browser_missing()
 
 
 def test_notebooks_found():
-    assert [nb.name[:2] for nb in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 8)]
+    assert [nb.name[:2] for nb in NOTEBOOKS] == [f"{i:02d}" for i in range(1, 9)]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
@@ -97,6 +97,13 @@ def test_notebooks_run_at_tiny_profile_and_book_builds(tiny_book):
     assert (html / "_static" / "mathjax" / "output" / "chtml" / "fonts" / "woff-v2").is_dir()
     # cells tagged hide-input are collapsed: their code sits in a toggle
     assert "tag_hide-input" in page.read_text()
+    # the intro opens with the answer, glued across pages: Fig. 6 from notebook 05 and one
+    # verdict per finding from the conclusions notebook
+    intro = (html / "book" / "intro.html").read_text()
+    answer = intro[intro.index('id="the-answer"'):intro.index('id="the-paper"')]
+    assert "<img" in answer
+    assert answer.count("Verdict:") == 4
+    assert "Local headroom" in answer
 
 
 @pytest.mark.notebook

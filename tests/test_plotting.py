@@ -359,3 +359,79 @@ def test_import_changes_no_global_matplotlib_state():
     importlib.reload(plotting)
     assert dict(matplotlib.rcParams) == before
     assert matplotlib.get_backend() == backend
+
+
+def test_fig6_companion_draws_every_method_and_stars_the_whole_image_medians(rng):
+    import pandas as pd
+
+    base = _results_table(rng)
+    extra = [base[base.method == "interpolation"].assign(method=m)
+             for m in ("interpolation_centred", "local_bayes")]
+    table = pd.concat([base, *extra], ignore_index=True)
+    whole = base[(base.alpha == 4) & (base.method == "bin")].assign(accuracy=0.5)
+    fig, axes = plotting.fig6_companion(table, whole_image=whole)
+    try:
+        assert axes.shape == (2, 4)
+        order = ["bin", "diffu", "interpolation", "interpolation_centred", "local_bayes"]
+        assert set(_boxes(axes[0, 0], order)) == set(order)
+        stars = [line for line in axes[0, 0].lines if line.get_marker() == "*"]
+        assert len(stars) == 1  # one (alpha, method) in the whole-image table
+        x, y = stars[0].get_xdata()[0], stars[0].get_ydata()[0]
+        assert y == pytest.approx(0.5)
+        assert x == pytest.approx(1 + (0 - 2) * 0.8 / 5)  # alpha 4, first of five methods
+        notes = [t.get_text() for t in fig.texts]
+        assert any("whole-image variant" in t for t in notes)
+    finally:
+        plt.close(fig)
+    fig, axes = plotting.fig6_companion(table)  # no variant: no stars, no note about it
+    try:
+        assert not [line for line in axes[0, 0].lines if line.get_marker() == "*"]
+        assert not any("whole-image" in t.get_text() for t in fig.texts)
+    finally:
+        plt.close(fig)
+
+
+def _capacity_table():
+    import pandas as pd
+
+    rows = [{"method": "bin", "alpha": 4, "features": f, "start": start, "steps": s,
+             "gain": g} for f, start, runs in
+            ((16, "transfer", ((25, 0.001), (50, 0.003), (250, 0.004))),
+             (32, "scratch", ((25, -0.01), (50, 0.002))))
+            for s, g in runs]
+    rows += [{"method": m, "alpha": 4, "gain": g} for m, g in
+             (("interpolation", 0.0), ("interpolation_centred", -0.03), ("local_bayes", 0.005))]
+    return pd.DataFrame(rows)
+
+
+def test_fig_capacity_one_line_per_width_and_a_line_per_reference():
+    table = _capacity_table()
+    fig, axes = plotting.fig_capacity(table)
+    try:
+        ax = axes[0]
+        curves = [line for line in ax.lines if len(line.get_xdata()) > 2
+                  or line.get_marker() not in ("None", None, "")]
+        curves = [line for line in curves if list(line.get_xdata()) != [0, 1]]
+        assert sorted(len(line.get_xdata()) for line in curves) == [2, 3]
+        sixteen = next(line for line in curves if len(line.get_xdata()) == 3)
+        assert list(sixteen.get_xdata()) == [25, 50, 250]
+        assert list(sixteen.get_ydata()) == pytest.approx([0.001, 0.003, 0.004])
+        levels = {round(float(line.get_ydata()[0]), 6): line.get_color() for line in ax.lines
+                  if list(line.get_xdata()) == [0, 1]}
+        assert levels == {0.0: plotting.METHOD_COLORS["interpolation"],
+                          -0.03: plotting.METHOD_COLORS["interpolation_centred"],
+                          0.005: plotting.METHOD_COLORS["local_bayes"]}
+        assert ax.get_xscale() == "log"
+        labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+        assert any("16 features (transfer)" in t for t in labels)
+        assert any("32 features (scratch)" in t for t in labels)
+    finally:
+        plt.close(fig)
+
+
+def test_fig_capacity_rejects_a_table_without_runs():
+    table = _capacity_table()
+    with pytest.raises(ValueError, match="no run"):
+        plotting.fig_capacity(table[table.method != "bin"])
+    with pytest.raises(ValueError, match="gain"):
+        plotting.fig_capacity(table.drop(columns="gain"))

@@ -10,10 +10,11 @@ Nothing here changes global Matplotlib state at import (no backend switching, no
 Modules, by figure family:
 
 - :mod:`~srlib.plotting.volumes`: slices, 3D views and error maps (Figs. 2, 3, 5, A1);
-- :mod:`~srlib.plotting.curves`: two-point probabilities, refinement, training curves;
+- :mod:`~srlib.plotting.curves`: two-point probabilities, refinement, training curves, the
+  capacity study;
 - :mod:`~srlib.plotting.diagram`: the network schematic (Fig. 4);
-- :mod:`~srlib.plotting.statistics`: box plots drawn with seaborn (Figs. 6, A2) and the
-  differences of medians.
+- :mod:`~srlib.plotting.statistics`: box plots drawn with seaborn (Figs. 6, A2, the
+  companion of Fig. 6) and the differences of medians.
 """
 
 from ._style import (
@@ -26,7 +27,7 @@ from ._style import (
     method_legend_label,
     save,
 )
-from .curves import fig_refinement, fig_training_curves, fig_two_point
+from .curves import fig_capacity, fig_refinement, fig_training_curves, fig_two_point
 from .diagram import fig4_network
 from .statistics import (
     CLIP_SPANS,
@@ -36,6 +37,7 @@ from .statistics import (
     box_counts,
     box_summary,
     fig6_boxplots,
+    fig6_companion,
     fig_median_differences,
     figA2_tortuosity,
     metric_boxplots,
@@ -68,6 +70,8 @@ __all__ = [
     "fig4_network",
     "fig5_error_maps",
     "fig6_boxplots",
+    "fig_capacity",
+    "fig6_companion",
     "figA1_slices",
     "figA2_tortuosity",
     "fig_median_differences",

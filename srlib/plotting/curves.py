@@ -1,4 +1,4 @@
-"""Curves: two-point probabilities, the refinement study and the training curves.
+"""Curves: two-point probabilities, the refinement study, training and the capacity study.
 
 Every builder returns ``(fig, axes)`` without saving it.
 """
@@ -8,9 +8,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._style import METHOD_COLORS
+from ._style import METHOD_COLORS, METHOD_LABELS
 
-__all__ = ["fig_refinement", "fig_training_curves", "fig_two_point"]
+__all__ = ["fig_capacity", "fig_refinement", "fig_training_curves", "fig_two_point"]
 
 
 def fig_two_point(curves, *, max_lag: int | None = None):
@@ -183,3 +183,68 @@ def fig_training_curves(histories, *, steps_per_epoch: int | None = None, log: b
                frameon=False)
     return fig, axes
 
+
+
+# ----------------------------------------------------------------------------- capacity
+
+_WIDTH_MARKERS = ("o", "s", "^", "D", "v")
+
+
+def fig_capacity(table):
+    """The capacity study: N^bin's accuracy gain over the aligned interpolation against steps.
+
+    One line per width and start (scratch or transfer) over the step budgets (log axis), and
+    one horizontal line per reference method (the aligned interpolation at zero, the
+    pixel-centre interpolation and ``local_bayes``) in its colour of
+    :data:`~srlib.plotting.METHOD_COLORS`.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Rows of :func:`srlib.capacity.capacity_study`: runs (``method`` "bin", ``features``,
+        ``steps``, ``gain``, optionally ``start``) and references (other methods, ``gain``).
+
+    Returns
+    -------
+    tuple
+        ``(fig, axes)`` with one panel.
+
+    Raises
+    ------
+    ValueError
+        If the table has no run or lacks the columns ``method`` and ``gain``.
+    """
+    missing = {"method", "gain", "features", "steps"} - set(table.columns)
+    if missing:
+        raise ValueError(f"table lacks the column(s) {sorted(missing)}")
+    runs = table[table["method"] == "bin"]
+    if not len(runs):
+        raise ValueError("table holds no run (method 'bin')")
+    refs = table[table["method"] != "bin"]
+    fig, ax = plt.subplots(figsize=(6.2, 3.8))
+    starts = runs["start"] if "start" in runs.columns else None
+    groups = runs.assign(start=starts if starts is not None else "").groupby(
+        ["features", "start"], sort=True)
+    for k, ((features, start), line) in enumerate(groups):
+        line = line.sort_values("steps")
+        label = f"$N^{{\\mathrm{{bin}}}}$, {int(features)} features" + (
+            f" ({start})" if start else "")
+        ax.plot(line["steps"], line["gain"], marker=_WIDTH_MARKERS[k % len(_WIDTH_MARKERS)],
+                ms=5, lw=1.4, color=METHOD_COLORS["bin"], alpha=1.0 - 0.35 * (k % 2),
+                ls="-" if k % 2 == 0 else "--", label=label)
+    for row in refs.itertuples():
+        colour = METHOD_COLORS.get(row.method, "0.4")
+        ax.axhline(row.gain, color=colour, lw=1.2, ls=":" if row.method != "interpolation"
+                   else "-", label=METHOD_LABELS.get(row.method, row.method)
+                   + (" (Eq. 3-aligned)" if row.method == "interpolation" else ""))
+    ax.set_xscale("log")
+    steps = sorted(int(s) for s in runs["steps"].unique())
+    ax.set_xticks(steps, [str(s) for s in steps])
+    ax.minorticks_off()
+    ax.set_xlabel("training steps")
+    ax.set_ylabel("median accuracy − aligned interpolation's")
+    ax.grid(alpha=0.3)
+    fig.tight_layout(rect=(0, 0.18, 1, 1))
+    fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=2, fontsize=8,
+               frameon=False)
+    return fig, np.array([ax])

@@ -32,6 +32,7 @@ __all__ = [
     "box_counts",
     "box_summary",
     "fig6_boxplots",
+    "fig6_companion",
     "figA2_tortuosity",
     "fig_median_differences",
     "metric_boxplots",
@@ -386,6 +387,75 @@ def fig6_boxplots(table, **options):
         ``(fig, axes)``.
     """
     return metric_boxplots(table, FIG6_METRICS, **options)
+
+
+#: Marker of the whole-image variant's medians in :func:`fig6_companion`.
+WHOLE_IMAGE_MARKER = {"marker": "*", "ms": 7, "mfc": "black", "mec": "white", "mew": 0.5,
+                      "ls": "none", "zorder": 4}
+
+
+def fig6_companion(table, *, whole_image=None, metrics=None, methods=None, note=None,
+                   **options):
+    """The companion of Fig. 6: every method of the table, with the whole-image variant marked.
+
+    :func:`metric_boxplots` with every method of the results table by default (the networks,
+    both interpolation conventions with the threshold 0.5 and fitted, and ``local_bayes``).
+    Where ``whole_image`` (the table of ``run_protocol(..., variant="whole_image")``) holds a
+    (dataset, α, method), a star marks its median over the same HR sub-images beside the box of
+    the paper's protocol: the distance between star and median line is the border effect of
+    super-resolving each small LR sub-image on its own.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        Results table of :func:`srlib.evaluation.run_protocol` (the paper's variant).
+    whole_image : pandas.DataFrame, optional
+        Results of the whole-image variant (any subset of α and methods).
+    metrics : dict, optional
+        Column -> panel title; default :data:`FIG6_METRICS`.
+    methods : sequence of str, optional
+        Methods drawn; default every method of ``table``.
+    note : str, optional
+        Text appended to the footnote.
+    **options
+        Passed to :func:`metric_boxplots`.
+
+    Returns
+    -------
+    tuple
+        ``(fig, axes)``.
+    """
+    metrics = dict(FIG6_METRICS if metrics is None else metrics)
+    lines = [] if note is None else [note]
+    if whole_image is not None and len(whole_image):
+        lines.insert(0, "★: median of the same HR sub-images cut from the super-resolution "
+                        "of the whole LR image (whole-image variant).")
+    fig, axes = metric_boxplots(table, metrics, methods=methods,
+                                note="\n".join(lines) or None, **options)
+    if whole_image is None or not len(whole_image):
+        return fig, axes
+    drawn = _ordered_methods(table, methods)
+    datasets = [d for d in options.get("datasets", ("simulated", "tomographic"))
+                if (table["dataset"] == d).any()]
+    alphas = options.get("alphas")
+    alphas = sorted(int(a) for a in table["alpha"].unique()) if alphas is None else list(alphas)
+    width = 0.8 / len(drawn)
+    for i, dataset in enumerate(datasets):
+        sub = whole_image[whole_image["dataset"] == dataset]
+        for j, metric in enumerate(metrics):
+            if metric not in sub.columns:
+                continue
+            ax = axes[i, j]
+            for a_pos, alpha in enumerate(alphas):
+                for k, method in enumerate(drawn):
+                    rows = (sub["alpha"] == alpha) & (sub["method"] == method)
+                    v = pd.to_numeric(sub.loc[rows, metric], errors="coerce").to_numpy(float)
+                    v = v[~np.isnan(v)]
+                    if not v.size or not np.isfinite(np.median(v)):
+                        continue
+                    pos = a_pos + (k - (len(drawn) - 1) / 2) * width
+                    ax.plot([pos], [np.median(v)], **WHOLE_IMAGE_MARKER)
+    return fig, axes
 
 
 def figA2_tortuosity(table, **options):
