@@ -232,7 +232,8 @@ def _split_channels(channels: np.ndarray) -> list[np.ndarray]:
 def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str,
                    axis: int = 0, effective: bool = True, connectivity: str = "face",
                    effective_sub_images: int | None = None, references: list | None = None,
-                   channels: str = "whole", variant: str = "sub_image") -> list[dict]:
+                   channels: str = "whole", variant: str = "sub_image",
+                   effective_methods=None) -> list[dict]:
     """Score every method on the 8 sub-images of one HR image at one scaling factor.
 
     Parameters
@@ -316,8 +317,9 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
             srs[method].append(sr_k)
     rows = []
     for k, (_, hr_k) in enumerate(pairs):
-        eff_k = _effective_here(k, effective, effective_sub_images)
         for method in resolvers:
+            eff_k = _effective_here(k, effective, effective_sub_images) and (
+                effective_methods is None or method in effective_methods)
             ev = metrics.evaluate(srs[method][k], hr_k, alpha, axis=axis, effective=eff_k,
                                   connectivity=connectivity, reference=references[k])
             rows.append({"dataset": dataset, "sample": sample, "sub_image": k, "method": method,
@@ -427,7 +429,7 @@ _KEY_COLUMNS = ("method", "sub_image", "network_id", "effective_computed", "vari
 
 
 def _current_methods(frame, ids: dict, *, effective: bool, effective_sub_images,
-                     settings: dict) -> set:
+                     settings: dict, effective_methods=None) -> set:
     """Methods of ``ids`` whose 8 stored rows match their identity and every setting."""
     if any(c not in frame for c in _KEY_COLUMNS):
         return set()
@@ -439,7 +441,8 @@ def _current_methods(frame, ids: dict, *, effective: bool, effective_sub_images,
                   "channels": settings["channels"] if method == "diffu" else "-"}
         if any(str(v) != str(wanted[c]) for c in wanted for v in rows[c]):
             continue
-        expected = [_effective_here(int(k), effective, effective_sub_images)
+        here = effective and (effective_methods is None or method in effective_methods)
+        expected = [_effective_here(int(k), here, effective_sub_images)
                     for k in rows["sub_image"]]
         if [bool(v) for v in rows["effective_computed"]] == expected:
             current.add(method)
@@ -496,7 +499,8 @@ def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, 
                                   connectivity=shared["connectivity"],
                                   effective_sub_images=shared["effective_sub_images"],
                                   references=references, channels=shared["channels"],
-                                  variant=shared["variant"])
+                                  variant=shared["variant"],
+                                  effective_methods=shared["effective_methods"])
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["network_id"] = frame["method"].map(shared["ids"][alpha])
@@ -515,10 +519,10 @@ def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, 
 
 def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                  baselines: dict | None = None, effective: bool = True,
-                 effective_sub_images: int | None = None, connectivity: str = "face",
-                 axis: int = 0, channels: str = "whole", variant: str = "sub_image",
-                 device=None, workers: int | None = None, scheduler=None,
-                 progress: bool = True):
+                 effective_sub_images: int | None = None, effective_methods=None,
+                 connectivity: str = "face", axis: int = 0, channels: str = "whole",
+                 variant: str = "sub_image", device=None, workers: int | None = None,
+                 scheduler=None, progress: bool = True):
     """Run the protocol of section 3 on a set of images and write the results table.
 
     Parameters
@@ -549,6 +553,11 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     effective_sub_images : int, optional
         Compute them only on the first ``k`` of the 8 sub-images of every image (None: all).
         Rows without them have ``effective_computed`` False and empty ``tau_eff_*`` fields.
+    effective_methods : sequence of str, optional
+        Compute effective tortuosities only for these methods (None: every method); the others'
+        rows have ``effective_computed`` False. The FEM solves dominate the protocol's cost, so
+        e.g. ``PAPER_METHODS`` keeps Fig. 6 complete while the extra baselines are scored on
+        the other metrics.
     connectivity : str
         FEM mesh convention (transport metrics and N^diffu's input).
     axis : int
@@ -587,6 +596,11 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         raise ValueError(f"unknown method(s) {unknown}; choose from {METHODS}")
     methods = tuple(methods)
     effective_sub_images = _check_effective_sub_images(effective_sub_images)
+    if effective_methods is not None:
+        effective_methods = tuple(effective_methods)
+        if any(m not in METHODS for m in effective_methods):
+            raise ValueError(f"effective_methods must be methods of {METHODS}, "
+                             f"got {effective_methods!r}")
     channels = _check_choice(channels, "channels", CHANNELS)
     variant = _check_choice(variant, "variant", VARIANTS)
     axis = check_axis(axis)
@@ -620,7 +634,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                 stored = pd.read_csv(path, dtype={"network_id": str, "channels": str})
                 current = _current_methods(stored, ids[alpha], effective=effective,
                                            effective_sub_images=effective_sub_images,
-                                           settings=settings)
+                                           settings=settings,
+                                           effective_methods=effective_methods)
             missing = [m for m in wanted if m not in current]
             if missing or not path.exists():
                 if path.exists():
@@ -630,6 +645,7 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         shared = {"networks": networks, "baselines": baselines or {}, "methods": methods,
                   "ids": ids, "effective": effective,
                   "effective_sub_images": effective_sub_images, "connectivity": connectivity,
+                  "effective_methods": effective_methods,
                   "axis": axis, "channels": channels, "variant": variant, "device": device}
         with dask_client(scheduler, workers=workers) as client:
             # computed once, shipped once: the shared objects and each image to the workers,

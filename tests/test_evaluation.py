@@ -392,3 +392,26 @@ def test_a_stored_part_with_a_subset_of_the_methods_is_completed(hr, tmp_path, m
     default = evaluation.run_protocol(images, nets, (2,), tmp_path, **kw)
     assert part.stat().st_mtime_ns == before and set(default.channels) == {"whole", "-"}
 
+
+
+def test_effective_methods_limit_the_fem_to_those_methods_and_key_the_parts(hr, tmp_path,
+                                                                           monkeypatch):
+    from srlib import transport
+
+    monkeypatch.setattr(transport, "effective_tortuosity", lambda image, phase, **kw: 1.5)
+    images = [("simulated", "s", hr)]
+    kw = {"methods": ("interpolation", "interpolation_centred"), "progress": False}
+    table = evaluation.run_protocol(images, {}, (2,), tmp_path,
+                                    effective_methods=("interpolation",), **kw)
+    by = table.groupby("method").effective_computed.agg(list)
+    assert by["interpolation"] == [True] * 8 and by["interpolation_centred"] == [False] * 8
+    assert table[table.method == "interpolation_centred"].tau_eff_acc_mean.isna().all()
+    part = tmp_path / "evaluation" / "simulated_s_a2.csv"
+    first = part.stat().st_mtime_ns
+    evaluation.run_protocol(images, {}, (2,), tmp_path, effective_methods=("interpolation",),
+                            **kw)
+    assert part.stat().st_mtime_ns == first  # the same settings: reused
+    table = evaluation.run_protocol(images, {}, (2,), tmp_path, **kw)  # FEM for every method
+    assert table.effective_computed.all()
+    with pytest.raises(ValueError, match="effective_methods"):
+        evaluation.run_protocol(images, {}, (2,), tmp_path, effective_methods=("nope",), **kw)
