@@ -4,10 +4,11 @@
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-# torch's requirement as pyproject.toml states it (the one place its version is written),
-# installed first so that its build can be chosen with pip options, e.g. the CPU-only build:
-#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
-TORCH_SPEC ?= $(shell sed -n 's/^ *"\(torch[^"]*\)",.*/\1/p' pyproject.toml)
+# The torch build installed first: 2.13.0, whose wheel on this project's package index is the
+# CPU-only build (an unpinned torch pulls several GB of CUDA packages). This is the one pin;
+# pyproject.toml (and environment.yml, copied from it) state the range the code supports, which
+# the pin must satisfy (tests/test_environment.py). On a CUDA machine: make ... TORCH_SPEC=torch
+TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 # Code that ruff checks: the library, its tests and benchmarks, the notebooks, the book tooling.
 LINT_PATHS := srlib tests benchmarks notebooks tools book/_ext
