@@ -320,6 +320,9 @@ def empirical_two_point_probability(image, lags, *, axis: int) -> np.ndarray:
     """Empirical two-point probability of the solid phase along one axis.
 
     ``mean(I(x) & I(x + h e_axis))`` over all pairs inside the window, for each lag ``h``.
+    ``porespy.metrics.two_point_correlation`` estimates the same function radially, binned by
+    distance from a periodic FFT; the calibration fits the model along the three axes at exact
+    integer lags without wrap-around, which this direct count gives.
 
     Parameters
     ----------

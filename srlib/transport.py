@@ -251,7 +251,9 @@ def _clusters(mask: np.ndarray, axis: int, connectivity: str) -> tuple[np.ndarra
     Clusters are 6-connected under ``"face"`` and 26-connected under ``"vertex"``. The exact
     solution is 1 on a cluster touching only the outlet (``u = 1`` there, no flux elsewhere),
     0 on one touching only the inlet, and undetermined (0 by the convention of Eqs. (7)-(8))
-    on one touching neither face.
+    on one touching neither face. ``porespy.filters.trim_nonpercolating_paths`` finds the
+    spanning clusters alone; the solver also needs the outlet-only ones (their value is 1),
+    so one ``scipy.ndimage.label`` serves both here.
     """
     rank = 1 if connectivity == "face" else 3
     structure = ndimage.generate_binary_structure(3, rank)
