@@ -1,6 +1,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+from test_datasets import _arrays
 
 from srlib import datasets, parallel, stochastic
 from srlib.config import get_profile
@@ -69,17 +70,6 @@ def two_processes():
         yield client
 
 
-def _all_arrays(db):
-    out = {}
-    for s in db.scenario_names:
-        for i in db.indices():
-            out[(s, i, "hr")] = db.hr(s, i)
-            for a in db.alphas:
-                out[(s, i, f"lr{a}")] = db.lr(s, i, a)
-                out[(s, i, f"diffu{a}")] = db.channels(s, i, a)
-    return out
-
-
 @pytest.fixture(scope="module")
 def databases(tmp_path_factory, two_processes):
     """The tiny database built in this process and on two worker processes."""
@@ -102,7 +92,7 @@ def databases(tmp_path_factory, two_processes):
 
 
 def test_the_database_is_the_same_with_one_worker_or_two_processes(databases):
-    one, two = (_all_arrays(databases[w]) for w in (1, 2))
+    one, two = (_arrays(databases[w]) for w in (1, 2))
     assert one.keys() == two.keys()
     assert len(one) == 2 * 3 * 7
     for key in one:
