@@ -4,8 +4,9 @@ Contract. Functions here read the table of :func:`srlib.evaluation.run_protocol`
 dataset, sample, sub-image, α and method) and never modify it. :func:`median_table` and
 :func:`compare_methods` summarise it; :func:`findings` states each of the four findings of the
 paper's section 3 as a :class:`Finding` (holds, fails, or holds only under one baseline
-convention, with the numbers it rests on), and :func:`findings_markdown` renders them as
-sentences for the book:
+convention, with the numbers it rests on), :func:`findings_markdown` renders them as
+paragraphs for the conclusions and :func:`finding_sentence` as one short plain sentence each
+(the book's opening page):
 
 (i) the networks are much better than the interpolation;
 (ii) the interpolation falls with α while the networks stay nearly flat;
@@ -30,7 +31,9 @@ __all__ = [
     "compare_methods",
     "findings",
     "findings_markdown",
+    "finding_sentence",
     "headroom",
+    "headroom_sentence",
     "median_table",
 ]
 
@@ -433,3 +436,83 @@ def findings_markdown(items, *, metric: str = "accuracy") -> str:
                      f"{'; '.join(parts)} in median {metric} over the Eq. 3-aligned "
                      "interpolation: what the neighbourhood of an HR voxel alone allows.")
     return "\n".join(lines)
+
+
+def finding_sentence(f: Finding, *, metric: str = "accuracy") -> str:
+    """One plain sentence (no Markdown) stating a finding's verdict and its headline numbers.
+
+    (i): the networks' gain in median ``metric`` over each interpolation convention, over all
+    datasets and α; (ii): how much the aligned interpolation and the networks fall from the
+    smallest to the largest α; (iii): the range of N^diffu minus N^bin; (iv): the largest
+    tomographic-minus-simulated difference. Numbers that were not measured are left out.
+
+    Parameters
+    ----------
+    f : Finding
+        From :func:`findings`.
+    metric : str
+        Name of the judged column, for the prose.
+
+    Returns
+    -------
+    str
+        E.g. ``"(i) The networks are much better than the interpolation: fails; they gain
+        +0.003 to +0.012 in median accuracy over the Eq. 3-aligned interpolation, ..."``.
+    """
+    head = f"({f.key}) {f.claim.rstrip('.')}: {f.verdict}"
+    parts = []
+    if f.key == "i":
+        for conv in CONVENTION_METHODS:
+            gains = [v for per in f.numbers.values() for row in per.values()
+                     for k, v in row.items() if k.endswith(f"_minus_{conv}")]
+            if gains:
+                parts.append(f"{_span(gains)} over {_CONVENTION_WORDS[conv]}")
+        if parts:
+            return f"{head}; the networks gain " + " and ".join(parts) + f" in median {metric}."
+    elif f.key == "ii":
+        for d, per in f.numbers.items():
+            for span, v in per.items():
+                lo, hi = span.split("->")
+                nets = [v[f"{n}_drop"] for n in _NETWORKS if f"{n}_drop" in v]
+                text = f"{d}, α = {lo} to {hi}:"
+                if "aligned_drop" in v:
+                    text += f" the aligned interpolation falls by {v['aligned_drop']:.3f}"
+                if nets:
+                    text += f", the networks by {min(nets):.3f} to {max(nets):.3f}"
+                parts.append(text)
+        if parts:
+            return f"{head} ({'; '.join(parts)})."
+    elif f.key == "iii":
+        diffs = [row["diffu_minus_bin"] for per in f.numbers.values() for row in per.values()]
+        if diffs:
+            return f"{head}; N^diffu minus N^bin in median {metric}: {_span(diffs)}."
+    elif f.key == "iv":
+        diffs = [v for row in f.numbers.get("tomographic_minus_simulated", {}).values()
+                 for v in row.values()]
+        if diffs:
+            worst = max(diffs, key=abs)
+            return f"{head}; the largest tomographic-minus-simulated difference is {worst:+.3f}."
+    return f"{head}."
+
+
+def headroom_sentence(room: dict, *, metric: str = "accuracy") -> str:
+    """One plain sentence on the local headroom (:func:`headroom`); empty when not measured.
+
+    Parameters
+    ----------
+    room : dict
+        ``{dataset: {alpha: gain}}`` from :func:`headroom` (or ``Finding.headroom``).
+    metric : str
+        Name of the column, for the prose.
+
+    Returns
+    -------
+    str
+        The sentence, or ``""`` when ``room`` is empty.
+    """
+    parts = [f"{_span(list(per.values()))} ({d})" for d, per in room.items() if per]
+    if not parts:
+        return ""
+    return ("Local headroom: the best classifier that sees only the 2×2×2 low-resolution "
+            f"corners of a voxel (local_bayes) gains {' and '.join(parts)} in median {metric} "
+            "over the Eq. 3-aligned interpolation.")

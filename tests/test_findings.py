@@ -68,6 +68,20 @@ def test_our_quick_pattern_fails_i_and_ii_and_the_centred_baseline_rescues_i():
     assert not got["i"].holds
     md = findings.findings_markdown(list(got.values()))
     assert "holds only against the pixel-centre interpolation" in md
+    line = findings.finding_sentence(got["i"])
+    assert line == ("(i) The networks are much better than the interpolation: holds only against "
+                    "the pixel-centre interpolation; the networks gain +0.005 to +0.006 over the "
+                    "Eq. 3-aligned interpolation and +0.025 to +0.046 over the pixel-centre "
+                    "interpolation in median accuracy.")
+    assert "*" not in "".join(findings.finding_sentence(f) for f in got.values())
+    assert findings.finding_sentence(got["ii"]).startswith("(ii) The interpolation falls")
+    assert "aligned interpolation falls by 0.100, the networks by 0.100 to 0.100" in (
+        findings.finding_sentence(got["ii"]))
+    assert findings.finding_sentence(got["iii"]).endswith("+0.001.")
+    assert "+0.000" in findings.finding_sentence(got["iv"])
+    room = findings.headroom_sentence(got["i"].headroom)
+    assert "+0.000 to +0.005 (simulated)" in room
+    assert findings.headroom_sentence({}) == ""
 
 
 def test_flatness_can_hold_only_against_the_steeper_centred_baseline():

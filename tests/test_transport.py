@@ -298,6 +298,20 @@ def test_d_eff_is_the_energy_and_insensitive_to_the_tolerance(structure, connect
     assert loose.d_eff == pytest.approx(tight.d_eff, rel=1e-7)
 
 
+def test_default_tolerance_keeps_tau_eff():
+    """DEFAULT_TOL (1e-6) gives τ_eff within 1e-6 of a 1e-8 solve, in fewer iterations."""
+    from srlib.stochastic import ModelParams, sample
+
+    assert transport.DEFAULT_TOL == 1e-6
+    image = sample((40, 40, 40), ModelParams.from_solid_fraction(0.7, gamma=10**-0.5), seed=3)
+    for phase in (False, True):
+        default = solve_laplace(image, phase)
+        strict = solve_laplace(image, phase, tol=1e-8)
+        assert default.tol == transport.DEFAULT_TOL and np.isfinite(strict.tau_eff)
+        assert default.iterations < strict.iterations
+        assert default.tau_eff == pytest.approx(strict.tau_eff, rel=1e-6)
+
+
 @pytest.mark.parametrize("connectivity", CONNECTIVITIES)
 def test_solution_satisfies_the_generically_assembled_system(structure, connectivity):
     """Re-assemble K from the element matrix by plain COO summation and check K u = 0 inside."""
