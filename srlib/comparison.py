@@ -28,6 +28,7 @@ import numpy as np
 from srlib._checks import as_binary, check_axis, check_phase
 from srlib.transport import (
     CONNECTIVITIES,
+    DEFAULT_TOL,
     _check_connectivity,
     _spanning_voxels,
     element_stiffness,
@@ -195,7 +196,7 @@ def compare_tortuosity(
     axis: int = 0,
     connectivities=CONNECTIVITIES,
     finite_volumes: bool = True,
-    tol: float = 1e-8,
+    tol: float = DEFAULT_TOL,
     conv_crit: float = 1e-3,
     device: str = "cpu",
 ) -> list[TortuosityEstimate]:
@@ -218,7 +219,8 @@ def compare_tortuosity(
     finite_volumes : bool
         Also run TauFactor.
     tol : float
-        Relative residual tolerance of the FEM solves (:func:`solve_laplace`).
+        Relative residual tolerance of the FEM solves (:func:`solve_laplace`); default
+        :data:`srlib.transport.DEFAULT_TOL`.
     conv_crit : float
         TauFactor's stopping criterion.
     device : str

@@ -57,6 +57,7 @@ import time
 import warnings
 from dataclasses import dataclass, field
 
+import numba
 import numpy as np
 from scipy import ndimage
 
@@ -282,35 +283,126 @@ def _clusters(mask: np.ndarray, axis: int, connectivity: str) -> tuple[np.ndarra
     return spanning[labels], outlet_only[labels]
 
 
+@numba.njit(cache=True)
+def _grid_patterns(domain, count_table):  # pragma: no cover
+    """Occupancy pattern of every grid point and the number of its first node."""
+    nz, ny, nx = domain.shape
+    gy, gx = ny + 1, nx + 1
+    pattern = np.empty((nz + 1) * gy * gx, dtype=np.uint8)
+    first = np.empty(pattern.size, dtype=np.int64)
+    total = 0
+    for z in range(nz + 1):
+        for y in range(gy):
+            for x in range(gx):
+                bits = 0
+                for o in range(8):
+                    vz, vy, vx = z - 1 + ((o >> 2) & 1), y - 1 + ((o >> 1) & 1), x - 1 + (o & 1)
+                    if 0 <= vz < nz and 0 <= vy < ny and 0 <= vx < nx and domain[vz, vy, vx]:
+                        bits |= 1 << o
+                g = (z * gy + y) * gx + x
+                pattern[g] = bits
+                first[g] = total
+                total += count_table[bits]
+    return pattern, first, total
+
+
+@numba.njit(cache=True)
+def _fill_mesh(domain, pattern, first, count_table, local_table, voxels, nodes, node_vertex):
+    # pragma: no cover
+    """Each node's grid point, each element's voxel and its 8 corner nodes."""
+    nz, ny, nx = domain.shape
+    gy, gx = ny + 1, nx + 1
+    for g in range(pattern.size):
+        for k in range(count_table[pattern[g]]):
+            node_vertex[first[g] + k] = g
+    e = 0
+    for z in range(nz):
+        for y in range(ny):
+            for x in range(nx):
+                if not domain[z, y, x]:
+                    continue
+                voxels[e] = (z * ny + y) * nx + x
+                for c in range(8):
+                    g = ((z + ((c >> 2) & 1)) * gy + y + ((c >> 1) & 1)) * gx + x + (c & 1)
+                    # the voxel lies in the octant opposite its corner, seen from the point
+                    nodes[e, c] = first[g] + local_table[pattern[g], 7 - c]
+                e += 1
+
+
 def _mesh(domain: np.ndarray, connectivity: str):
     """Number the nodes of the voxel mesh of ``domain``.
 
     Returns the element voxels (flat indices), the ``(n_el, 8)`` element nodes and each node's
     grid-point index.
     """
-    nz, ny, nx = domain.shape
     count_table, local_table = _vertex_tables(connectivity)
-    padded = np.pad(domain, 1)
-    pattern = np.zeros((nz + 1, ny + 1, nx + 1), dtype=np.uint8)
-    for o, (dz, dy, dx) in enumerate(_CORNERS):
-        pattern |= (
-            padded[dz : dz + nz + 1, dy : dy + ny + 1, dx : dx + nx + 1].astype(np.uint8) << o
-        )
-    pattern = pattern.ravel()
-    counts = count_table[pattern]
-    offset = np.cumsum(counts) - counts
-    n_nodes = int(offset[-1] + counts[-1])
+    domain = np.ascontiguousarray(domain, dtype=bool)
+    pattern, first, n_nodes = _grid_patterns(domain, count_table)
     index = np.int32 if n_nodes < np.iinfo(np.int32).max else np.int64
-    node_vertex = np.repeat(np.arange(pattern.size, dtype=np.int64), counts)
-
-    voxels = np.flatnonzero(domain)
-    i, j, k = np.unravel_index(voxels, domain.shape)
-    nodes = np.empty((voxels.size, 8), dtype=index)
-    for corner, (ci, cj, ck) in enumerate(_CORNERS):
-        vertex = ((i + ci) * (ny + 1) + (j + cj)) * (nx + 1) + (k + ck)
-        octant = 7 - corner  # the voxel lies on the opposite side of its corner's grid point
-        nodes[:, corner] = offset[vertex] + local_table[pattern[vertex], octant]
+    n_elements = int(np.count_nonzero(domain))
+    voxels = np.empty(n_elements, dtype=np.int64)
+    nodes = np.empty((n_elements, 8), dtype=index)
+    node_vertex = np.empty(n_nodes, dtype=np.int64)
+    _fill_mesh(domain, pattern, first, count_table, local_table, voxels, nodes, node_vertex)
     return voxels, nodes, node_vertex
+
+
+@numba.njit(cache=True)
+def _number_free(node_vertex, vertex_shape, axis, plane, free_id):  # pragma: no cover
+    """Mark inlet (1) and outlet (2) nodes in ``plane``, number the free ones; their count."""
+    last = vertex_shape[axis] - 1
+    n_free = 0
+    for i in range(node_vertex.size):
+        g = node_vertex[i]
+        x = g % vertex_shape[2]
+        y = (g // vertex_shape[2]) % vertex_shape[1]
+        z = g // (vertex_shape[2] * vertex_shape[1])
+        coordinate = z if axis == 0 else (y if axis == 1 else x)
+        if coordinate == 0:
+            plane[i] = 1
+            free_id[i] = -1
+        elif coordinate == last:
+            plane[i] = 2
+            free_id[i] = -1
+        else:
+            free_id[i] = n_free
+            n_free += 1
+    return n_free
+
+
+@numba.njit(cache=True)
+def _free_coordinates(node_vertex, vertex_shape, free_id, n_free):  # pragma: no cover
+    """``(n_free, 3)`` int32 grid-point coordinates of the free nodes."""
+    zyx = np.empty((n_free, 3), dtype=np.int32)
+    for i in range(node_vertex.size):
+        f = free_id[i]
+        if f < 0:
+            continue
+        g = node_vertex[i]
+        zyx[f, 2] = g % vertex_shape[2]
+        zyx[f, 1] = (g // vertex_shape[2]) % vertex_shape[1]
+        zyx[f, 0] = g // (vertex_shape[2] * vertex_shape[1])
+    return zyx
+
+
+@numba.njit(cache=True)
+def _element_pass(nodes, solution, k, n_nodes):  # pragma: no cover
+    """Reaction ``K u`` summed at every node, and each element's mean nodal value."""
+    reaction = np.zeros(n_nodes)
+    means = np.empty(nodes.shape[0])
+    u = np.empty(8)
+    for e in range(nodes.shape[0]):
+        total = 0.0
+        for a in range(8):
+            u[a] = solution[nodes[e, a]]
+            total += u[a]
+        means[e] = total / 8.0
+        for a in range(8):
+            acc = 0.0
+            for b in range(8):
+                acc += k[a, b] * u[b]
+            reaction[nodes[e, a]] += acc
+    return reaction, means
 
 
 def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> dict:
@@ -347,23 +439,19 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
         empty["seconds"] = time.perf_counter() - start
         return empty
 
-    vertex_shape = tuple(n + 1 for n in shape)
-    plane = np.unravel_index(node_vertex, vertex_shape)[axis]
-    is_inlet = plane == 0
-    is_outlet = plane == length
-    is_free = ~(is_inlet | is_outlet)
+    vertex_shape = np.array([n + 1 for n in shape], dtype=np.int64)
+    plane = np.zeros(n_nodes, dtype=np.uint8)  # 0 free, 1 inlet, 2 outlet
+    free_id = np.empty(n_nodes, dtype=nodes.dtype)
+    n_free = _number_free(node_vertex, vertex_shape, axis, plane, free_id)
+    is_inlet, is_outlet = plane == 1, plane == 2
+    is_free = plane == 0
     del plane
-    n_free = int(np.count_nonzero(is_free))
-    free_id = np.full(n_nodes, -1, dtype=nodes.dtype)
-    free_id[is_free] = np.arange(n_free, dtype=nodes.dtype)
     solution[is_outlet] = 1.0
 
     iterations, converged = 0, True
     if n_free:
         t0 = time.perf_counter()
-        free_vertex = node_vertex[is_free]
-        zyx = np.stack(np.unravel_index(free_vertex, vertex_shape), axis=1).astype(np.int32)
-        del free_vertex
+        zyx = _free_coordinates(node_vertex, vertex_shape, free_id, n_free)
         # Start from the straight-channel solution u = coordinate / thickness.
         x0 = zyx[:, axis] / length
         x, iterations, converged, residual = _multigrid.solve_free(
@@ -387,10 +475,7 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
         del x
 
     # Reaction K u at the Dirichlet nodes: the flow through each face.
-    nodal = solution[nodes]
-    reaction = np.bincount(
-        nodes.ravel(), weights=(nodal @ element_stiffness().T).ravel(), minlength=n_nodes
-    )
+    reaction, means = _element_pass(nodes, solution, element_stiffness(), n_nodes)
     flux_in = float(-reaction[is_inlet].sum())
     flux_out = float(reaction[is_outlet].sum())
     # The energy u^T K u = flux_out - u_f . r = flux_in + (1 - u_f) . r (r the free residual)
@@ -399,7 +484,8 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float) -> 
     d_eff = energy * length / area
     voxel_values = outlet_only.astype(np.float64)  # their exact solution u = 1
     del outlet_only
-    voxel_values.ravel()[voxels] = nodal.mean(axis=1)
+    voxel_values.ravel()[voxels] = means
+    del means
     result = dict(empty)
     result.update(
         solution=solution,
