@@ -457,3 +457,27 @@ def test_bad_input_raises_value_error():
         diffusion_channels(image, connectivity="26")
     with pytest.raises(ValueError, match="tol"):
         solve_laplace(image, True, tol=0)
+
+
+def test_torch_path_agrees_with_the_multigrid(structure):
+    """``device=...`` solves the same system by Jacobi-CG with torch (here on the CPU)."""
+    pytest.importorskip("torch")
+    for phase in (False, True):
+        cpu = solve_laplace(structure, phase, tol=1e-8)
+        torch_cpu = solve_laplace(structure, phase, tol=1e-8, device="cpu")
+        assert torch_cpu.converged and torch_cpu.iterations > cpu.iterations
+        assert torch_cpu.tau_eff == pytest.approx(cpu.tau_eff, rel=1e-8)
+        np.testing.assert_allclose(torch_cpu.voxel_values, cpu.voxel_values, atol=1e-5)
+    channels = transport.diffusion_channels(structure, device="cpu")
+    np.testing.assert_allclose(channels, transport.diffusion_channels(structure), atol=1e-3)
+    assert transport.effective_tortuosity(structure, True, device="cpu") == pytest.approx(
+        cpu.tau_eff, rel=1e-6)
+
+
+def test_bad_device_is_refused(structure):
+    with pytest.raises(ValueError, match="torch device"):
+        solve_laplace(structure, True, device="nonsense")
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            solve_laplace(structure, True, device="cuda")
