@@ -3,7 +3,8 @@
 Solves both phases of a χ² excursion set (default 128^3, correlation length 1/γ² = 10 voxels,
 solid fraction 0.7) along axis 0 with
 
-* srlib's FEM (``connectivity="face"`` and ``"vertex"``, default tolerance 1e-8),
+* srlib's FEM (``connectivity="face"`` and ``"vertex"``, at the library's default tolerance
+  ``srlib.transport.DEFAULT_TOL``),
 * TauFactor's finite-volume SOR solver on the CPU (``Solver(img).solve(conv_crit=1e-3)``,
   the conducting phase labelled 1), run right after srlib on the same phase,
 * optionally (``--porespy``) PoreSpy's ``simulations.tortuosity_fd`` (needs ``openpnm``).
@@ -72,11 +73,12 @@ def _chi2_fallback(size: int, gamma: float, seed: int) -> np.ndarray:
     return x1**2 + x2**2 >= -2.0 * math.log(SOLID_FRACTION)
 
 
-def run_srlib(image: np.ndarray, phase: bool, connectivity: str, tol: float = 1e-8) -> dict:
+def run_srlib(image: np.ndarray, phase: bool, connectivity: str, tol: float | None = None) -> dict:
     transport.solve_laplace(image[:8, :8, :8] == image[0, 0, 0], True)  # compile, untimed
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu = time.process_time()
     start = time.perf_counter()
+    tol = transport.DEFAULT_TOL if tol is None else tol
     result = transport.solve_laplace(image, phase, axis=0, connectivity=connectivity, tol=tol)
     seconds = time.perf_counter() - start
     return {
