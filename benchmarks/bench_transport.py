@@ -75,10 +75,10 @@ def _chi2_fallback(size: int, gamma: float, seed: int) -> np.ndarray:
 
 def run_srlib(image: np.ndarray, phase: bool, connectivity: str, tol: float | None = None) -> dict:
     transport.solve_laplace(image[:8, :8, :8] == image[0, 0, 0], True)  # compile, untimed
+    tol = transport.DEFAULT_TOL if tol is None else tol
     base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cpu = time.process_time()
     start = time.perf_counter()
-    tol = transport.DEFAULT_TOL if tol is None else tol
     result = transport.solve_laplace(image, phase, axis=0, connectivity=connectivity, tol=tol)
     seconds = time.perf_counter() - start
     return {

@@ -2,8 +2,7 @@
 
 Contract. :func:`solve_free` has the arguments and results of
 :func:`srlib._multigrid.solve_free` plus a torch ``device``; :mod:`srlib.transport` calls it
-when ``solve_laplace(..., device=...)`` names one. Only this module imports torch for the
-transport problem.
+when ``solve_laplace(..., device=...)`` names one (and only then imports torch).
 
 Method. The fine matrix is the exact ELLPACK form of :mod:`srlib._multigrid` (int32 neighbours
 and int8 values of ``12 A`` per slot, float32 diagonal), copied to the device; the matrix-vector

@@ -220,7 +220,8 @@ PROFILES: dict[str, Profile] = {
         train_budget_s=None,
         tomo_size=96,
         device="cpu",
-        # Caps that fit the cold book in 30 minutes on 2 cores. With 60 epochs at alpha = 2
+        # Caps lowered to approach the 30-minute cold book on 2 cores (it took 37 min on this
+        # project's machine, 22 of them training: see the README). With 60 epochs at alpha = 2
         # the validation loss of N^bin reached 0.1907 at epoch 30 and 0.1883 at epoch 58; with
         # 24 at alpha = 4 and 8 it moved by 0.0004 and 0.0019 between epochs 12 and 24. The
         # cosine schedule is stretched over each cap, so a shorter cap still anneals.

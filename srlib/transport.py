@@ -46,7 +46,8 @@ neither (its solution is any constant; 0 by the convention of Eqs. (7)-(8), like
 phase). The volume fraction ``ε`` in Eq. (9) is that of the whole phase in the whole image.
 
 Comparisons with peers (TauFactor's finite volumes, refinement studies) live in
-:mod:`srlib.comparison`; this module never imports torch.
+:mod:`srlib.comparison`; this module imports torch only when a solve is given a ``device``
+(:mod:`srlib._torch_fem`).
 """
 
 from __future__ import annotations
@@ -77,9 +78,6 @@ __all__ = [
 
 #: The supported mesh conventions (see the module docstring).
 CONNECTIVITIES = ("face", "vertex")
-
-# Corner ``l`` of a voxel sits at offset ``((l >> 2) & 1, (l >> 1) & 1, l & 1)`` along (z, y, x).
-_CORNERS = np.array([((c >> 2) & 1, (c >> 1) & 1, c & 1) for c in range(8)], dtype=np.int64)
 
 _MAX_ITER = 1000
 # Jacobi-preconditioned CG (the torch path) needs iterations in proportion to the image's edge.
@@ -350,16 +348,19 @@ def _mesh(domain: np.ndarray, connectivity: str):
 
 
 @numba.njit(cache=True)
+def _grid_point(g, vertex_shape):  # pragma: no cover
+    """``(z, y, x)`` of the flat grid-point index ``g``."""
+    return (g // (vertex_shape[2] * vertex_shape[1]), (g // vertex_shape[2]) % vertex_shape[1],
+            g % vertex_shape[2])
+
+
+@numba.njit(cache=True)
 def _number_free(node_vertex, vertex_shape, axis, plane, free_id):  # pragma: no cover
     """Mark inlet (1) and outlet (2) nodes in ``plane``, number the free ones; their count."""
     last = vertex_shape[axis] - 1
     n_free = 0
     for i in range(node_vertex.size):
-        g = node_vertex[i]
-        x = g % vertex_shape[2]
-        y = (g // vertex_shape[2]) % vertex_shape[1]
-        z = g // (vertex_shape[2] * vertex_shape[1])
-        coordinate = z if axis == 0 else (y if axis == 1 else x)
+        coordinate = _grid_point(node_vertex[i], vertex_shape)[axis]
         if coordinate == 0:
             plane[i] = 1
             free_id[i] = -1
@@ -380,10 +381,7 @@ def _free_coordinates(node_vertex, vertex_shape, free_id, n_free):  # pragma: no
         f = free_id[i]
         if f < 0:
             continue
-        g = node_vertex[i]
-        zyx[f, 2] = g % vertex_shape[2]
-        zyx[f, 1] = (g // vertex_shape[2]) % vertex_shape[1]
-        zyx[f, 0] = g // (vertex_shape[2] * vertex_shape[1])
+        zyx[f, 0], zyx[f, 1], zyx[f, 2] = _grid_point(node_vertex[i], vertex_shape)
     return zyx
 
 
