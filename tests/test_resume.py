@@ -154,13 +154,19 @@ def _kill_and_resume(stage, output, reference_output, run, database, seed):
 
 
 def _count(folder: Path) -> int:
-    """Completed output files below ``folder`` (temporaries excluded)."""
+    """Completed output files below ``folder`` (temporaries excluded).
+
+    The stage writes while this counts: a temporary directory may be renamed into place, or
+    removed, between listing its parent and entering it. ``os.walk`` skips a directory that
+    vanished (its ``onerror`` is None) and temporaries are pruned before they are entered.
+    """
     from srlib.io import is_temp_name
 
-    if not folder.exists():
-        return 0
-    return sum(1 for p in folder.rglob("*") if p.is_file()
-               and not any(is_temp_name(part) for part in p.relative_to(folder).parts))
+    total = 0
+    for _, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not is_temp_name(d)]
+        total += sum(1 for f in files if not is_temp_name(f))
+    return total
 
 
 @pytest.fixture(scope="module")
