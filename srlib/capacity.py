@@ -170,7 +170,8 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
         "seed": seed, "blocks": profile.blocks, "cutout": profile.cutout,
         "batch_size": profile.batch_size(alpha), "steps_per_epoch": per_epoch,
         "learning_rate": profile.learning_rate, "lr_schedule": profile.lr_schedule,
-        "val_cutouts": profile.val_cutouts, "nested": bool(nested)}))
+        "val_cutouts": profile.val_cutouts, "nested": bool(nested),
+        "mixed_precision": bool(profile.mixed_precision)}))
     if nested:
         settings["lr_schedule"] = None
     ref_path = out / f"references_a{alpha}.json"
@@ -215,7 +216,7 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
                 max_epochs=b // per_epoch, patience=max(budgets) // per_epoch + 1,
                 val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate,
                 lr_schedule=settings["lr_schedule"], seed=seed, checkpoint=ckpt,
-                device=device, progress=False)
+                device=device, mixed_precision=profile.mixed_precision, progress=False)
             mu = fit_model_threshold(model, val_pairs, cutout=profile.cutout, device=device,
                                      progress=False)
             seconds = time.perf_counter() - t0

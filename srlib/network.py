@@ -36,12 +36,41 @@ __all__ = [
     "count_parameters",
     "describe",
     "load_model",
+    "native_bfloat16",
     "resolve_device",
     "save_model",
     "transfer_weights",
 ]
 
 logger = logging.getLogger(__name__)
+
+
+def native_bfloat16(device) -> bool:
+    """True if ``device`` computes in bfloat16 natively, so that autocast to it pays.
+
+    CUDA devices of compute capability 8.0 (Ampere) or newer; CPUs with AVX512-BF16 or AMX
+    tiles, where oneDNN runs bfloat16 convolutions natively (a quick-profile training step at
+    α = 8 takes 0.33 s instead of 0.70 s on two Sapphire Rapids cores). Elsewhere bfloat16 is
+    emulated and slower than float32.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The device.
+
+    Returns
+    -------
+    bool
+        Whether bfloat16 autocast is worth enabling there.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    if dev.type == "cpu":
+        checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None),
+                  getattr(torch.cpu, "_is_amx_tile_supported", None))
+        return any(check is not None and check() for check in checks)
+    return False
 
 
 def resolve_device(device=None) -> torch.device:
@@ -76,24 +105,37 @@ def resolve_device(device=None) -> torch.device:
     return dev
 
 
+SHUFFLE_ORDERS = ("offset", "channel")
+
+
 class PixelShuffle3d(nn.Module):
     """Rearrange channels into space: ``(N, C r³, D, H, W)`` → ``(N, C, rD, rH, rW)``.
 
     The 3D analogue of :class:`torch.nn.PixelShuffle` (sub-pixel convolution, paper
-    reference [42]). Ordering: input channel ``c r³ + i r² + j r + k`` goes to the sub-voxel
-    offset ``(i, j, k)`` along ``(D, H, W)``, i.e.
-    ``out[n, c, r d + i, r h + j, r w + k] = in[n, c r³ + i r² + j r + k, d, h, w]``.
-    For ``r = 2`` this is the same convention as torch's 2D layer applied per axis.
+    reference [42]). With ``order="channel"``, input channel ``c r³ + i r² + j r + k`` goes
+    to the sub-voxel offset ``(i, j, k)`` along ``(D, H, W)``, i.e.
+    ``out[n, c, r d + i, r h + j, r w + k] = in[n, c r³ + i r² + j r + k, d, h, w]``; for
+    ``r = 2`` this is torch's 2D convention applied per axis. With ``order="offset"`` the
+    channel is ``(i r² + j r + k) C + c``. Both give the same family of networks (the
+    preceding convolution's output channels are permuted), but on channels-last tensors the
+    offset order moves runs of ``C`` contiguous values where the channel order gathers with
+    stride ``r³``: the shuffle at 44³ → 88³ with 16 channels takes 5.6 ms instead of 20 ms in
+    bfloat16 (two CPU threads).
 
     Parameters
     ----------
     factor : int
         Upscaling factor ``r`` along each spatial axis.
+    order : {"offset", "channel"}
+        Channel order of the input, as above.
     """
 
-    def __init__(self, factor: int):
+    def __init__(self, factor: int, *, order: str = "offset"):
         super().__init__()
         self.factor = positive_int(factor, "factor")
+        if order not in SHUFFLE_ORDERS:
+            raise ValueError(f"order must be 'offset' or 'channel', got {order!r}")
+        self.order = order
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Shuffle channels of ``x`` (5D) into space."""
@@ -104,18 +146,24 @@ class PixelShuffle3d(nn.Module):
         if c % r**3:
             raise ValueError(f"PixelShuffle3d: channels {c} are not divisible by factor³ = {r**3}")
         c_out = c // r**3
+        offset = self.order == "offset"
         if _is_channels_last(x):
             # Same shuffle on the (N, D, H, W, C) storage; the result stays channels-last.
-            y = x.permute(0, 2, 3, 4, 1).reshape(n, d, h, w, c_out, r, r, r)
-            y = y.permute(0, 1, 5, 2, 6, 3, 7, 4).reshape(n, d * r, h * r, w * r, c_out)
-            return y.permute(0, 4, 1, 2, 3)
-        x = x.reshape(n, c_out, r, r, r, d, h, w)
-        x = x.permute(0, 1, 5, 2, 6, 3, 7, 4)
+            y = x.permute(0, 2, 3, 4, 1)
+            if offset:
+                y = y.reshape(n, d, h, w, r, r, r, c_out).permute(0, 1, 4, 2, 5, 3, 6, 7)
+            else:
+                y = y.reshape(n, d, h, w, c_out, r, r, r).permute(0, 1, 5, 2, 6, 3, 7, 4)
+            return y.reshape(n, d * r, h * r, w * r, c_out).permute(0, 4, 1, 2, 3)
+        if offset:
+            x = x.reshape(n, r, r, r, c_out, d, h, w).permute(0, 4, 5, 1, 6, 2, 7, 3)
+        else:
+            x = x.reshape(n, c_out, r, r, r, d, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4)
         return x.reshape(n, c_out, d * r, h * r, w * r)
 
     def extra_repr(self) -> str:
-        """Show the factor in the module's repr."""
-        return f"factor={self.factor}"
+        """Show the factor and the channel order in the module's repr."""
+        return f"factor={self.factor}, order={self.order!r}"
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -167,12 +215,15 @@ class UpsampleBlock3d(nn.Module):
         Odd kernel size of the convolution.
     padding_mode : str
         Padding mode of the convolution.
+    shuffle_order : {"offset", "channel"}
+        Channel order of the shuffle (:class:`PixelShuffle3d`).
     """
 
-    def __init__(self, features: int, kernel: int = 3, *, padding_mode: str = "zeros"):
+    def __init__(self, features: int, kernel: int = 3, *, padding_mode: str = "zeros",
+                 shuffle_order: str = "offset"):
         super().__init__()
         self.conv = _conv(features, 8 * features, kernel, bias=True, padding_mode=padding_mode)
-        self.shuffle = PixelShuffle3d(2)
+        self.shuffle = PixelShuffle3d(2, order=shuffle_order)
         self.act = nn.ReLU()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -228,6 +279,11 @@ class SRResNet3d(nn.Module):
         Odd kernel sizes of the first, inner and last convolutions.
     padding_mode : str
         Padding mode of every convolution ("zeros", "replicate", "reflect" or "circular").
+    shuffle_order : {"offset", "channel"}
+        Channel order of the pixel shuffles (:class:`PixelShuffle3d`): the same networks up to
+        a permutation of the upsampling convolutions' output channels. "offset" is faster;
+        "channel" is the order of the networks saved before it existed (:func:`load_model`
+        reads them as such).
 
     Raises
     ------
@@ -253,6 +309,7 @@ class SRResNet3d(nn.Module):
         body_kernel: int = 3,
         tail_kernel: int = 3,
         padding_mode: str = "zeros",
+        shuffle_order: str = "offset",
     ):
         super().__init__()
         self.in_channels = positive_int(in_channels, "in_channels")
@@ -270,6 +327,9 @@ class SRResNet3d(nn.Module):
                 f"got {padding_mode!r}"
             )
         self.padding_mode = padding_mode
+        if shuffle_order not in SHUFFLE_ORDERS:
+            raise ValueError(f"shuffle_order must be 'offset' or 'channel', got {shuffle_order!r}")
+        self.shuffle_order = shuffle_order
         pm = padding_mode
         f = self.features
 
@@ -284,7 +344,7 @@ class SRResNet3d(nn.Module):
         )
         self.upsample = nn.Sequential(
             *(
-                UpsampleBlock3d(f, body_kernel, padding_mode=pm)
+                UpsampleBlock3d(f, body_kernel, padding_mode=pm, shuffle_order=shuffle_order)
                 for _ in range(self.alpha.bit_length() - 1)
             )
         )
@@ -309,6 +369,7 @@ class SRResNet3d(nn.Module):
             "body_kernel": self.body_kernel,
             "tail_kernel": self.tail_kernel,
             "padding_mode": self.padding_mode,
+            "shuffle_order": self.shuffle_order,
         }
 
     @property
@@ -484,6 +545,11 @@ def transfer_weights(src: nn.Module, dst: nn.Module) -> list[str]:
     list of str
         Names of the copied entries of ``dst.state_dict()``, in order.
     """
+    orders = {getattr(m, "order", None) for net in (src, dst) for m in net.modules()
+              if isinstance(m, PixelShuffle3d)}
+    if len(orders) > 1:
+        raise ValueError("transfer_weights: the networks' pixel shuffles use different channel "
+                         f"orders {sorted(orders)}; their upsampling weights do not coincide")
     src_state = src.state_dict()
     dst_state = dst.state_dict()
     copied, skipped = [], []
@@ -554,7 +620,8 @@ def load_model(path, *, device=None) -> SRResNet3d:
         raise ValueError(f"network file {path} does not exist")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-        model = SRResNet3d(**data["config"])
+        # files written before shuffle_order existed used the channel order
+        model = SRResNet3d(**{"shuffle_order": "channel", **data["config"]})
         model.load_state_dict(data["state_dict"])
     except (RuntimeError, EOFError, OSError, pickle.UnpicklingError, zipfile.BadZipFile,
             KeyError, TypeError, AttributeError, ValueError) as err:

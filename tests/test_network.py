@@ -73,27 +73,55 @@ def test_bad_arguments(args, kwargs, match):
         SRResNet3d(*args, **kwargs)
 
 
+@pytest.mark.parametrize("order", ["channel", "offset"])
 @pytest.mark.parametrize("r", [2, 3])
-def test_pixel_shuffle_matches_reference_loop(r):
+def test_pixel_shuffle_matches_reference_loop(r, order):
     c, d, h, w = 2, 3, 2, 4
     x = torch.arange(2 * c * r**3 * d * h * w, dtype=torch.float32).reshape(2, c * r**3, d, h, w)
-    y = PixelShuffle3d(r)(x)
+    y = PixelShuffle3d(r, order=order)(x)
     assert y.shape == (2, c, r * d, r * h, r * w)
     ref = torch.empty_like(y)
     for n, cc, i, j, k, z, yy, xx in itertools.product(
         range(2), range(c), range(r), range(r), range(r), range(d), range(h), range(w)
     ):
-        channel = cc * r**3 + i * r**2 + j * r + k
+        offset = i * r**2 + j * r + k
+        channel = cc * r**3 + offset if order == "channel" else offset * c + cc
         ref[n, cc, r * z + i, r * yy + j, r * xx + k] = x[n, channel, z, yy, xx]
     assert torch.equal(y, ref)
 
 
+@pytest.mark.parametrize("order", ["channel", "offset"])
 @pytest.mark.parametrize("r", [2, 3])
-def test_pixel_shuffle_channels_last_matches_contiguous(r):
+def test_pixel_shuffle_channels_last_matches_contiguous(r, order):
     x = torch.rand(2, 3 * r**3, 2, 3, 4)
-    y = PixelShuffle3d(r)(x.contiguous(memory_format=torch.channels_last_3d))
+    shuffle = PixelShuffle3d(r, order=order)
+    y = shuffle(x.contiguous(memory_format=torch.channels_last_3d))
     assert y.is_contiguous(memory_format=torch.channels_last_3d)
-    assert torch.equal(y, PixelShuffle3d(r)(x))
+    assert torch.equal(y, shuffle(x))
+
+
+def test_shuffle_orders_give_the_same_network_up_to_a_permutation():
+    """An offset-order network computes what a channel-order one does with its upsampling
+    convolutions' output channels permuted."""
+    fast = _model(1, 4, features=4, blocks=1)
+    slow = _model(1, 4, features=4, blocks=1, shuffle_order="channel")
+    state = fast.state_dict()
+    f = fast.features
+    for key, value in state.items():
+        if key.startswith("upsample.") and key.endswith(("conv.weight", "conv.bias")):
+            # channel c r³ + o (channel order) holds what channel o f + c holds (offset order)
+            state[key] = value.reshape(8, f, *value.shape[1:]).transpose(0, 1).reshape(
+                value.shape)
+    slow.load_state_dict(state)
+    x = torch.rand(1, 1, 4, 5, 6)
+    with torch.no_grad():
+        torch.testing.assert_close(slow(x), fast(x), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="orders"):
+        transfer_weights(slow, _model(1, 8, features=4, blocks=1))
+    with pytest.raises(ValueError, match="shuffle_order"):
+        _model(1, 2, shuffle_order="row")
+    with pytest.raises(ValueError, match="order"):
+        PixelShuffle3d(2, order="row")
 
 
 @pytest.mark.parametrize("alpha", [2, 8])
@@ -195,6 +223,18 @@ def test_save_and_load(tmp_path):
     loaded = load_model(path, device="cpu")
     assert loaded.config == model.config
     x = torch.rand(1, 3, 5, 5, 5)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), model(x))
+
+
+def test_load_model_reads_files_from_before_shuffle_order(tmp_path):
+    """A file without ``shuffle_order`` in its config holds channel-order weights."""
+    model = _model(1, 4, features=4, blocks=1, shuffle_order="channel")
+    config = {k: v for k, v in model.config.items() if k != "shuffle_order"}
+    torch.save({"config": config, "state_dict": model.state_dict()}, tmp_path / "old.pt")
+    loaded = load_model(tmp_path / "old.pt", device="cpu")
+    assert loaded.shuffle_order == "channel"
+    x = torch.rand(1, 1, 4, 4, 4)
     with torch.no_grad():
         assert torch.equal(loaded(x), model(x))
 

@@ -160,12 +160,22 @@ class _StubDatabase:
 def test_pairs_from_database_are_lazy_and_checked(tmp_path):
     hrs = [_field((16, 16, 16), s) for s in range(3)]
     db = _StubDatabase(tmp_path, hrs)
-    train = T.pairs_from_database(db, "train", 2, diffu=True, connectivity="face")
+    train = T.pairs_from_database(db, "train", 2, diffu=True, connectivity="face",
+                                  preload_bytes=0)
     assert len(train) == 2 and all(p.lazy and p.channels == 3 for p in train)
     assert ("diffu2", {"connectivity": "face", "axis": 0}) in db.asked
     inp, tgt = T.cutout_at(train[1], (0, 0, 0), 8)
     assert np.array_equal(tgt, hrs[1][:16, :16, :16])
     assert np.array_equal(inp[0], downsample(hrs[1], 2)[:8, :8, :8])
+    # small enough to hold: loaded once, the same values
+    size = sum(p.input.shape[0] * 8**3 * 4 + 16**3 for p in train)
+    held = T.pairs_from_database(db, "train", 2, diffu=True, connectivity="face",
+                                 preload_bytes=size)
+    assert not any(p.lazy for p in held)
+    for a, b in zip(train, held, strict=True):
+        assert np.array_equal(a.input[:], b.input) and np.array_equal(a.target[:], b.target)
+    assert all(p.lazy for p in T.pairs_from_database(db, "train", 2, diffu=True,
+                                                     preload_bytes=size - 1))
     with pytest.raises(ValueError, match="vertex"):
         T.pairs_from_database(db, "train", 2, diffu=True, connectivity="vertex")
     np.save(tmp_path / "r3_lr2.npy", ~downsample(hrs[2], 2))  # an LR image that lies

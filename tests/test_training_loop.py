@@ -240,3 +240,28 @@ def test_huge_learning_rate_diverges(pairs):
     with pytest.raises(T.TrainingDiverged, match="diverged in epoch"):
         T.train(_model(), pairs[:2], pairs[2:],
                 **{**SETTINGS, "steps_per_epoch": 2, "learning_rate": 1e30})
+
+
+def test_mixed_precision_on_the_cpu(pairs, caplog):
+    """bfloat16 autocast trains where the CPU has it natively and is refused, loudly, elsewhere."""
+    from srlib.network import native_bfloat16
+
+    vx, vy = T.validation_cutouts(pairs[2:], SETTINGS["val_cutouts"], 8, seed=SETTINGS["seed"])
+    plain = T.train(_model(), pairs[:2], pairs[2:], **SETTINGS)
+    model = _model()
+    initial = T.mean_loss(model, vx, vy)
+    with caplog.at_level("WARNING", logger="srlib.training.loop"):
+        mixed = T.train(model, pairs[:2], pairs[2:], mixed_precision=True, **SETTINGS)
+    if not native_bfloat16("cpu"):
+        assert "no native bfloat16" in caplog.text
+        assert mixed.val_loss == plain.val_loss  # it trained in float32
+        return
+    assert "no native bfloat16" not in caplog.text
+    # it learns, along the same path as float32 up to bfloat16 rounding (8 bits of mantissa)
+    assert mixed.best_val_loss < initial - 0.05
+    assert mixed.val_loss != plain.val_loss
+    np.testing.assert_allclose(mixed.train_loss, plain.train_loss, rtol=0.05)
+    np.testing.assert_allclose(mixed.val_loss, plain.val_loss, rtol=0.05)
+    # validation in bfloat16 is close to float32 on the same weights
+    amp_loss = T.mean_loss(model, vx, vy, mixed_precision=True)
+    assert amp_loss == pytest.approx(T.mean_loss(model, vx, vy), rel=0.02)

@@ -103,10 +103,10 @@ def test_fit_threshold_attains_the_brute_force_minimum():
 
 @pytest.mark.parametrize(("max_bytes", "window"), [(1, 4), (1, 0), (1 << 28, 4)])
 def test_streamed_fit_equals_the_fit_on_all_predictions(pairs, max_bytes, window, monkeypatch):
-    # window=0: Nelder-Mead steps outside the window at once; a wider pass follows
+    # window=0: the first window is empty, its minimum on its edge; wider passes follow
     monkeypatch.setattr("srlib.training.threshold._WINDOW", window)
-    # max_bytes=1: no prediction is kept; the grid comes from counts, Nelder-Mead from a
-    # window of predictions re-read around the best grid point. Same μ*, bit for bit.
+    # max_bytes=1: no prediction is kept; the grid comes from counts, the exact minimum from
+    # a window of predictions re-read around the best grid point. Same μ*, bit for bit.
     model = T.make_model(1, 2, features=4, blocks=1, seed=4)
     probs, targets = T.predict_cutouts(model, pairs, cutout=8, stride=4, progress=False)
     want = T.fit_threshold(probs, targets)
@@ -137,7 +137,14 @@ def test_grid_search_is_bit_identical_to_one_objective_per_grid_point(dtype):
     assert np.array_equal(th._grid_objective(counts, sizes, pore), one_by_one)
     assert len(np.unique(one_by_one)) > 100  # the objective varies along the grid
 
-    def objective(mu):
-        return th._porosity_objective(sorted_probs, pore, float(np.ravel(mu)[0]))
 
-    assert T.fit_threshold(probs, targets) == th._minimise(objective, one_by_one, mus)
+def test_threshold_between_adjacent_float32_values():
+    """μ* is chosen in the outputs' precision: thresholding float32 outputs casts μ to float32,
+    and a float64 midpoint of two adjacent float32 values would round onto one of them."""
+    a = np.float32(0.5)
+    b = np.nextafter(a, np.float32(1))
+    probs = [np.array([a] * 10 + [b] * 10, np.float32)]
+    targets = [np.array([False] * 10 + [True] * 10)]
+    mu = T.fit_threshold(probs, targets)
+    assert T.porosity_error(probs, targets, mu) == 0.0
+    assert np.array_equal(probs[0] >= mu, targets[0])

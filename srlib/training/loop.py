@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from srlib._checks import positive_float, positive_int
 from srlib.config import LR_SCHEDULES
-from srlib.network import SRResNet3d, resolve_device
+from srlib.network import SRResNet3d, native_bfloat16, resolve_device
 from srlib.training import distributed
 from srlib.training.checkpoint import load_checkpoint, save_checkpoint, state_to_cpu
 from srlib.training.cutouts import Pair, as_pairs, validation_cutouts
@@ -220,7 +220,7 @@ class TrainingDiverged(RuntimeError):
 
 
 def _bce(logits_fn, inputs: torch.Tensor, targets: torch.Tensor, amp: bool):
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16, enabled=amp):
+    with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = logits_fn(inputs)
     return F.binary_cross_entropy_with_logits(logits.float(), targets)
 
@@ -259,7 +259,8 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
     device : str, torch.device or None
         See :func:`~srlib.network.resolve_device`; the model must already be there.
     mixed_precision : bool
-        bfloat16 autocast (CUDA only).
+        bfloat16 autocast where the device has it natively
+        (:func:`~srlib.network.native_bfloat16`).
 
     Returns
     -------
@@ -269,7 +270,7 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
     """
     batch_size = positive_int(batch_size, "batch_size")
     dev = resolve_device(device)
-    amp = bool(mixed_precision and dev.type == "cuda")
+    amp = bool(mixed_precision and native_bfloat16(dev))
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -407,7 +408,10 @@ def train(
     device : str, torch.device or None
         See :func:`~srlib.network.resolve_device` (CUDA when available).
     mixed_precision : bool
-        bfloat16 autocast, on CUDA only (ignored with a warning on the CPU).
+        bfloat16 autocast of the forward passes (training and validation), where the device
+        computes in bfloat16 natively (:func:`~srlib.network.native_bfloat16`: Ampere or newer
+        GPUs, CPUs with AVX512-BF16 or AMX); elsewhere ignored with a warning. Weights,
+        optimizer state and the loss stay float32.
     num_threads : int, optional
         Torch CPU threads during training (restored afterwards).
     num_workers : int
@@ -485,8 +489,9 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
     val_pairs = as_pairs(val_pairs, "val_pairs")
     _check_pairs(model, train_pairs, val_pairs, config)
     dev = resolve_device(device)
-    if config.mixed_precision and dev.type != "cuda":
-        logger.warning("mixed precision is only used on CUDA; training in float32 on %s", dev)
+    if config.mixed_precision and not native_bfloat16(dev):
+        logger.warning("%s has no native bfloat16 (see srlib.network.native_bfloat16); "
+                       "training in float32", dev)
     val_x, val_y = validation_cutouts(val_pairs, config.val_cutouts, config.cutout,
                                       seed=config.seed)
     identity = config.identity(model, len(train_pairs), len(val_pairs))
@@ -576,7 +581,7 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
 
 def _epochs(model, net, train_pairs, val_x, val_y, config, *, identity, dev, path, state,
             best_state, optimizer, rng, callback, progress, num_workers, share):
-    amp = bool(config.mixed_precision and dev.type == "cuda")
+    amp = bool(config.mixed_precision and native_bfloat16(dev))
     ranks, main = distributed.world_size(), distributed.is_main()
     sampler = EpochSampler(share)
     loader = make_loader(CutoutDataset(train_pairs, config.cutout,

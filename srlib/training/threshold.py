@@ -3,7 +3,7 @@ r"""The threshold μ* of Eq. (18), which turns the network's probabilities into 
 Contract. A voxel is solid where the network's probability is at least μ (Eq. (17)); μ* is
 the μ in (0, 1) that minimises the mean absolute error of the porosity over the validation
 cutouts (Eq. (18)). :func:`porosity_error` evaluates that objective, :func:`fit_threshold`
-minimises it (a grid search, then Nelder–Mead as in the paper), :func:`predict_cutouts` runs a
+minimises it exactly (the paper uses Nelder–Mead; see there), :func:`predict_cutouts` runs a
 network on the cutouts of validation pairs, and :func:`fit_model_threshold` chains the two
 while streaming: the cutouts are read and predicted a batch at a time, and the fit holds
 counts per cutout, not predictions, when these would exceed a memory bound. Arrays passed in
@@ -17,7 +17,6 @@ import logging
 
 import numpy as np
 import torch
-from scipy.optimize import minimize
 from tqdm import tqdm
 
 from srlib._checks import positive_int
@@ -85,15 +84,18 @@ def porosity_error(probabilities, targets, mu: float) -> float:
     return _porosity_objective(sorted_probs, pore_fractions, float(mu))
 
 
-def fit_threshold(probabilities, targets, *, grid: int = 999) -> float:
-    """Find the threshold μ* of Eq. (18) by the Nelder–Mead method.
+def fit_threshold(probabilities, targets) -> float:
+    """Find the threshold μ* of Eq. (18): its exact global minimiser.
 
     μ* minimises the mean over cutouts of ``|ε(P ≥ μ) − ε(HR)|`` (ε the pore fraction) for
-    μ in (0, 1). The objective is piecewise constant in μ (it changes only where μ passes a
-    probability value), so a Nelder–Mead search started at an arbitrary point can stall on a
-    flat plateau far from the optimum. We therefore evaluate it first on a grid of ``grid``
-    equally spaced values in (0, 1) and start Nelder–Mead (with bounds (0, 1) and a first
-    step of one grid spacing) from the best grid point; the better of the two is returned.
+    μ in (0, 1). The objective is piecewise constant in μ: it changes only where μ passes a
+    probability value. The paper minimises it with Nelder–Mead, which stalls on a flat
+    plateau wherever it starts (even from the best point of a fine grid it missed the
+    minimum, by 3e-5, for an untrained network whose outputs all lay in 0.47-0.53). Here
+    every plateau is visited at once: sorting all values, passing one value of cutout ``i``
+    changes that cutout's term by a known amount, so a cumulative sum gives the objective on
+    every plateau (O(N log N) for N values). μ* is the middle of the first plateau of least
+    objective.
 
     Parameters
     ----------
@@ -102,8 +104,6 @@ def fit_threshold(probabilities, targets, *, grid: int = 999) -> float:
         axis indexes cutouts.
     targets : sequence of numpy.ndarray
         Matching binary high-resolution images (True = solid).
-    grid : int
-        Number of grid points of the initial search.
 
     Returns
     -------
@@ -115,16 +115,11 @@ def fit_threshold(probabilities, targets, *, grid: int = 999) -> float:
     ValueError
         If the inputs do not match or are not probabilities and binary images.
     """
-    grid = positive_int(grid, "grid")
     sorted_probs, pore_fractions = _prepare_threshold_data(probabilities, targets)
-
-    def objective(mu):
-        return _porosity_objective(sorted_probs, pore_fractions, float(np.ravel(mu)[0]))
-
-    mus = _grid(grid)
-    counts = np.stack([np.searchsorted(s, mus, side="left") for s in sorted_probs])
-    sizes = np.array([s.size for s in sorted_probs])
-    return _minimise(objective, _grid_objective(counts, sizes, pore_fractions), mus)
+    sizes = np.array([v.size for v in sorted_probs])
+    mu, _ = _plateau_minimum(sorted_probs, np.zeros(len(sizes), int), sizes, pore_fractions,
+                             0.0, 1.0)
+    return mu
 
 
 def _grid(grid: int) -> np.ndarray:
@@ -143,24 +138,53 @@ def _grid_objective(counts: np.ndarray, sizes: np.ndarray, pore: np.ndarray) -> 
     return np.array([float(np.mean(np.abs(row))) for row in errors])
 
 
-def _minimise(objective, values: np.ndarray, mus: np.ndarray) -> float:
-    """Nelder–Mead from the best grid point (``values`` = the objective at ``mus``)."""
-    best = int(np.argmin(values))
-    mu0, f0 = float(mus[best]), float(values[best])
-    step = 1.0 / (len(mus) + 1)
-    lo, hi = 1e-9, 1.0 - 1e-9
-    second = mu0 + step if mu0 + step < hi else mu0 - step
-    res = minimize(
-        objective, x0=[mu0], method="Nelder-Mead", bounds=[(lo, hi)],
-        options={"initial_simplex": [[mu0], [second]], "xatol": 1e-7, "fatol": 0.0,
-                 "maxiter": 400},
-    )
-    mu = float(res.x[0])
-    if objective(mu) > f0:
-        mu = mu0
-    logger.info("fit_threshold: mu* = %.6f (objective %.3g; best grid point %.4f: %.3g)",
-                mu, objective(mu), mu0, f0)
-    return mu
+def _plateau_minimum(window, under, sizes, pore, lo: float, hi: float) -> tuple[float, bool]:
+    """Exact minimum of Eq. (18) over μ in ``[lo, hi]`` ∩ (0, 1).
+
+    ``window[i]``: the sorted values of cutout ``i`` in ``[lo, hi)``; ``under[i]``: its
+    values below ``lo``; ``sizes[i]``: all its values. Returns μ (the middle of the first
+    plateau of least objective) and whether that plateau touches ``lo`` or ``hi`` (the
+    minimum over all μ may then lie beyond).
+    """
+    sizes = np.asarray(sizes, np.float64)
+    under = np.asarray(under, np.float64)
+    lengths = [w.size for w in window]
+    # μ is chosen in the values' own precision: a float32 network output is compared with
+    # float32(μ) when thresholded (NumPy casts a Python float to the array's type), so a
+    # float64 midpoint could round onto a plateau's edge value and move it
+    values = np.concatenate([np.ravel(w) for w in window])
+    label = np.repeat(np.arange(len(window)), lengths)
+    rank = np.concatenate([np.arange(n) for n in lengths]) if values.size else values
+    # passing the rank-th value of cutout i raises its count below μ by one
+    before = (under[label] + rank) / sizes[label] - pore[label]
+    delta = np.abs(before + 1.0 / sizes[label]) - np.abs(before)
+    order = np.argsort(values, kind="stable")
+    v = values[order]
+    passed = np.concatenate([[0.0], np.cumsum(delta[order])])
+    base = float(np.sum(np.abs(under / sizes - pore)))
+    # plateau k holds the μ with exactly k window values below: (v[k-1], v[k]]
+    ks = np.append(np.flatnonzero(np.r_[True, v[1:] != v[:-1]]) if v.size else [], v.size)
+    ks = ks.astype(int)
+    lower = np.where(ks > 0, v[np.maximum(ks - 1, 0)] if v.size else lo, lo)
+    upper = np.where(ks < v.size, v[np.minimum(ks, v.size - 1)] if v.size else hi, hi)
+    mid = lower + (upper - lower) / 2
+    mid = np.where((mid > lower) & (mid <= upper), mid, upper)
+    ok = (mid > 0.0) & (mid < 1.0) & (mid >= lo) & (mid <= hi)
+    if not ok.any():
+        raise ValueError("no threshold in (0, 1) separates the values")
+    value = np.where(ok, (base + passed[ks]) / len(window), np.inf)
+    # the cumulative sum rounds: decide near-ties with the objective itself
+    near = np.flatnonzero(value <= value.min() + 1e-9)
+    exact = [_objective_at(window, under, sizes, pore, float(mid[j])) for j in near]
+    j = int(near[int(np.argmin(exact))])
+    return float(mid[j]), bool(j == 0 or j == len(ks) - 1)
+
+
+def _objective_at(window, under, sizes, pore, mu: float) -> float:
+    """Eq. (18)'s objective at ``mu`` (the arithmetic of :func:`porosity_error`)."""
+    eps = np.array([(int(u) + int(np.searchsorted(w, mu, side="left"))) / int(n)
+                    for w, u, n in zip(window, under, sizes, strict=True)])
+    return float(np.mean(np.abs(eps - pore)))
 
 
 def predict_cutouts(model: SRResNet3d, pairs, *, cutout: int = 24, stride: int | None = None,
@@ -261,10 +285,11 @@ def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
     the predictions: the cutouts are read (lazily, for lazy pairs) and predicted one batch at
     a time. While the sorted predictions take at most ``max_bytes`` they are kept and the fit
     is :func:`fit_threshold`'s. Beyond, the first pass keeps only each cutout's counts below
-    the grid points (about 8 kB per cutout), which give the grid search exactly; the
-    Nelder–Mead refinement then runs on the predictions within a few grid steps of the best
-    grid point, from a second pass over the cutouts (another pass, wider, if it steps
-    outside). μ* is the same either way.
+    the points of a grid of 999 (about 8 kB per cutout), which give the objective there
+    exactly; a second pass keeps the predictions within a few grid steps of the best grid
+    point and finds the exact minimum among them (another pass, wider, while it lies on the
+    window's edge). μ* is the same as in memory unless a plateau far from the best grid
+    point is lower still than every plateau near it.
 
     Parameters
     ----------
@@ -304,60 +329,30 @@ def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
                 cache[0] = None  # too many: later passes keep a window around μ* only
 
     _stream_cutouts(model, pairs, first_pass, **stream)
-    pore = np.asarray(pore)
+    pore, sizes = np.asarray(pore), np.asarray(sizes)
     if cache[0] is not None:
-        objective = _window_objective(cache[0], np.zeros(len(pore), int), pore, 0.0, 1.0)
-        return _minimise(objective, np.array([objective(m) for m in mus]), mus)
-    counts, sizes = np.stack(below), np.asarray(sizes)
-    values = _grid_objective(counts, sizes, pore)
+        return _plateau_minimum(cache[0], np.zeros(len(pore), int), sizes, pore, 0.0, 1.0)[0]
+    values = _grid_objective(np.stack(below), sizes, pore)
     step = 1.0 / (len(mus) + 1)
     mu0 = float(mus[int(np.argmin(values))])
-    lo, hi = max(mu0 - _WINDOW * step, 0.0), min(mu0 + _WINDOW * step, 1.0)
-    while True:  # Nelder–Mead on the values in [lo, hi]; a pass more if it steps outside
+    width = _WINDOW
+    while True:  # the exact minimum in a window around the best grid point; wider if on its edge
+        lo, hi = max(mu0 - width * step, 0.0), min(mu0 + width * step, 1.0)
         window, under = [], []
 
         def window_pass(prob, target, lo=lo, hi=hi, window=window, under=under):
             flat = np.ravel(prob)
-            inside = np.sort(flat[(flat >= lo) & (flat < hi)])
-            window.append(inside)
+            window.append(np.sort(flat[(flat >= lo) & (flat < hi)]))
             under.append(int(np.count_nonzero(flat < lo)))
 
         _stream_cutouts(model, pairs, window_pass, **stream)
-        objective = _window_objective(window, np.asarray(under), pore, lo, hi,
-                                      sizes=sizes)
-        try:
-            return _minimise(objective, values, mus)
-        except _OutsideWindow as out:
-            lo = max(min(lo, out.mu - (_WINDOW + 1) * step), 0.0)
-            hi = min(max(hi, out.mu + (_WINDOW + 1) * step), 1.0)
+        mu, on_edge = _plateau_minimum(window, under, sizes, pore, lo, hi)
+        if not on_edge or (lo == 0.0 and hi == 1.0):
+            return mu
+        width = 2 * width + 1
 
 
-#: Grid of the first search of μ* (as :func:`fit_threshold`'s default).
+#: Grid of the first search of μ* when the predictions do not fit in memory.
 _GRID = 999
-#: Half-width, in grid steps, of the window of predictions kept for Nelder–Mead.
+#: Half-width, in grid steps, of the first window of predictions kept around its best point.
 _WINDOW = 4
-
-
-class _OutsideWindow(Exception):
-    def __init__(self, mu: float):
-        super().__init__(mu)
-        self.mu = mu
-
-
-def _window_objective(window, under, pore, lo: float, hi: float, *, sizes=None):
-    """Eq. (18)'s objective from the sorted values in ``[lo, hi)`` and the counts below ``lo``.
-
-    Exact for μ in ``[lo, hi]`` (the arithmetic of :func:`porosity_error`); raises
-    :class:`_OutsideWindow` elsewhere.
-    """
-    sizes = [w.size for w in window] if sizes is None else sizes
-
-    def objective(mu):
-        mu = float(np.ravel(mu)[0])
-        if not lo <= mu <= hi:
-            raise _OutsideWindow(mu)
-        eps = np.array([(int(u) + int(np.searchsorted(w, mu, side="left"))) / int(n)
-                        for w, u, n in zip(window, under, sizes, strict=True)])
-        return float(np.mean(np.abs(eps - pore)))
-
-    return objective
