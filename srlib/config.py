@@ -221,16 +221,18 @@ PROFILES: dict[str, Profile] = {
         train_budget_s=None,
         tomo_size=96,
         device="cpu",
-        # Caps lowered to approach the 30-minute cold book on 2 cores (it took 37 min on this
-        # project's machine, 22 of them training: see the README). With 60 epochs at alpha = 2
-        # the validation loss of N^bin reached 0.1907 at epoch 30 and 0.1883 at epoch 58; with
-        # 24 at alpha = 4 and 8 it moved by 0.0004 and 0.0019 between epochs 12 and 24. The
-        # cosine schedule is stretched over each cap, so a shorter cap still anneals.
-        epochs_per_alpha=((2, 30), (4, 16), (8, 16)),
+        # Epoch caps for the 30-minute cold book on 2 cores. With 60 epochs at alpha = 2 the
+        # validation loss of N^bin reached 0.1907 at epoch 30 and 0.1883 at epoch 58, so
+        # alpha = 2 stops at 30. At 16 epochs for alpha = 4 and 8 (float32; the book took 37 min
+        # then) the networks fell short of local_bayes at alpha = 4 and of the interpolation on
+        # the tomographic crops at alpha = 8; bfloat16 and the offset-order shuffle paid for 24.
+        # The cosine schedule is stretched over each cap, so every cap anneals.
+        epochs_per_alpha=((2, 30), (4, 24), (8, 24)),
         lr_schedule="cosine",
         # bfloat16 forward passes where the CPU has them natively (AVX512-BF16 or AMX, as on
-        # this project's machine): a training step takes 113 / 175 / 332 ms instead of
-        # 145 / 324 / 698 ms at alpha = 2 / 4 / 8 (2 threads). Other CPUs train in float32.
+        # this project's machine): a training step takes 113 / 108 / 164 ms instead of
+        # 145 / 324 / 698 ms at alpha = 2 / 4 / 8 (2 threads, batch 8 / 4 / 1, offset-order
+        # shuffle). Other CPUs train in float32.
         mixed_precision=True,
     ),
     "tiny": Profile(
