@@ -62,9 +62,9 @@ def test_results_dir(tmp_path):
 def test_epochs_per_alpha():
     quick = get_profile("quick")
     assert quick.train_budget_s is None  # a step budget: the same networks on every machine
-    assert [quick.max_epochs_for(a) for a in (2, 4, 8)] == [30, 24, 24]
+    assert [quick.max_epochs_for(a) for a in (2, 4, 8)] == [30, 32, 32]
     subset = get_profile("quick", alphas=(4, 8), batch_sizes=(4, 1))
-    assert subset.max_epochs_for(8) == 24
+    assert subset.max_epochs_for(8) == 32
     assert get_profile("paper").max_epochs_for(8) == 1000
     with pytest.raises(ValueError, match="epochs_per_alpha"):
         get_profile("quick", epochs_per_alpha=((3, 10),))
