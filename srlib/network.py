@@ -65,7 +65,7 @@ def native_bfloat16(device) -> bool:
     """
     dev = torch.device(device)
     if dev.type == "cuda":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+        return torch.cuda.is_available() and torch.cuda.get_device_capability(dev) >= (8, 0)
     if dev.type == "cpu":
         checks = (getattr(torch.cpu, "_is_avx512_bf16_supported", None),
                   getattr(torch.cpu, "_is_amx_tile_supported", None))

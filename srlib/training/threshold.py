@@ -173,8 +173,9 @@ def _plateau_minimum(window, under, sizes, pore, lo: float, hi: float) -> tuple[
     if not ok.any():
         raise ValueError("no threshold in (0, 1) separates the values")
     value = np.where(ok, (base + passed[ks]) / len(window), np.inf)
-    # the cumulative sum rounds: decide near-ties with the objective itself
+    # the cumulative sum rounds: decide near-ties (the 64 lowest) with the objective itself
     near = np.flatnonzero(value <= value.min() + 1e-9)
+    near = np.sort(near[np.argsort(value[near], kind="stable")[:64]])
     exact = [_objective_at(window, under, sizes, pore, float(mid[j])) for j in near]
     j = int(near[int(np.argmin(exact))])
     return float(mid[j]), bool(j == 0 or j == len(ks) - 1)
