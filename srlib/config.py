@@ -227,7 +227,7 @@ PROFILES: dict[str, Profile] = {
         # then) the networks fell short of local_bayes at alpha = 4 and of the interpolation on
         # the tomographic crops at alpha = 8. bfloat16 and the offset-order shuffle brought the
         # book to 24.4 min with 24 epochs (validation losses at alpha = 4 / 8: 0.2795 / 0.3394
-        # for N^bin, against 0.2809 / 0.3423 at 16), and pay for 32.
+        # for N^bin, against 0.2809 / 0.3423 at 16) and to 25.2 min with 32 (0.2787 / 0.3386).
         # The cosine schedule is stretched over each cap, so every cap anneals.
         epochs_per_alpha=((2, 30), (4, 32), (8, 32)),
         lr_schedule="cosine",
