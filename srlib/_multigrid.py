@@ -193,22 +193,43 @@ def _galerkin(nbr, val, diag, agg, coarse_zyx, n_coarse):  # pragma: no cover
     return cnbr, cval, cdiag
 
 
+#: Length of the blocks of the CG reductions: each block is summed in order, then the
+#: block sums in order, so a sum does not depend on the number of threads (numba's own
+#: ``prange`` reductions do) and a solve gives the same bits on 1 thread or many.
+_BLOCK = 1 << 14
+
+
 @numba.njit(parallel=True, cache=True)
 def _cg_update(x, r, p, q, alpha):  # pragma: no cover
     """``x += alpha p``, ``r -= alpha q``; returns ``||r||^2``."""
+    n = x.shape[0]
+    parts = np.zeros((n + _BLOCK - 1) // _BLOCK)
+    for k in numba.prange(parts.shape[0]):
+        acc = 0.0
+        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
+            x[i] += alpha * p[i]
+            r[i] -= alpha * q[i]
+            acc += r[i] * r[i]
+        parts[k] = acc
     total = 0.0
-    for i in numba.prange(x.shape[0]):
-        x[i] += alpha * p[i]
-        r[i] -= alpha * q[i]
-        total += r[i] * r[i]
+    for k in range(parts.shape[0]):
+        total += parts[k]
     return total
 
 
 @numba.njit(parallel=True, cache=True)
 def _dot(a, b):  # pragma: no cover
+    """``a · b``, summed in fixed blocks (see :data:`_BLOCK`)."""
+    n = a.shape[0]
+    parts = np.zeros((n + _BLOCK - 1) // _BLOCK)
+    for k in numba.prange(parts.shape[0]):
+        acc = 0.0
+        for i in range(k * _BLOCK, min(n, (k + 1) * _BLOCK)):
+            acc += a[i] * b[i]
+        parts[k] = acc
     total = 0.0
-    for i in numba.prange(a.shape[0]):
-        total += a[i] * b[i]
+    for k in range(parts.shape[0]):
+        total += parts[k]
     return total
 
 

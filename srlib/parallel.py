@@ -3,9 +3,10 @@
 Contract. :func:`dask_client` gives a :class:`dask.distributed.Client`: connected to an
 existing cluster by scheduler address (the ``scheduler`` argument, else the environment
 variable ``SRLIB_DASK_SCHEDULER``; for example a ``dask-jobqueue`` SLURM cluster), else to a
-:class:`dask.distributed.LocalCluster` it starts, sized to the machine (one single-threaded
-worker process per core, or ``workers`` processes; ``workers=1`` runs in this process, in a
-worker thread). A cluster it started is closed when the ``with`` block ends; an existing
+:class:`dask.distributed.LocalCluster` it starts, sized to the machine (one worker process
+per core, or ``workers`` processes; ``workers=1`` runs in this process, in a worker thread;
+each runs one task at a time, whose numba kernels get the worker's share of the cores,
+:func:`task_threads`). A cluster it started is closed when the ``with`` block ends; an existing
 cluster is left running. :func:`run_tasks` submits one task per argument tuple, shows a
 progress bar over the tasks as they complete, and returns their results in submission order.
 :func:`share` sends an object that many tasks use to the cluster once, and :func:`submit` a
@@ -14,8 +15,9 @@ arguments.
 
 Results never depend on the number of workers: every task is a pure function of its
 arguments (seeds included), and it runs with the BLAS and OpenMP thread pools limited to one
-thread (as Dask's nanny does for its worker processes), so floating-point reductions add in
-the same order everywhere. Tasks that write files write their own files only.
+thread (as Dask's nanny does for its worker processes) and with numba kernels whose
+reductions add in fixed blocks, so floating-point sums add in the same order everywhere,
+whatever the number of threads. Tasks that write files write their own files only.
 
 The dashboard link of the cluster is logged (``logging.INFO``), for following long stages.
 """
@@ -37,7 +39,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SCHEDULER_ENV", "dask_client", "default_workers", "run_tasks", "share", "submit"]
+__all__ = ["SCHEDULER_ENV", "dask_client", "default_workers", "run_tasks", "share", "submit",
+           "task_threads"]
 
 #: Environment variable naming the scheduler of an existing Dask cluster.
 SCHEDULER_ENV = "SRLIB_DASK_SCHEDULER"
@@ -63,7 +66,7 @@ def dask_client(scheduler: str | Client | None = None, *,
         (left open; to share one cluster between stages); default the environment variable
         ``SRLIB_DASK_SCHEDULER``, and when that is unset or empty a local cluster.
     workers : int, optional
-        Worker processes of the local cluster (one thread each); default
+        Worker processes of the local cluster (one task at a time each); default
         :func:`default_workers`. ``1`` runs the tasks in this process (no worker process).
         Ignored, with a warning, when connecting to an existing cluster.
 
@@ -109,24 +112,42 @@ def dask_client(scheduler: str | Client | None = None, *,
         cluster.close()
 
 
-def _single_threaded(func: Callable, *args):
-    """Run ``func(*args)`` with BLAS, OpenMP and numba limited to one thread.
+def task_threads(client) -> int:
+    """Numba threads for each task of ``client``: the cores a local worker may use.
 
-    One thread per task gives the same sums everywhere, and keeps the workers of a machine
-    from oversubscribing its cores: numba's parallel kernels (the transport solver) with a
-    thread per core in every worker process made the tiny evaluation protocol 3x slower with
-    2 workers than with one thread each (measured, 34.7 s against 10.9 s).
+    A local cluster runs one task per worker at a time, so each task gets the machine's
+    cores divided among the workers (1 when there are as many workers as cores; all of them
+    with one worker, as for an 800³ image whose solve fills the memory). On an existing
+    cluster, whose machines this process cannot see, 1.
+    """
+    from dask.distributed import LocalCluster
+
+    cluster = getattr(client, "cluster", None)
+    if not isinstance(cluster, LocalCluster) or not cluster.workers:
+        return 1
+    return max(1, default_workers() // len(cluster.workers))
+
+
+def _in_task(threads: int, func: Callable, *args):
+    """Run ``func(*args)`` with numba limited to ``threads`` threads, BLAS and OpenMP to one.
+
+    The sums are the same on any number of threads (the transport solver's reductions are
+    blocked, :data:`srlib._multigrid._BLOCK`; BLAS stays single-threaded), so results do not
+    depend on how many workers share a machine. Limiting the threads keeps the workers from
+    oversubscribing its cores: numba's parallel kernels with a thread per core in every
+    worker process made the tiny evaluation protocol 3x slower with 2 workers than with one
+    thread each (measured, 34.7 s against 10.9 s).
     """
     import numba
     from threadpoolctl import threadpool_limits
 
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
+    before = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
     try:
         with threadpool_limits(limits=1):
             return func(*args)
     finally:
-        numba.set_num_threads(threads)
+        numba.set_num_threads(before)
 
 
 def share(client, value):
@@ -157,9 +178,10 @@ def submit(client, func: Callable, *args):
 
     For a task whose result other tasks take as an argument (a Dask dependency): pass the
     future among their arguments. Same rules as :func:`run_tasks` (a module-level, pure
-    function, run with BLAS and OpenMP limited to one thread).
+    function, run with BLAS and OpenMP limited to one thread and numba to
+    :func:`task_threads`).
     """
-    return client.submit(_single_threaded, func, *args, pure=False)
+    return client.submit(_in_task, task_threads(client), func, *args, pure=False)
 
 
 def run_tasks(client, func: Callable, tasks: Iterable[Sequence], *, desc: str = "tasks",

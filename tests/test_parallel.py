@@ -137,3 +137,38 @@ def test_the_evaluation_is_the_same_with_one_worker_or_two_processes(databases, 
     assert one["tau_eff_acc_mean"].notna().sum() == 2 * 2 * 6  # sub-image 0 of each group
     cols = [c for c in one.columns if c != "sr_seconds"]
     pd.testing.assert_frame_equal(one[cols], two[cols], check_exact=True)
+
+
+def _numba_threads():
+    import numba
+
+    return numba.get_num_threads()
+
+
+def test_tasks_get_the_workers_share_of_the_cores(two_processes):
+    import numba
+
+    cores = parallel.default_workers()
+    with parallel.dask_client(workers=1) as client:
+        assert parallel.task_threads(client) == cores
+        assert parallel.run_tasks(client, _numba_threads, [()], progress=False) == [
+            min(cores, numba.config.NUMBA_NUM_THREADS)]
+    assert parallel.task_threads(two_processes) == max(1, cores // 2)
+
+
+@pytest.mark.skipif(parallel.default_workers() < 2, reason="needs two cores")
+def test_the_solver_gives_the_same_bits_on_any_number_of_threads():
+    """What lets a task use several threads without its results depending on them."""
+    from scipy import ndimage
+
+    from srlib import transport
+
+    noise = np.random.default_rng(3).standard_normal((40, 40, 40))
+    image = ndimage.gaussian_filter(noise, 2.0, mode="wrap") > 0.01
+    for phase in ("pore", "solid"):
+        taus = [parallel._in_task(k, transport.effective_tortuosity, image, phase)
+                for k in (1, 2)]
+        assert np.isfinite(taus[0]) and taus[0] == taus[1]
+        one, two = (parallel._in_task(k, transport.solve_laplace, image, phase) for k in (1, 2))
+        assert one.solution.size > 2 * 16384  # several blocks of the CG sums
+        assert np.array_equal(one.solution, two.solution)
