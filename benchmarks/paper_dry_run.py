@@ -455,6 +455,11 @@ def memory_needed(stage: str, s: dict, records: dict, out: Path) -> tuple[float,
 # ----------------------------------------------------------------------------- the runner
 
 
+def _stamp(seconds: float) -> str:
+    """Local date and time of a POSIX time, to the minute."""
+    return datetime.datetime.fromtimestamp(seconds).strftime("%Y-%m-%d %H:%M")
+
+
 def _load(path: Path) -> dict | None:
     try:
         return json.loads(path.read_text())
@@ -469,6 +474,7 @@ def run_stage(stage: str, s: dict, out: Path, records: dict, *, memory_bytes: fl
     if old and old.get("status") == "ok" and old.get("settings") == s:
         print(f"[{stage}] reused (finished before; --fresh to rerun)", flush=True)
         old["reused"] = True
+        old.setdefault("finished", _stamp(path.stat().st_mtime))
         return old
     missing = [n for n in NEEDS.get(stage, ()) if records.get(n, {}).get("status") != "ok"]
     if missing:
@@ -503,7 +509,7 @@ def run_stage(stage: str, s: dict, out: Path, records: dict, *, memory_bytes: fl
                              f"estimated need ≈ {need / GIB:.1f} GiB ({how})") if killed
                   else f"exit code {done.returncode}: {' | '.join(tail)}"}
     record.update({"wall_seconds_outside": wall, "load_average_start": load,
-                   "estimated_need_bytes": need})
+                   "estimated_need_bytes": need, "finished": _stamp(time.time())})
     _write_json(path, record)
     print(f"[{stage}] {record['status']} in {wall:.0f} s"
           + (f", peak {record['peak_bytes'] / GIB:.2f} GiB" if record.get("peak_bytes") else "")
@@ -730,7 +736,10 @@ def machine_info() -> dict:
 
 def markdown(records: dict, est: dict, s: dict, info: dict) -> str:
     """The report: the table of stages, then the estimate."""
-    when = datetime.datetime.now().strftime("%Y-%m-%d %H:%M")
+    # when the stages ran (a reused stage keeps its date), not when the report was written
+    stamps = sorted(r["finished"] for r in records.values() if r.get("finished"))
+    when = (" to ".join(dict.fromkeys([stamps[0], stamps[-1]])) + " (stage ends)" if stamps
+            else datetime.datetime.now().strftime("%Y-%m-%d %H:%M"))
     loads = [r.get("load_average_start", [None])[0] for r in records.values()
              if r.get("load_average_start")]
     lines = [
@@ -837,6 +846,8 @@ def main(argv=None) -> int:
     _write_json(out / "settings.json", s)
     records = {st: r for st in STAGES if (r := _load(out / "stages" / f"{st}.json"))
                and r.get("settings") == s}
+    for st, r in records.items():  # written before "finished" existed: the file's time
+        r.setdefault("finished", _stamp((out / "stages" / f"{st}.json").stat().st_mtime))
     for stage in STAGES:
         if stage in stages:
             records[stage] = run_stage(stage, s, out, records, memory_bytes=memory)
