@@ -251,7 +251,7 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
     import torch
 
     from srlib import datasets
-    from srlib.network import resolve_device, save_model
+    from srlib.network import native_bfloat16, resolve_device, save_model
     from srlib.training import (
         TrainConfig,
         make_model,
@@ -288,7 +288,7 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
             config = TrainConfig(cutout=c, batch_size=batch, steps_per_epoch=per_epoch,
                                  max_epochs=2, patience=2, val_cutouts=s["val_cutouts"],
                                  learning_rate=1e-4, seed=seed,
-                                 mixed_precision=device.type == "cuda")
+                                 mixed_precision=native_bfloat16(device))
             ends = []
             with steps.step(f"N^{kind} α = {alpha}: 2 × {per_epoch} steps + validation",
                             voxels=2 * per_epoch * batch * (alpha * c) ** 3,
@@ -297,10 +297,16 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
                                       num_workers=s["loader_workers"], progress=True,
                                       callback=lambda *_, e=ends: e.append(time.perf_counter()))
             val_x, val_y = validation_cutouts(val_pairs, s["val_cutouts"], c, seed=seed)
+            # the epoch's validation ran in the training's precision: subtract that; the
+            # inference rate (μ*, evaluation) is float32's
+            t0 = time.perf_counter()
+            mean_loss(model, val_x, val_y, batch_size=batch, device=device,
+                      mixed_precision=config.mixed_precision)
+            epoch_val_seconds = time.perf_counter() - t0
             t0 = time.perf_counter()
             mean_loss(model, val_x, val_y, batch_size=batch, device=device)
             val_seconds = time.perf_counter() - t0
-            steady = max(ends[-1] - ends[-2] - val_seconds, 0.0) / per_epoch
+            steady = max(ends[-1] - ends[-2] - epoch_val_seconds, 0.0) / per_epoch
             networks[f"{kind}{alpha}"] = {
                 "kind": kind, "alpha": alpha, "batch": batch, "steps": result.steps,
                 "seconds_per_step": steady,
@@ -310,7 +316,8 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
             }
             save_model(model, nets / f"N_{kind}_{alpha}.pt")
             previous = model
-    return {"networks": networks, "device": str(device), "torch_threads": torch.get_num_threads()}
+    return {"networks": networks, "device": str(device), "torch_threads": torch.get_num_threads(),
+            "bfloat16": native_bfloat16(device)}
 
 
 def stage_evaluation(s: dict, out: Path, steps: Steps) -> dict:
@@ -749,7 +756,9 @@ def markdown(records: dict, est: dict, s: dict, info: dict) -> str:
            if loads else "")
         + f"; HR edge {s['hr_size']}, sample {s['sample']}, {s['realizations']} realizations "
         f"(train/val/test 1/1/1), {s['features']} features, {s['blocks']} blocks, cutouts "
-        f"{s['cutout']}³, {s['steps']} steps per network, device {s['device']}. "
+        f"{s['cutout']}³, {s['steps']} steps per network, device {s['device']}"
+        + (" (training in bfloat16 autocast, native there)"
+           if records.get("training", {}).get("info", {}).get("bfloat16") else "") + ". "
         "Peak memory is the child process's VmHWM (each sub-step its own).",
         "",
         "| stage | what | size | wall time | CPU time | peak memory |",
