@@ -117,15 +117,18 @@ def task_threads(client) -> int:
 
     A local cluster runs one task per worker at a time, so each task gets the machine's
     cores divided among the workers (1 when there are as many workers as cores; all of them
-    with one worker, as for an 800³ image whose solve fills the memory). On an existing
+    with one worker, as for an 800³ image whose solve fills the memory), and no more than
+    this process's own numba threads (``numba.set_num_threads(1)`` here keeps the tasks
+    single-threaded, as the test suite does beside its other worker). On an existing
     cluster, whose machines this process cannot see, 1.
     """
+    import numba
     from dask.distributed import LocalCluster
 
     cluster = getattr(client, "cluster", None)
     if not isinstance(cluster, LocalCluster) or not cluster.workers:
         return 1
-    return max(1, default_workers() // len(cluster.workers))
+    return max(1, min(numba.get_num_threads(), default_workers() // len(cluster.workers)))
 
 
 def _in_task(threads: int, func: Callable, *args):

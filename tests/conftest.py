@@ -7,8 +7,12 @@ import pytest
 
 
 def pytest_configure(config):
-    # Two xdist workers on two cores: keep each single-threaded.
+    # Two xdist workers on two cores: keep each single-threaded (numba too; its maximum stays
+    # the number of cores, so a test may still ask for more threads explicitly).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import numba
+
+    numba.set_num_threads(1)
 
 
 @pytest.fixture

@@ -149,11 +149,19 @@ def test_tasks_get_the_workers_share_of_the_cores(two_processes):
     import numba
 
     cores = parallel.default_workers()
-    with parallel.dask_client(workers=1) as client:
-        assert parallel.task_threads(client) == cores
-        assert parallel.run_tasks(client, _numba_threads, [()], progress=False) == [
-            min(cores, numba.config.NUMBA_NUM_THREADS)]
-    assert parallel.task_threads(two_processes) == max(1, cores // 2)
+    before = numba.get_num_threads()
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # the suite runs with 1 (conftest)
+    try:
+        with parallel.dask_client(workers=1) as client:
+            assert parallel.task_threads(client) == min(cores, numba.config.NUMBA_NUM_THREADS)
+            assert parallel.run_tasks(client, _numba_threads, [()], progress=False) == [
+                min(cores, numba.config.NUMBA_NUM_THREADS)]
+        assert parallel.task_threads(two_processes) == max(1, min(cores // 2,
+                                                                  numba.get_num_threads()))
+    finally:
+        numba.set_num_threads(before)
+    with parallel.dask_client(workers=1) as client:  # capped by this process's threads
+        assert parallel.task_threads(client) == before
 
 
 @pytest.mark.skipif(parallel.default_workers() < 2, reason="needs two cores")
