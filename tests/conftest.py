@@ -10,9 +10,11 @@ def pytest_configure(config):
     # Two xdist workers on two cores: keep each single-threaded (numba too; its maximum stays
     # the number of cores, so a test may still ask for more threads explicitly).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import numba
+    import numba  # reads NUMBA_NUM_THREADS now: its maximum here stays the number of cores
 
     numba.set_num_threads(1)
+    # subprocesses (resumed stages, notebook kernels) start single-threaded too
+    os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 
 
 @pytest.fixture
