@@ -57,9 +57,8 @@ def _prepare_threshold_data(probabilities, targets):
 
 
 def _porosity_objective(sorted_probs, pore_fractions, mu: float) -> float:
-    # ε(P ≥ μ) = fraction of voxels with P < μ (pore = below the threshold).
-    eps = np.array([np.searchsorted(s, mu, side="left") / s.size for s in sorted_probs])
-    return float(np.mean(np.abs(eps - pore_fractions)))
+    return _objective_at(sorted_probs, [0] * len(sorted_probs),
+                         [s.size for s in sorted_probs], pore_fractions, mu)
 
 
 def porosity_error(probabilities, targets, mu: float) -> float:
@@ -182,7 +181,11 @@ def _plateau_minimum(window, under, sizes, pore, lo: float, hi: float) -> tuple[
 
 
 def _objective_at(window, under, sizes, pore, mu: float) -> float:
-    """Eq. (18)'s objective at ``mu`` (the arithmetic of :func:`porosity_error`)."""
+    """Eq. (18)'s objective at ``mu`` from the sorted values of each cutout in a window.
+
+    ``under[i]`` of cutout ``i``'s ``sizes[i]`` values lie below the window. ε(P ≥ μ) is the
+    fraction of voxels with P < μ (pore = below the threshold).
+    """
     eps = np.array([(int(u) + int(np.searchsorted(w, mu, side="left"))) / int(n)
                     for w, u, n in zip(window, under, sizes, strict=True)])
     return float(np.mean(np.abs(eps - pore)))
