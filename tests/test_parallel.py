@@ -145,32 +145,39 @@ def _numba_threads():
     return numba.get_num_threads()
 
 
-def test_tasks_get_the_workers_share_of_the_cores(two_processes):
+def check_share_of_the_cores():
+    """Run in an interpreter whose numba may use every core (``run_with_all_cores``)."""
     import numba
 
     cores = parallel.default_workers()
-    before = numba.get_num_threads()
-    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)  # the suite runs with 1 (conftest)
-    try:
-        with parallel.dask_client(workers=1) as client:
-            assert parallel.task_threads(client) == min(cores, numba.config.NUMBA_NUM_THREADS)
-            assert parallel.run_tasks(client, _numba_threads, [()], progress=False) == [
-                min(cores, numba.config.NUMBA_NUM_THREADS)]
-        assert parallel.task_threads(two_processes) == max(1, min(cores // 2,
-                                                                  numba.get_num_threads()))
-    finally:
-        numba.set_num_threads(before)
+    assert numba.config.NUMBA_NUM_THREADS == cores
+    with parallel.dask_client(workers=1) as client:
+        assert parallel.task_threads(client) == cores
+        assert parallel.run_tasks(client, _numba_threads, [()], progress=False) == [cores]
+    with parallel.dask_client(workers=2) as client:
+        assert parallel.task_threads(client) == max(1, cores // 2)
+    numba.set_num_threads(1)
     with parallel.dask_client(workers=1) as client:  # capped by this process's threads
-        assert parallel.task_threads(client) == before
+        assert parallel.task_threads(client) == 1
 
 
 @pytest.mark.skipif(parallel.default_workers() < 2, reason="needs two cores")
-def test_the_solver_gives_the_same_bits_on_any_number_of_threads():
-    """What lets a task use several threads without its results depending on them."""
+def test_tasks_get_the_workers_share_of_the_cores():
+    from conftest import run_with_all_cores
+
+    out = run_with_all_cores("import test_parallel as t; t.check_share_of_the_cores(); "
+                             "print('checked')")
+    assert out.strip().endswith("checked")
+
+
+def check_same_bits_on_any_number_of_threads():
+    """Run in an interpreter whose numba may use every core (``run_with_all_cores``)."""
+    import numba
     from scipy import ndimage
 
     from srlib import transport
 
+    assert numba.config.NUMBA_NUM_THREADS >= 2
     noise = np.random.default_rng(3).standard_normal((40, 40, 40))
     image = ndimage.gaussian_filter(noise, 2.0, mode="wrap") > 0.01
     for phase in ("pore", "solid"):
@@ -180,3 +187,13 @@ def test_the_solver_gives_the_same_bits_on_any_number_of_threads():
         one, two = (parallel._in_task(k, transport.solve_laplace, image, phase) for k in (1, 2))
         assert one.solution.size > 2 * 16384  # several blocks of the CG sums
         assert np.array_equal(one.solution, two.solution)
+
+
+@pytest.mark.skipif(parallel.default_workers() < 2, reason="needs two cores")
+def test_the_solver_gives_the_same_bits_on_any_number_of_threads():
+    """What lets a task use several threads without its results depending on them."""
+    from conftest import run_with_all_cores
+
+    out = run_with_all_cores("import test_parallel as t; "
+                             "t.check_same_bits_on_any_number_of_threads(); print('checked')")
+    assert out.strip().endswith("checked")
