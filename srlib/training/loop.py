@@ -219,6 +219,31 @@ class TrainingDiverged(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
+def _training_autocast(model, config, dev) -> bool:
+    """Whether the training of ``model`` autocasts to bfloat16 on ``dev``; warns where it cannot.
+
+    Where the device has no native bfloat16, and on CPUs where a cutout is narrower than the
+    network's widest kernel (the 9³ head): there oneDNN's bfloat16 weight gradient of that
+    convolution came back NaN (torch 2.13 on an AMD EPYC with AVX512-BF16 and no AMX: an 8³
+    input under a 9³ kernel, batch 8, in 12 of 20 trials; none in 300 trials with inputs of
+    9³ to 12³), which the loop would report as a diverged training.
+    """
+    if not config.mixed_precision:
+        return False
+    if not native_bfloat16(dev):
+        logger.warning("%s has no native bfloat16 (see srlib.network.native_bfloat16); "
+                       "training in float32", dev)
+        return False
+    widest = max((max(m.kernel_size) for m in model.modules()
+                  if isinstance(m, torch.nn.Conv3d)), default=1)
+    if dev.type == "cpu" and config.cutout < widest:
+        logger.warning("cutout=%d is narrower than the network's %d-voxel kernel: bfloat16 "
+                       "weight gradients of such convolutions are unreliable on the CPU; "
+                       "training in float32", config.cutout, widest)
+        return False
+    return True
+
+
 def _bce(logits_fn, inputs: torch.Tensor, targets: torch.Tensor, amp: bool):
     with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = logits_fn(inputs)
@@ -489,9 +514,7 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
     val_pairs = as_pairs(val_pairs, "val_pairs")
     _check_pairs(model, train_pairs, val_pairs, config)
     dev = resolve_device(device)
-    if config.mixed_precision and not native_bfloat16(dev):
-        logger.warning("%s has no native bfloat16 (see srlib.network.native_bfloat16); "
-                       "training in float32", dev)
+    amp = _training_autocast(model, config, dev)
     val_x, val_y = validation_cutouts(val_pairs, config.val_cutouts, config.cutout,
                                       seed=config.seed)
     identity = config.identity(model, len(train_pairs), len(val_pairs))
@@ -499,9 +522,9 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
-        return _train_loop(model, train_pairs, val_x, val_y, config, identity=identity,
-                           dev=dev, checkpoint=checkpoint, resume=resume, progress=progress,
-                           callback=callback, num_workers=num_workers)
+        return _train_loop(model, train_pairs, val_x, val_y, config, amp=amp,
+                           identity=identity, dev=dev, checkpoint=checkpoint, resume=resume,
+                           progress=progress, callback=callback, num_workers=num_workers)
     finally:
         torch.set_num_threads(old_threads)
 
@@ -548,9 +571,9 @@ def _resume(path: Path, identity: dict, model, optimizer, rng, dev):
 
 
 def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
-                val_y: np.ndarray, config: TrainConfig, *, identity: dict, dev: torch.device,
-                checkpoint, resume: bool, progress: bool, callback, num_workers: int
-                ) -> TrainResult:
+                val_y: np.ndarray, config: TrainConfig, *, amp: bool, identity: dict,
+                dev: torch.device, checkpoint, resume: bool, progress: bool, callback,
+                num_workers: int) -> TrainResult:
     # Nothing here draws from torch's random state (cutouts and augmentations come from the
     # NumPy generator below), so a run is reproducible from the config's seed alone.
     ranks, main = distributed.world_size(), distributed.is_main()
@@ -573,15 +596,14 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[dev.index] if dev.type == "cuda" else None)
     with distributed.synced_batchnorm(model):  # statistics of the global batch
-        return _epochs(model, net, train_pairs, val_x, val_y, config, identity=identity,
-                       dev=dev, path=path, state=state, best_state=best_state,
+        return _epochs(model, net, train_pairs, val_x, val_y, config, amp=amp,
+                       identity=identity, dev=dev, path=path, state=state, best_state=best_state,
                        optimizer=optimizer, rng=rng, callback=callback, progress=progress,
                        num_workers=num_workers, share=share)
 
 
-def _epochs(model, net, train_pairs, val_x, val_y, config, *, identity, dev, path, state,
+def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev, path, state,
             best_state, optimizer, rng, callback, progress, num_workers, share):
-    amp = bool(config.mixed_precision and native_bfloat16(dev))
     ranks, main = distributed.world_size(), distributed.is_main()
     sampler = EpochSampler(share)
     loader = make_loader(CutoutDataset(train_pairs, config.cutout,
