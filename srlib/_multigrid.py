@@ -7,26 +7,41 @@ nodes are ``u = 0``), and returns the free nodal values solving ``A_ff u_f = -A_
 relative residual ``tol``, with the number of CG iterations. Nothing else is imported by other
 modules; :mod:`srlib.transport` owns the mesh and the physics.
 
-Method. The stiffness matrix is never assembled in the generic way. Every element matrix is the
-same ``K`` whose entries are ``1/3`` (diagonal), ``0`` (corners on a common edge) and ``-1/12``
-(the others), so ``12 A`` has small integer entries: the fine level is stored in ELLPACK form,
-one row per free node with one slot per corner offset (12 face diagonals and 8 body diagonals;
-a node has at most one neighbour per offset), an int32 neighbour and an int8 value per slot
-(``-1`` times the number of elements sharing the pair, 1 or 2), and an exact float32 diagonal:
-about 104 bytes per unknown. Missing neighbours point at the row itself with value 0, so the
-kernels have no branches. The preconditioner is a multigrid V-cycle with Galerkin coarse
-operators ``P^T A P`` of piecewise-constant aggregation over ``2 x 2 x 2`` blocks of grid
-points (so every coarse level is a structured grid with a 27-point stencil, stored the same
-way with 27 float32 slots, about 1/7 of the fine level's memory in all), ``SWEEPS`` multicolour
-Gauss-Seidel sweeps before the coarse correction (colours 0..7) and as many after it (colours
-7..0, so the preconditioner is symmetric), an over-relaxed coarse correction (the classical
-remedy for the too-weak piecewise-constant prolongation) and a dense inverse on the coarsest
-level. The colour of a node is the parity of its grid point's three coordinates; nodes of one
-colour are never coupled (every coupling joins neighbouring grid points), every level is
-numbered colour by colour, and each colour is relaxed in parallel (numba ``prange``). The
-cycle runs in float32, CG in float64. The kernels are compiled by numba (cached on disk).
-Integer entries make the stored fine matrix exact in every precision, so the solution is that
-of the float64 system.
+Method. CG (float64) preconditioned by a symmetric multigrid cycle (float32). Every element
+matrix is the same ``K`` whose entries are ``1/3`` (diagonal), ``0`` (corners on a common edge)
+and ``-1/12`` (the others), so ``12 A`` has small integer entries, exact in every precision.
+
+*Fine level, on the voxel grid, without a stored matrix* (:mod:`srlib._gridlevel`). The free
+nodes are numbered "combined": the main node of a grid point (its first node: the only one
+under ``"vertex"``, and away from edge and corner contacts under ``"face"``) sits at the grid
+point's index in the padded vertex grid; the few other nodes follow the grid. An element whose
+eight corners are main nodes is *regular*: ``A x`` over those is one pass along contiguous
+rows of the grid with a uint8 mask of the regular elements (:func:`_grid_rows`, vectorised,
+about ten times faster than gathering 20 neighbours per row from an ELLPACK matrix); the other
+elements (around split grid points: 6 % of the solid's elements and 13 % of the pore's on a
+128³ χ² image) are applied one by one from their node table (:func:`_element_matvec`). The
+smoother is Chebyshev of degree ``CHEBYSHEV_DEGREE`` in ``D^-1 A`` on
+``[LAMBDA_MAX / CHEBYSHEV_RATIO, LAMBDA_MAX]`` (constants of that module), with the exact bound
+``LAMBDA_MAX = 1.5``
+from the element matrix (no eigenvalue estimate needed), the same polynomial before and after
+the coarse correction (so the cycle is symmetric).
+
+*Coarse levels, matrices* (:class:`_Hierarchy`). Galerkin operators ``P^T A P`` of
+piecewise-constant aggregation over ``2 x 2 x 2`` blocks of grid points: every coarse level is
+a structured grid with a 27-point stencil, stored in ELLPACK form (int32 neighbour and float32
+value per slot). The first one is summed straight from the elements
+(:func:`_assemble_coarse`): the fine matrix is never stored. ``SWEEPS`` multicolour
+Gauss-Seidel sweeps before the coarse correction (colours 0..7) and after it (colours 7..0);
+the colour of a node is the parity of its grid point's coordinates, nodes of one colour are
+never coupled, each level is numbered colour by colour and each colour relaxed in parallel
+(numba ``prange``). The coarse correction is over-relaxed by ``COARSE_SCALE`` (the classical
+remedy for the too-weak piecewise-constant prolongation); the coarsest level is inverted.
+
+Small systems (at most ``DIRECT_SIZE`` unknowns), and callers that give no grid, use the
+matrix hierarchy from the fine level down (:func:`_assemble_fine`: ELLPACK with 20 slots of an
+int32 neighbour and an int8 value, about 104 bytes an unknown). Every parallel loop writes
+each entry from one thread and the CG reductions are summed in fixed blocks, so a solve gives
+the same bits on one thread or many. The kernels are compiled by numba (cached on disk).
 """
 
 from __future__ import annotations
@@ -38,7 +53,8 @@ import numpy as np
 COARSE_SCALE = 1.5
 # Solve the coarsest level directly once it has at most this many unknowns.
 DIRECT_SIZE = 512
-# Coarse-grid corrections per level (1: V-cycle, 2: W-cycle) and smoothing sweeps.
+# Coarse-grid corrections per level (1: V-cycle, 2: W-cycle) and the Gauss-Seidel sweeps
+# before and after each correction on the matrix levels.
 CYCLE_GAMMA = 1
 SWEEPS = 2
 
@@ -117,7 +133,10 @@ def _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots):  # pr
     return nbr, val, diag, rhs
 
 
-@numba.njit(parallel=True, cache=True)
+# The three sweeps over a level's rows may reassociate each row's sum (``fastmath``: the
+# 20 or 27 products are added in a vectorised order); a row's result still does not depend on
+# the number of threads.
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _matvec(nbr, val, diag, x, y):  # pragma: no cover
     for i in numba.prange(nbr.shape[0]):
         acc = diag[i] * x[i]
@@ -126,7 +145,7 @@ def _matvec(nbr, val, diag, x, y):  # pragma: no cover
         y[i] = acc
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _gauss_seidel(nbr, val, diag, starts, b, x, forward):  # pragma: no cover
     """One multicolour Gauss-Seidel sweep (colours 0..7, or 7..0 backward), in float32.
 
@@ -142,7 +161,7 @@ def _gauss_seidel(nbr, val, diag, starts, b, x, forward):  # pragma: no cover
             x[i] = acc / diag[i]
 
 
-@numba.njit(parallel=True, cache=True)
+@numba.njit(parallel=True, fastmath=True, cache=True)
 def _residual(nbr, val, diag, b, x, r):  # pragma: no cover
     for i in numba.prange(nbr.shape[0]):
         acc = b[i] - diag[i] * x[i]
@@ -152,11 +171,11 @@ def _residual(nbr, val, diag, b, x, r):  # pragma: no cover
 
 
 @numba.njit(cache=True)
-def _restrict(r, agg, n_coarse):  # pragma: no cover
-    rc = np.zeros(n_coarse, dtype=np.float32)
+def _restrict(r, agg, rc):  # pragma: no cover
+    """``rc = P^T r`` (into ``rc``)."""
+    rc[:] = 0.0
     for i in range(r.shape[0]):
         rc[agg[i]] += r[i]
-    return rc
 
 
 @numba.njit(parallel=True, cache=True)
@@ -251,29 +270,53 @@ def _to_dense(nbr, val, diag):  # pragma: no cover
     return dense
 
 
-def _aggregate(zyx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@numba.njit(cache=True)
+def _aggregate(zyx):  # pragma: no cover
     """Aggregate of each node (its 2 x 2 x 2 block of grid points), the blocks, their colours.
 
     Returns each node's block, the blocks' coordinates and the ranges of the eight colours;
-    the blocks are numbered colour by colour.
+    the blocks are numbered colour by colour (parity of the block's coordinates), each colour
+    in raster order.
     """
-    block = zyx // 2
-    dims = block.max(axis=0) + 1
-    flat = np.ravel_multi_index(tuple(block.T), tuple(dims))
-    used = np.zeros(int(np.prod(dims)), dtype=np.int32)
-    used[flat] = 1
-    ids = np.cumsum(used, dtype=np.int32) - 1
-    coarse_flat = np.flatnonzero(used)
-    coarse_zyx = np.stack(np.unravel_index(coarse_flat, tuple(dims)), axis=1).astype(np.int32)
-    order, starts = _colour_order(coarse_zyx)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(order.size, dtype=np.int32)
-    agg = rank[ids[flat]]
-    return agg, coarse_zyx[order], starts
+    dz, dy, dx = 0, 0, 0
+    for i in range(zyx.shape[0]):
+        dz = max(dz, zyx[i, 0] // 2 + 1)
+        dy = max(dy, zyx[i, 1] // 2 + 1)
+        dx = max(dx, zyx[i, 2] // 2 + 1)
+    ids = np.full(dz * dy * dx, -1, dtype=np.int32)
+    for i in range(zyx.shape[0]):
+        ids[((zyx[i, 0] // 2) * dy + zyx[i, 1] // 2) * dx + zyx[i, 2] // 2] = 0
+    starts = np.zeros(9, dtype=np.int64)
+    for flat in range(ids.size):
+        if ids[flat] == 0:
+            z, rest = divmod(flat, dy * dx)
+            y, x = divmod(rest, dx)
+            starts[((z & 1) << 2 | (y & 1) << 1 | (x & 1)) + 1] += 1
+    for c in range(8):
+        starts[c + 1] += starts[c]
+    fill = starts[:8].copy()
+    coarse_zyx = np.empty((starts[8], 3), dtype=np.int32)
+    for flat in range(ids.size):
+        if ids[flat] == 0:
+            z, rest = divmod(flat, dy * dx)
+            y, x = divmod(rest, dx)
+            c = (z & 1) << 2 | (y & 1) << 1 | (x & 1)
+            ids[flat] = fill[c]
+            coarse_zyx[fill[c], 0], coarse_zyx[fill[c], 1], coarse_zyx[fill[c], 2] = z, y, x
+            fill[c] += 1
+    agg = np.empty(zyx.shape[0], dtype=np.int32)
+    for i in range(zyx.shape[0]):
+        agg[i] = ids[((zyx[i, 0] // 2) * dy + zyx[i, 1] // 2) * dx + zyx[i, 2] // 2]
+    return agg, coarse_zyx, starts
 
 
 class _Hierarchy:
-    """Levels ``(nbr, val, diag)``, colour ranges and aggregates, the coarsest level's inverse."""
+    """Levels ``(nbr, val, diag)``, colour ranges and aggregates, the coarsest level's inverse.
+
+    The cycle's work vectors (right-hand side, iterate and residual of every level) are
+    allocated once here, not in every cycle: a fresh 8 MB vector is a fresh set of pages to
+    fault in.
+    """
 
     def __init__(self, nbr, val, diag, zyx, starts):
         self.levels = [(nbr, val, diag)]
@@ -288,36 +331,49 @@ class _Hierarchy:
             self.starts.append(starts)
             self.levels.append(_galerkin(*self.levels[-1], agg, zyx, n_coarse))
         self.coarsest_inverse = np.linalg.inv(_to_dense(*self.levels[-1]))
+        sizes = [level[0].shape[0] for level in self.levels]
+        self._b = [np.empty(n, dtype=np.float32) for n in sizes]
+        self._x = [np.empty(n, dtype=np.float32) for n in sizes]
+        self._r = [np.empty(n, dtype=np.float32) for n in sizes[:-1]]
 
     def nbytes(self) -> int:
-        """Memory of the stored levels and aggregates."""
+        """Memory of the stored levels, aggregates and work vectors."""
         total = sum(a.nbytes for level in self.levels for a in level)
-        return total + sum(a.nbytes for a in self.aggregates) + self.coarsest_inverse.nbytes
+        work = sum(a.nbytes for a in self._b + self._x + self._r)
+        return (total + work + sum(a.nbytes for a in self.aggregates)
+                + self.coarsest_inverse.nbytes)
 
-    def vcycle(self, b: np.ndarray, level: int = 0) -> np.ndarray:
-        """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32)."""
+    def vcycle(self, b: np.ndarray) -> np.ndarray:
+        """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32).
+
+        The result is a work vector of the hierarchy, overwritten by the next cycle.
+        """
+        self._b[0][:] = b
+        return self._cycle(0)
+
+    def _cycle(self, level: int) -> np.ndarray:
+        b, x = self._b[level], self._x[level]
         if level == len(self.levels) - 1:
-            return (self.coarsest_inverse @ b).astype(np.float32)
+            x[:] = self.coarsest_inverse @ b
+            return x
         nbr, val, diag = self.levels[level]
         starts = self.starts[level]
         agg = self.aggregates[level]
-        n_coarse = self.levels[level + 1][0].shape[0]
-        b = np.asarray(b, dtype=np.float32)
-        x = np.zeros_like(b)
+        r, rc = self._r[level], self._b[level + 1]
+        x[:] = 0.0
         for _ in range(SWEEPS):
             _gauss_seidel(nbr, val, diag, starts, b, x, True)
-        r = np.empty_like(b)
         for _ in range(CYCLE_GAMMA if level + 2 < len(self.levels) else 1):
             _residual(nbr, val, diag, b, x, r)
-            rc = _restrict(r, agg, n_coarse)
-            _prolong_add(x, self.vcycle(rc, level + 1), agg, COARSE_SCALE)
-        del r
+            _restrict(r, agg, rc)
+            _prolong_add(x, self._cycle(level + 1), agg, COARSE_SCALE)
         for _ in range(SWEEPS):
             _gauss_seidel(nbr, val, diag, starts, b, x, False)
         return x
 
 
-def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
+def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter, *, shape=None,
+               voxels=None, is_main=None):
     """Solve the free block of the voxel FEM system by multigrid-preconditioned CG.
 
     Parameters
@@ -329,15 +385,21 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     is_outlet : numpy.ndarray
         bool, the Dirichlet nodes with ``u = 1``.
     zyx : numpy.ndarray
-        ``(n_free, 3)`` int32 grid-point coordinates of the free nodes (overwritten).
+        ``(n_free, 3)`` int32 grid-point coordinates of the free nodes.
     k : numpy.ndarray
         The ``8 x 8`` element matrix.
     x0 : numpy.ndarray
-        Initial guess for the free values (float64, overwritten).
+        Initial guess for the free values (float64).
     tol : float
         CG stops when ``||b - A x|| < tol ||b||``.
     max_iter : int
         Iteration limit.
+    shape : tuple of int
+        The image's shape; with ``voxels`` and ``is_main``, the fine level runs on the grid.
+    voxels : numpy.ndarray
+        Flat image index of each element's voxel.
+    is_main : numpy.ndarray
+        bool per node: the first node of its grid point.
 
     Returns
     -------
@@ -346,43 +408,76 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter):
     """
     slot, k12, n_slots = _fine_tables(k)
     n_free = int(zyx.shape[0])
-    # Number the free nodes colour by colour (multicolour Gauss-Seidel in contiguous ranges).
-    order, starts = _colour_order(zyx)
-    rank = np.empty_like(order)
-    rank[order] = np.arange(n_free, dtype=np.int32)
-    free_id = np.where(free_id >= 0, rank[np.maximum(free_id, 0)], -1).astype(free_id.dtype)
-    zyx[:] = zyx[order]  # in place: the caller's copy is not kept twice
-    nbr, val, diag, b = _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots)
-    del free_id, rank
-    hierarchy = _Hierarchy(nbr, val, diag, zyx, starts)
-    del zyx
-    x0[:] = x0[order]
-    x = x0
-    q = np.empty_like(x)
-    _matvec(nbr, val, diag, x, q)
-    r = b - q
+    if n_free <= DIRECT_SIZE or shape is None:
+        # No grid level: CG preconditioned by the matrix hierarchy itself (dense when small).
+        nbr, val, diag, b = _assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots)
+        if not b.any():
+            return np.zeros(n_free), 0, True, 0.0
+        order, starts = _colour_order(zyx)
+        return _solve_matrix(nbr, val, diag, b, zyx, order, starts, x0, tol, max_iter)
+
+    from srlib import _gridlevel  # the fine level builds on this module's hierarchy
+
+    level, comb, b = _gridlevel.grid_system(nodes, free_id, is_outlet, zyx, k12, shape,
+                                            voxels, is_main)
     norm_b = float(np.linalg.norm(b))
-    del b  # only its norm is needed from here on
     if norm_b == 0.0:
         return np.zeros(n_free), 0, True, 0.0
+    n_comb = level.n
+    x = np.zeros(n_comb)
+    x[comb] = x0
+    r = np.zeros(n_comb)
+    r[comb] = b
+    del b
+    q = np.empty(n_comb)
+    r -= level.matvec(x, q)
+    x, iterations, converged, rel = _pcg(level.matvec, level.vcycle, x, r, q, norm_b, tol,
+                                         max_iter)
+    return x[comb], iterations, converged, rel
+
+
+def _pcg(matvec, precondition, x, r, q, norm_b, tol, max_iter):
+    """Preconditioned CG from ``x`` with residual ``r`` (both updated); float64 vectors."""
     threshold = tol * norm_b
-    norm_r = float(np.linalg.norm(r))
+    norm_r = float(np.sqrt(_dot(r, r)))
     iterations = 0
-    z = hierarchy.vcycle(r)
+    z = precondition(r)
     p = z.astype(np.float64)
     rz = _dot(r, z)
     while norm_r >= threshold and iterations < max_iter:
-        _matvec(nbr, val, diag, p, q)
+        matvec(p, q)
         alpha = rz / _dot(p, q)
         norm_r = float(np.sqrt(_cg_update(x, r, p, q, alpha)))
         iterations += 1
         if norm_r < threshold:
             break
-        z = hierarchy.vcycle(r)
+        z = precondition(r)
         rz_new = _dot(r, z)
         _cg_direction(p, z, rz_new / rz)
         rz = rz_new
-    converged = norm_r < threshold
-    del hierarchy, nbr, val, diag, r, p, z
-    q[order] = x
-    return q, iterations, converged, norm_r / norm_b
+    return x, iterations, norm_r < threshold, norm_r / norm_b
+
+
+def _solve_matrix(nbr, val, diag, b, zyx, order, starts, x0, tol, max_iter):
+    """CG with the matrix hierarchy as preconditioner (rows renumbered colour by colour)."""
+    n_free = nbr.shape[0]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_free, dtype=np.int32)
+    nbr = rank[nbr[order]]
+    val, diag, b = val[order], diag[order], b[order]
+    hierarchy = _Hierarchy(nbr, val, diag, zyx[order], starts)
+    x = np.asarray(x0, dtype=np.float64)[order]
+    q = np.empty_like(x)
+    _matvec(nbr, val, diag, x, q)
+    r = b - q
+    norm_b = float(np.linalg.norm(b))
+
+    def matvec(p, out):
+        _matvec(nbr, val, diag, p, out)
+        return out
+
+    x, iterations, converged, rel = _pcg(matvec, hierarchy.vcycle, x, r, q, norm_b, tol,
+                                         max_iter)
+    out = np.empty_like(x)
+    out[order] = x
+    return out, iterations, converged, rel

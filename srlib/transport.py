@@ -473,9 +473,15 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float,
         # Start from the straight-channel solution u = coordinate / thickness.
         x0 = zyx[:, axis] / length
         if device is None:
+            # The first node of each grid point is its main node (nodes are numbered by
+            # grid point): the multigrid's fine level keeps those on the grid.
+            is_main = np.ones(n_nodes, dtype=bool)
+            is_main[1:] = node_vertex[1:] != node_vertex[:-1]
             x, iterations, converged, residual = _multigrid.solve_free(
-                nodes, free_id, is_outlet, zyx, element_stiffness(), x0, tol, _MAX_ITER
+                nodes, free_id, is_outlet, zyx, element_stiffness(), x0, tol, _MAX_ITER,
+                shape=shape, voxels=voxels, is_main=is_main,
             )
+            del is_main
         else:
             from srlib import _torch_fem
 
@@ -536,9 +542,10 @@ def solve_laplace(
 
     ``u = 0`` on the phase's voxel faces lying on the box face at index 0 of ``axis``, ``u = 1``
     on those at the opposite face, zero flux elsewhere. Trilinear hexahedral finite elements on
-    the voxels, a single 8 x 8 element matrix (from scikit-fem) scattered over all elements, and
-    conjugate gradients preconditioned by a geometric multigrid V-cycle (2 x 2 x 2 aggregation
-    with Galerkin coarse operators, :mod:`srlib._multigrid`).
+    the voxels, a single 8 x 8 element matrix (from scikit-fem) applied element by element on
+    the voxel grid without a stored matrix, and conjugate gradients preconditioned by a
+    geometric multigrid V-cycle (Chebyshev smoothing on the grid, 2 x 2 x 2 aggregation with
+    Galerkin coarse operators, :mod:`srlib._multigrid`).
     Only clusters of the phase touching both faces are solved; clusters touching only the
     outlet get their exact value 1, the others (inlet only, or neither face) 0. See
     the module docstring for the two ``connectivity`` conventions.

@@ -1,0 +1,100 @@
+"""Tests of the multigrid solver behind srlib.transport (srlib._multigrid)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy import ndimage
+
+from srlib import _gridlevel, _multigrid, transport
+
+
+def _structure(shape, porosity, seed):
+    rng = np.random.default_rng(seed)
+    field = ndimage.gaussian_filter(rng.standard_normal(shape), 1.5, mode="wrap")
+    return field > np.quantile(field, porosity)
+
+
+def _system(image, phase, connectivity, axis=0):
+    """The inputs of ``solve_free`` for one phase, as ``transport`` builds them."""
+    mask = np.asarray(image) == phase
+    domain, _ = transport._clusters(mask, axis, connectivity)
+    voxels, nodes, node_vertex = transport._mesh(domain, connectivity)
+    vertex_shape = np.array([n + 1 for n in image.shape], dtype=np.int64)
+    plane = np.zeros(node_vertex.size, dtype=np.uint8)
+    free_id = np.empty(node_vertex.size, dtype=nodes.dtype)
+    n_free = transport._number_free(node_vertex, vertex_shape, axis, plane, free_id)
+    zyx = transport._free_coordinates(node_vertex, vertex_shape, free_id, n_free)
+    is_main = np.ones(node_vertex.size, dtype=bool)
+    is_main[1:] = node_vertex[1:] != node_vertex[:-1]
+    x0 = zyx[:, axis] / image.shape[axis]
+    return dict(nodes=nodes, free_id=free_id, is_outlet=plane == 2, zyx=zyx, x0=x0,
+                voxels=voxels, is_main=is_main)
+
+
+@pytest.mark.parametrize("connectivity", ["face", "vertex"])
+@pytest.mark.parametrize("phase", [False, True])
+def test_grid_level_applies_the_assembled_matrix(connectivity, phase):
+    """The matrix-free fine level equals the ELLPACK assembly (12 A), split nodes included."""
+    image = _structure((14, 17, 12), 0.55, seed=3)
+    s = _system(image, phase, connectivity)
+    slot, k12, n_slots = _multigrid._fine_tables(transport.element_stiffness())
+    n_free = s["zyx"].shape[0]
+    nbr, val, diag, b = _multigrid._assemble_fine(s["nodes"], s["free_id"], s["is_outlet"], slot,
+                                                  k12, n_free, n_slots)
+    level, comb, b_grid = _gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
+                                                  s["zyx"].copy(), k12, image.shape,
+                                                  s["voxels"], s["is_main"])
+    if connectivity == "face":
+        assert level.elements.shape[0] > 0  # the test covers split grid points
+    np.testing.assert_array_equal(b_grid, b)
+    rng = np.random.default_rng(0)
+    for dtype in (np.float64, np.float32):
+        u = rng.standard_normal(n_free).astype(dtype)
+        expected = np.empty_like(u)
+        _multigrid._matvec(nbr, val, diag, u, expected)
+        x = np.zeros(level.n, dtype=dtype)
+        x[comb] = u
+        y = level.matvec(x, np.full(level.n, np.nan, dtype=dtype))
+        np.testing.assert_allclose(y[comb], expected, rtol=1e-5, atol=1e-4)
+        # every other entry (padding, non-free grid points, the sink) is exactly zero
+        rest = np.ones(level.n, dtype=bool)
+        rest[comb] = False
+        assert not np.any(y[rest])
+        assert 1.0 / level.inv_diag[comb] == pytest.approx(diag)
+
+
+def test_chebyshev_bound_holds_and_is_tight():
+    """LAMBDA_MAX = 1.5 bounds the spectrum of D^-1 A (from the element matrix) and is reached."""
+    from srlib.stochastic import ModelParams, sample
+
+    image = sample((32, 32, 32), ModelParams.from_solid_fraction(0.7, gamma=10**-0.5), seed=1)
+    s = _system(image, True, "face")
+    _, k12, _ = _multigrid._fine_tables(transport.element_stiffness())
+    level, comb, _ = _gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
+                                             s["zyx"].copy(), k12, image.shape, s["voxels"],
+                                             s["is_main"])
+    v = np.zeros(level.n)
+    v[comb] = np.random.default_rng(0).standard_normal(comb.size)
+    lam = 0.0
+    for _ in range(200):
+        v /= np.linalg.norm(v)
+        w = level.inv_diag * level.matvec(v, np.empty(level.n))
+        lam = float(v @ w)
+        v = w
+    assert 1.4 < lam <= _gridlevel.LAMBDA_MAX * (1 + 1e-9)
+
+
+@pytest.mark.parametrize("connectivity", ["face", "vertex"])
+def test_grid_and_matrix_fine_levels_give_the_same_solution(connectivity):
+    """The matrix-free fine level and the ELLPACK hierarchy solve the same system."""
+    image = _structure((24, 20, 22), 0.5, seed=5)
+    s = _system(image, False, connectivity, axis=1)
+    k = transport.element_stiffness()
+    grid = _multigrid.solve_free(s["nodes"], s["free_id"], s["is_outlet"], s["zyx"].copy(), k,
+                                 s["x0"].copy(), 1e-10, 1000, shape=image.shape,
+                                 voxels=s["voxels"], is_main=s["is_main"])
+    matrix = _multigrid.solve_free(s["nodes"], s["free_id"], s["is_outlet"], s["zyx"].copy(), k,
+                                   s["x0"].copy(), 1e-10, 1000)
+    assert grid[2] and matrix[2]
+    np.testing.assert_allclose(grid[0], matrix[0], atol=1e-8)
