@@ -234,8 +234,13 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     # level P^T A P come straight from the elements.
     agg, coarse_zyx, coarse_starts = _aggregate(zyx)
     layers = np.searchsorted(voxels, np.arange(shape[0] + 1) * (shape[1] * shape[2]))
-    diag, b, coarse_ops = _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx,
-                                           layers)
+    n_coarse = coarse_zyx.shape[0]
+    # allocated by NumPy (huge pages), filled by the kernel
+    diag, b = np.zeros(n_free, dtype=np.float32), np.zeros(n_free)
+    coarse_ops = (np.empty((n_coarse, 27), dtype=np.int32),
+                  np.zeros((n_coarse, 27), dtype=np.float32), np.zeros(n_coarse, dtype=np.float32))
+    _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
+                     (diag, b, *coarse_ops))
     del layers
     coarse = _Hierarchy(*coarse_ops, coarse_zyx, coarse_starts)
     del coarse_ops, coarse_zyx, coarse_starts
@@ -262,26 +267,22 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
 
 
 @numba.njit(parallel=True, cache=True)
-def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers):  # pragma: no cover
+def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
+                     out):  # pragma: no cover
     """The fine diagonal and right-hand side, and ``P^T A P``, summed element by element.
 
     The same numbers as :func:`_assemble_fine` followed by :func:`_galerkin`, without the
-    fine matrix (about 100 bytes an unknown). ``layers[z]`` is the first element in voxel
+    fine matrix (about 100 bytes an unknown), into ``out``: zeroed ``diag``, ``rhs``,
+    ``cval``, ``cdiag`` and an unset ``cnbr``. ``layers[z]`` is the first element in voxel
     layer ``z`` (elements in raster order). Layers ``4j, 4j + 1`` touch grid planes
     ``4j .. 4j + 2`` and coarse planes ``2j, 2j + 1`` only, so such pairs of layers are summed
     in parallel, then the pairs ``4j + 2, 4j + 3``; every entry is a sum of small integers,
     exact in float32 in any order.
     """
-    n_free = agg.shape[0]
-    n_coarse = coarse_zyx.shape[0]
-    diag = np.zeros(n_free, dtype=np.float32)
-    rhs = np.zeros(n_free, dtype=np.float64)
-    cnbr = np.empty((n_coarse, 27), dtype=np.int32)
-    for i in numba.prange(n_coarse):
+    diag, rhs, cnbr, cval, cdiag = out
+    for i in numba.prange(cnbr.shape[0]):
         for s in range(27):
             cnbr[i, s] = i
-    cval = np.zeros((n_coarse, 27), dtype=np.float32)
-    cdiag = np.zeros(n_coarse, dtype=np.float32)
     n_layers = layers.shape[0] - 1
     for half in range(2):
         for j in numba.prange((n_layers + 3) // 4):
@@ -314,7 +315,6 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers):  
                             key = key * 3 + (coarse_zyx[cb, d] - coarse_zyx[ca, d] + 1)
                         cnbr[ca, key] = cb
                         cval[ca, key] += kab
-    return diag, rhs, (cnbr, cval, cdiag)
 
 
 @numba.njit(cache=True)

@@ -24,7 +24,8 @@ def _system(image, phase, connectivity, axis=0):
     plane = np.zeros(node_vertex.size, dtype=np.uint8)
     free_id = np.empty(node_vertex.size, dtype=nodes.dtype)
     n_free = transport._number_free(node_vertex, vertex_shape, axis, plane, free_id)
-    zyx = transport._free_coordinates(node_vertex, vertex_shape, free_id, n_free)
+    zyx = np.empty((n_free, 3), dtype=np.int32)
+    transport._free_coordinates(node_vertex, vertex_shape, free_id, zyx)
     is_main = np.ones(node_vertex.size, dtype=bool)
     is_main[1:] = node_vertex[1:] != node_vertex[:-1]
     x0 = zyx[:, axis] / image.shape[axis]
