@@ -126,10 +126,12 @@ def _prolong_add_grid(x, ec, agg, scale):  # pragma: no cover
 #: and the part of D^-1 A's spectrum it damps: [LAMBDA_MAX / CHEBYSHEV_RATIO, LAMBDA_MAX].
 CHEBYSHEV_DEGREE = 2
 CHEBYSHEV_RATIO = 4.0
-#: An upper bound of the spectrum of D^-1 A on any voxel domain, reached on the grid: the
-#: eigenvalues of an element's ``12 K`` are 0, 2, 4 (3 times) and 6 (3 times), so
-#: ``x^T A x = sum_e x_e^T K_e x_e <= 6 sum_e |x_e|^2 / 12 = 1.5 x^T D x / 12`` with
-#: ``12 D_ii = 4 x`` (the elements at node i). Power iteration on 128³ χ² images gives 1.4965.
+#: An upper bound of the spectrum of D^-1 A on any voxel domain, reached on the full grid. The
+#: eigenvalues of an element's ``12 K`` are 0, 2, 4 (three times) and 6 (three times), so
+#: ``x^T (12 A) x = sum_e x_e^T (12 K) x_e <= 6 sum_e |x_e|^2 = 6 sum_i n_i x_i^2`` with ``n_i``
+#: the elements at node ``i``, and ``12 D_ii = 4 n_i``: the Rayleigh quotient of ``A`` over
+#: ``D`` is at most 1.5, on the free nodes too (a principal submatrix). Power iteration on a
+#: 48³ χ² image gives 1.4965 (``tests/test_multigrid.py`` checks the bound).
 LAMBDA_MAX = 1.5
 
 
@@ -140,7 +142,7 @@ class GridLevel:
     only one under ``"vertex"`` and away from edge/corner contacts under ``"face"``) at its
     index in the padded vertex grid, the other nodes after the grid, and one sink for the
     Dirichlet nodes at the end. An element whose eight corners are all main nodes is
-    *regular* and applied by :func:`_grid_matvec`; the others (around split grid points) are
+    *regular* and applied by :func:`_grid_rows`; the others (around split grid points) are
     kept as an element table and applied one by one (:func:`_element_matvec`).
     """
 
@@ -181,11 +183,6 @@ class GridLevel:
         elements = self.elements if x.dtype == np.float32 else self.elements64
         _element_matvec(elements, self.element_starts, x, y)
         return y
-
-    def nbytes(self) -> int:
-        arrays = (self.m, self.f, self.elements, self.elements64, self.inv_diag, self.agg,
-                  self._b, self._x, self._r, self._d, self._q)
-        return sum(a.nbytes for a in arrays) + self.coarse.nbytes()
 
     def _set_chebyshev(self, lam_max):
         lam_min = lam_max / CHEBYSHEV_RATIO

@@ -336,13 +336,6 @@ class _Hierarchy:
         self._x = [np.empty(n, dtype=np.float32) for n in sizes]
         self._r = [np.empty(n, dtype=np.float32) for n in sizes[:-1]]
 
-    def nbytes(self) -> int:
-        """Memory of the stored levels, aggregates and work vectors."""
-        total = sum(a.nbytes for level in self.levels for a in level)
-        work = sum(a.nbytes for a in self._b + self._x + self._r)
-        return (total + work + sum(a.nbytes for a in self.aggregates)
-                + self.coarsest_inverse.nbytes)
-
     def vcycle(self, b: np.ndarray) -> np.ndarray:
         """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32).
 
