@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from srlib._multigrid import COARSE_SCALE, _aggregate, _Hierarchy
+from srlib._multigrid import COARSE_SCALE, _aggregate, _Hierarchy, _prolong_add, _restrict
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -102,24 +102,6 @@ def _subtract(r, b, q):  # pragma: no cover
     """``r = b - q``."""
     for i in numba.prange(r.shape[0]):
         r[i] = b[i] - q[i]
-
-
-@numba.njit(cache=True)
-def _restrict_grid(r, agg, rc):  # pragma: no cover
-    """``rc = P^T r`` over the combined numbering (``agg`` -1 where not a free node)."""
-    rc[:] = 0.0
-    for i in range(r.shape[0]):
-        a = agg[i]
-        if a >= 0:
-            rc[a] += r[i]
-
-
-@numba.njit(parallel=True, cache=True)
-def _prolong_add_grid(x, ec, agg, scale):  # pragma: no cover
-    for i in numba.prange(x.shape[0]):
-        a = agg[i]
-        if a >= 0:
-            x[i] += scale * ec[a]
 
 
 #: Degree of the Chebyshev smoother of the fine level (before and after the coarse correction)
@@ -214,8 +196,8 @@ class GridLevel:
         self._smooth(x, self._b, True)
         _subtract(self._r, self._b, self.matvec(x, self._q))
         rc = self.coarse._b[0]
-        _restrict_grid(self._r, self.agg, rc)
-        _prolong_add_grid(x, self.coarse._cycle(0), self.agg, COARSE_SCALE)
+        _restrict(self._r, self.agg, rc)
+        _prolong_add(x, self.coarse._cycle(0), self.agg, COARSE_SCALE)
         self._smooth(x, self._b, False)
         return x
 

@@ -172,16 +172,21 @@ def _residual(nbr, val, diag, b, x, r):  # pragma: no cover
 
 @numba.njit(cache=True)
 def _restrict(r, agg, rc):  # pragma: no cover
-    """``rc = P^T r`` (into ``rc``)."""
+    """``rc = P^T r`` (into ``rc``); entries whose aggregate is -1 (not free nodes) are skipped."""
     rc[:] = 0.0
     for i in range(r.shape[0]):
-        rc[agg[i]] += r[i]
+        a = agg[i]
+        if a >= 0:
+            rc[a] += r[i]
 
 
 @numba.njit(parallel=True, cache=True)
 def _prolong_add(x, ec, agg, scale):  # pragma: no cover
+    """``x += scale P ec``; entries whose aggregate is -1 are left as they are."""
     for i in numba.prange(x.shape[0]):
-        x[i] += scale * ec[agg[i]]
+        a = agg[i]
+        if a >= 0:
+            x[i] += scale * ec[a]
 
 
 @numba.njit(cache=True)

@@ -387,6 +387,17 @@ def _free_coordinates(node_vertex, vertex_shape, free_id, zyx):  # pragma: no co
         zyx[f, 0], zyx[f, 1], zyx[f, 2] = _grid_point(node_vertex[i], vertex_shape)
 
 
+def _main_nodes(node_vertex: np.ndarray) -> np.ndarray:
+    """Whether each node is the first of its grid point (its *main* node).
+
+    Nodes are numbered grid point by grid point, so the first one differs from its predecessor's
+    grid point; the multigrid's fine level keeps the main nodes on the grid.
+    """
+    is_main = np.ones(node_vertex.size, dtype=bool)
+    is_main[1:] = node_vertex[1:] != node_vertex[:-1]
+    return is_main
+
+
 @numba.njit(cache=True)
 def _element_pass(nodes, solution, k, reaction, means):  # pragma: no cover
     """Add the reaction ``K u`` at every node to ``reaction``; each element's mean in ``means``."""
@@ -473,10 +484,7 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float,
         # Start from the straight-channel solution u = coordinate / thickness.
         x0 = zyx[:, axis] / length
         if device is None:
-            # The first node of each grid point is its main node (nodes are numbered by
-            # grid point): the multigrid's fine level keeps those on the grid.
-            is_main = np.ones(n_nodes, dtype=bool)
-            is_main[1:] = node_vertex[1:] != node_vertex[:-1]
+            is_main = _main_nodes(node_vertex)
             x, iterations, converged, residual = _multigrid.solve_free(
                 nodes, free_id, is_outlet, zyx, element_stiffness(), x0, tol, _MAX_ITER,
                 shape=shape, voxels=voxels, is_main=is_main,

@@ -26,8 +26,7 @@ def _system(image, phase, connectivity, axis=0):
     n_free = transport._number_free(node_vertex, vertex_shape, axis, plane, free_id)
     zyx = np.empty((n_free, 3), dtype=np.int32)
     transport._free_coordinates(node_vertex, vertex_shape, free_id, zyx)
-    is_main = np.ones(node_vertex.size, dtype=bool)
-    is_main[1:] = node_vertex[1:] != node_vertex[:-1]
+    is_main = transport._main_nodes(node_vertex)
     x0 = zyx[:, axis] / image.shape[axis]
     return dict(nodes=nodes, free_id=free_id, is_outlet=plane == 2, zyx=zyx, x0=x0,
                 voxels=voxels, is_main=is_main)
