@@ -356,7 +356,8 @@ def stage_evaluation(s: dict, out: Path, steps: Steps) -> dict:
     with steps.step("evaluation protocol at α = 8 (3 methods, τ_eff on 1 sub-image)",
                     voxels=int(hr.size), size=f"{hr.shape[0]}³ → 8 × {hr.shape[0] // 2}³"):
         table = evaluation.run_protocol([("simulated", scenario, hr)], networks, [8],
-                                        out / "evaluation", effective_sub_images=1,
+                                        out / "evaluation", methods=evaluation.PAPER_METHODS,
+                                        effective_sub_images=1,
                                         connectivity=s["connectivity"], device=device,
                                         workers=1, progress=True)
     sr = {m: float(g["sr_seconds"].sum()) for m, g in table.groupby("method")}

@@ -278,30 +278,44 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
             z0 = 4 * j + 2 * half
             if z0 >= n_layers:
                 continue
+            free = np.empty(8, dtype=np.int64)
+            cagg = np.empty(8, dtype=np.int64)
+            outlet = np.empty(8, dtype=np.bool_)
+            czyx = np.empty((8, 3), dtype=np.int64)
             for e in range(layers[z0], layers[min(z0 + 2, n_layers)]):
+                # the element's corners once: free number, aggregate and its coordinates
+                # (-1: a Dirichlet corner, 1 in ``outlet`` when u = 1 there)
                 for a in range(8):
-                    fa = free_id[nodes[e, a]]
+                    node = nodes[e, a]
+                    fa = free_id[node]
+                    free[a] = fa
+                    outlet[a] = is_outlet[node]
+                    if fa >= 0:
+                        ca = agg[fa]
+                        cagg[a] = ca
+                        for d in range(3):
+                            czyx[a, d] = coarse_zyx[ca, d]
+                for a in range(8):
+                    fa = free[a]
                     if fa < 0:
                         continue
                     diag[fa] += k12[a, a]
-                    ca = agg[fa]
+                    ca = cagg[a]
                     for b in range(8):
                         kab = k12[a, b]
                         if kab == 0:
                             continue
-                        nb = nodes[e, b]
-                        fb = free_id[nb]
-                        if fb < 0:
-                            if is_outlet[nb]:
+                        if free[b] < 0:
+                            if outlet[b]:
                                 rhs[fa] -= kab
                             continue
-                        cb = agg[fb]
+                        cb = cagg[b]
                         if cb == ca:
                             cdiag[ca] += kab
                             continue
                         key = 0
                         for d in range(3):
-                            key = key * 3 + (coarse_zyx[cb, d] - coarse_zyx[ca, d] + 1)
+                            key = key * 3 + (czyx[b, d] - czyx[a, d] + 1)
                         cnbr[ca, key] = cb
                         cval[ca, key] += kab
 

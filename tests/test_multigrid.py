@@ -62,6 +62,24 @@ def test_grid_level_applies_the_assembled_matrix(connectivity, phase):
         rest[comb] = False
         assert not np.any(y[rest])
         assert 1.0 / level.inv_diag[comb] == pytest.approx(diag)
+    # the first coarse level, summed from the elements, is exactly P^T A P of the assembly
+    agg, coarse_zyx, _ = _multigrid._aggregate(s["zyx"])
+    galerkin = _multigrid._galerkin(nbr, val, diag, agg, coarse_zyx, coarse_zyx.shape[0])
+    np.testing.assert_array_equal(_multigrid._to_dense(*level.coarse.levels[0]),
+                                  _multigrid._to_dense(*galerkin))
+    # stored as int8: the entries of the first coarse level lie in [-20, 0] on any domain
+    coarse_val = level.coarse.levels[0][1]
+    assert coarse_val.dtype == np.int8 and -20 <= coarse_val.min() and coarse_val.max() <= 0
+
+
+def test_levels_are_narrowed_only_where_exact():
+    """Off-diagonal values take the narrowest integer type that holds them, else stay float32."""
+    nbr, diag = np.zeros((3, 2), dtype=np.int32), np.ones(3, dtype=np.float32)
+    for values, dtype in (([-20, 0], np.int8), ([-300, 0], np.int16), ([-40000, 0], np.float32)):
+        val = np.array([values] * 3, dtype=np.float32)
+        narrowed = _multigrid._narrow(nbr, val, diag)[1]
+        assert narrowed.dtype == dtype
+        np.testing.assert_array_equal(narrowed, val)
 
 
 def test_chebyshev_bound_holds_and_is_tight():
