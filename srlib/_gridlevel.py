@@ -13,7 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from srlib._multigrid import COARSE_SCALE, _aggregate, _Hierarchy, _prolong_add, _restrict
+from srlib._multigrid import COARSE_SCALE, _aggregate, _Hierarchy, _prolong_add
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -99,18 +99,33 @@ def _element_matvec(elements, layers, x, y):  # pragma: no cover
 
 
 @numba.njit(parallel=True, cache=True)
-def _chebyshev_step(x, d, r, inv_diag, c_old, c_new):  # pragma: no cover
-    """``d = c_old d + c_new D^-1 r``; ``x += d``."""
+def _chebyshev_step(x, d, r, b, q, inv_diag, c_old, c_new, start):  # pragma: no cover
+    """``r = b - q``, ``d = c_old d + c_new D^-1 r``, ``x += d``: one pass over the vectors.
+
+    ``start`` 1: the first step (``d`` taken as 0, not read); 2: the first step from
+    ``x = 0`` (``r = b``, ``x = d``; ``q`` and ``x`` not read).
+    """
     for i in numba.prange(x.shape[0]):
-        d[i] = c_old * d[i] + c_new * inv_diag[i] * r[i]
-        x[i] += d[i]
+        ri = b[i] if start == 2 else b[i] - q[i]
+        r[i] = ri
+        di = c_new * inv_diag[i] * ri
+        if start == 0:
+            di = c_old * d[i] + di
+        d[i] = di  # rounded to float32 before it is added
+        if start == 2:
+            x[i] = d[i]
+        else:
+            x[i] += d[i]
 
 
-@numba.njit(parallel=True, cache=True)
-def _subtract(r, b, q):  # pragma: no cover
-    """``r = b - q``."""
-    for i in numba.prange(r.shape[0]):
-        r[i] = b[i] - q[i]
+@numba.njit(cache=True)
+def _restrict_difference(b, q, agg, rc):  # pragma: no cover
+    """``rc = P^T (b - q)``, the restricted residual, without storing ``b - q``."""
+    rc[:] = 0.0
+    for i in range(b.shape[0]):
+        a = agg[i]
+        if a >= 0:
+            rc[a] += b[i] - q[i]
 
 
 #: Degree of the Chebyshev smoother of the fine level (before and after the coarse correction)
@@ -183,30 +198,26 @@ class GridLevel:
 
     def _smooth(self, x, b, from_zero):
         """``CHEBYSHEV_DEGREE`` Chebyshev steps on ``12 A x = b`` (``x`` updated in place)."""
-        r, d = self._r, self._d
-        if from_zero:
-            r[:] = b
-        else:
-            _subtract(r, b, self.matvec(x, self._q))
+        r, d, q = self._r, self._d, self._q
+        if not from_zero:
+            self.matvec(x, q)
+        _chebyshev_step(x, d, r, b, q, self.inv_diag, 0.0, 1.0 / self.theta,
+                        2 if from_zero else 1)
         sigma = self.theta / self.delta
         rho = 1.0 / sigma
-        d[:] = 0.0
-        _chebyshev_step(x, d, r, self.inv_diag, 0.0, 1.0 / self.theta)
         for _ in range(CHEBYSHEV_DEGREE - 1):
-            _subtract(r, r, self.matvec(d, self._q))
+            self.matvec(d, q)
             rho_new = 1.0 / (2.0 * sigma - rho)
-            _chebyshev_step(x, d, r, self.inv_diag, rho_new * rho, 2.0 * rho_new / self.delta)
+            _chebyshev_step(x, d, r, r, q, self.inv_diag, rho_new * rho,
+                            2.0 * rho_new / self.delta, 0)
             rho = rho_new
 
     def vcycle(self, b: np.ndarray) -> np.ndarray:
         """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32 work vector)."""
         self._b[:] = b
         x = self._x
-        x[:] = 0.0
         self._smooth(x, self._b, True)
-        _subtract(self._r, self._b, self.matvec(x, self._q))
-        rc = self.coarse._b[0]
-        _restrict(self._r, self.agg, rc)
+        _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse._b[0])
         _prolong_add(x, self.coarse._cycle(0), self.agg, COARSE_SCALE)
         self._smooth(x, self._b, False)
         return x
