@@ -28,8 +28,9 @@ the coarse correction (so the cycle is symmetric).
 
 *Coarse levels, matrices* (:class:`_Hierarchy`). Galerkin operators ``P^T A P`` of
 piecewise-constant aggregation over ``2 x 2 x 2`` blocks of grid points: every coarse level is
-a structured grid with a 27-point stencil, stored in ELLPACK form (int32 neighbour and float32
-value per slot). The first one is summed straight from the elements
+a structured grid with a 27-point stencil, stored in ELLPACK form (an int32 neighbour and a
+value per slot, the value in the narrowest integer type that holds the level's entries
+exactly, :func:`_narrow`: int8 on the first coarse level). The first one is summed straight from the elements
 (:func:`_assemble_coarse`): the fine matrix is never stored. ``SWEEPS`` multicolour
 Gauss-Seidel sweeps before the coarse correction (colours 0..7) and after it (colours 7..0);
 the colour of a node is the parity of its grid point's coordinates, nodes of one colour are
