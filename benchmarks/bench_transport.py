@@ -10,8 +10,9 @@ solid fraction 0.7) along axis 0 with
 * optionally (``--porespy``) PoreSpy's ``simulations.tortuosity_fd`` (needs ``openpnm``).
 
 Every solve runs in a fresh subprocess, which reports its wall time, CPU time and the rise of
-its peak RSS (``ru_maxrss``) during the solve above the RSS it had just before (image built,
-modules imported, numba kernels compiled on a tiny image); ``bytes/unknown`` divides that rise
+its peak RSS (``ru_maxrss``) during the solve above the RSS (``VmRSS``) it had just before
+(image built, modules imported, kernels compiled by an untimed solve of a 32³ block for srlib
+and of an 8³ block for TauFactor); ``bytes/unknown`` divides that rise
 by the number of unknowns (srlib: mesh nodes; TauFactor: voxels of the phase). The table gives,
 per phase and for both together, srlib's time, TauFactor's, their ratio and bytes per unknown;
 it is written as JSON to ``benchmarks/out/transport.json``. The budgets in DESIGN.md: both
@@ -73,10 +74,27 @@ def _chi2_fallback(size: int, gamma: float, seed: int) -> np.ndarray:
     return x1**2 + x2**2 >= -2.0 * math.log(SOLID_FRACTION)
 
 
+def _current_rss_kib() -> int:
+    """The resident set now (KiB; ``VmRSS``), not the peak so far that ``ru_maxrss`` gives:
+    the warm-up solve's peak must not hide part of the timed solve's rise."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:  # not Linux: the peak so far
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def run_srlib(image: np.ndarray, phase: bool, connectivity: str, tol: float | None = None) -> dict:
-    transport.solve_laplace(image[:8, :8, :8] == image[0, 0, 0], True)  # compile, untimed
+    # Compile (or load from numba's cache) every kernel the timed solve runs, untimed: a 32³
+    # block takes the grid-level path (more than DIRECT_SIZE unknowns) and has two coarse
+    # levels, int8 and int16 (an 8³ block took the matrix path, so the grid level's kernels
+    # were loaded inside the timed solve: 0.3-0.6 s of a 128³ solve).
+    transport.solve_laplace(np.ones((32, 32, 32), dtype=bool), True, connectivity=connectivity)
     tol = transport.DEFAULT_TOL if tol is None else tol
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    base = _current_rss_kib()
     cpu = time.process_time()
     start = time.perf_counter()
     result = transport.solve_laplace(image, phase, axis=0, connectivity=connectivity, tol=tol)
@@ -102,7 +120,7 @@ def run_taufactor(image: np.ndarray, phase: bool) -> dict:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         taufactor.Solver(labels[:8, :8, :8], device="cpu").solve(verbose=False)  # warm up
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        base = _current_rss_kib()
         cpu = time.process_time()
         start = time.perf_counter()
         solver = taufactor.Solver(labels, device="cpu")
