@@ -17,10 +17,14 @@ overrides, and measures it:
    each network N^bin and N^diffu at each α (64 features, 8 blocks, 24³ LR cutouts, batch
    sizes 8, 8, 1), the cutouts streamed from the store in ``--loader-workers`` DataLoader
    workers; α = 4 and 8 start from the α/2 network (transfer learning) as in the study;
-4. ``evaluation``: the effective tortuosity of one 400³ HR sub-image of the test
-   realization (both phases, timed alone), then :func:`srlib.evaluation.run_protocol` on that
-   800³ image at α = 8 with the three methods (N^bin and N^diffu from stage 3 with μ* = 0.5,
-   tri-quadratic interpolation) and ``effective_sub_images=1``.
+4. ``evaluation``: the protocol's units of work on sub-image 0 of the test realization at
+   α = 8 (a 400³ HR sub-image at 800³), each timed: the ground truth's effective tortuosity
+   (both phases) and geodesic tortuosity, N^diffu's input channels (of the whole LR image),
+   one super-resolution by N^bin and by N^diffu (from stage 3, μ* = 0.5, one torch thread as
+   in a protocol task) and by the interpolation, and the scoring of one SR sub-image (every
+   metric, τ_eff included). :func:`srlib.evaluation.run_protocol` repeats these units for 8
+   sub-images and every method; on two cores the whole of it takes hours (one N^bin
+   super-resolution of a 400³ sub-image took 9 min), so the estimate multiplies the units.
 
 Every stage runs in a fresh Python process, which measures its wall time, CPU time
 (``time.process_time``, all threads, plus reaped child processes) and peak memory: the
@@ -321,48 +325,76 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
 
 
 def stage_evaluation(s: dict, out: Path, steps: Steps) -> dict:
-    import pandas as pd
+    """The protocol's units of work at the paper's size, each timed: what one task does.
 
-    from srlib import datasets, evaluation, transport
+    The protocol (:func:`srlib.evaluation.run_protocol`) on an 800³ image at α = 8 repeats,
+    for each of its 8 sub-images, the ground truth's tortuosities and, per method, one
+    super-resolution (one torch thread a task) and one scoring. On two cores the whole of it
+    takes hours (one N^bin super-resolution of a sub-image alone took 9 min here), so this
+    stage runs each unit once on sub-image 0 and the estimate multiplies (as the other stages
+    run one realization and two training steps of the profile's many).
+    """
+    import numpy as np
+
+    from srlib import baselines, datasets, evaluation, metrics, transport
     from srlib.network import load_model
-    from srlib.resample import subdivide
     from srlib.training import TrainedNetwork, TrainResult
 
     db = datasets.Database(out / "database")
     scenario, test = s["sample"], db.indices("test")[0]
     hr = db.hr(scenario, test)
-    sub = subdivide(hr)[0]
+    alpha = 8
+    lr = db.lr(scenario, test, alpha)
+    lr0, hr0 = evaluation.sub_image_pairs(hr, alpha)[0]
+    lr0, hr0 = lr0.copy(), hr0.copy()
+    del hr
+    edge, lr_edge = hr0.shape[0], lr0.shape[0]
     _warm_up_fem(s["connectivity"])
     fem = {}
-    with steps.step(f"τ_eff of one {sub.shape[0]}³ HR sub-image (pore and solid FEM)",
-                    voxels=int(sub.size), size=f"2 phases × {sub.shape[0]}³") as row:
+    with steps.step(f"τ_eff of one {edge}³ HR sub-image (pore and solid FEM)",
+                    voxels=int(hr0.size), size=f"2 phases × {edge}³") as row:
         for name, phase in (("pore", False), ("solid", True)):
             t0 = time.perf_counter()
-            r = transport.solve_laplace(sub, phase, axis=0, connectivity=s["connectivity"])
+            r = transport.solve_laplace(hr0, phase, axis=0, connectivity=s["connectivity"])
             fem[name] = {"unknowns": int(r.solution.size), "iterations": int(r.iterations),
                          "seconds": time.perf_counter() - t0, "tau_eff": float(r.tau_eff)}
+            del r
         row["unknowns_per_solve"] = max(f["unknowns"] for f in fem.values())
-    del sub
+    with steps.step(f"geodesic tortuosity of one {edge}³ HR sub-image (both phases)",
+                    voxels=int(hr0.size), size=f"2 phases × {edge}³"):
+        reference = metrics.reference_tortuosities(hr0, effective=False)
+    reference["eff"] = {name: f["tau_eff"] for name, f in fem.items()}
     dummy = TrainResult(train_loss=(), val_loss=(), best_epoch=0, best_val_loss=math.nan,
                         stopped_epoch=0, stop_reason="dry run", steps=0, seconds=0.0)
-    networks = {}
-    for kind in KINDS:
-        path = out / "networks" / f"N_{kind}_8.pt"
-        networks[kind, 8] = TrainedNetwork(kind=kind, alpha=8, model=load_model(path),
-                                           threshold=0.5, result=dummy, path=path,
-                                           trained_now=False)
-    shutil.rmtree(out / "evaluation", ignore_errors=True)  # measured, never reused
+    with steps.step(f"N^diffu's input: diffusion channels of the whole {lr.shape[0]}³ LR image",
+                    voxels=int(lr.size), size=f"2 phases × {lr.shape[0]}³"):
+        channels0 = evaluation._split_channels(
+            transport.diffusion_channels(lr, connectivity=s["connectivity"]))[0]
     device = None if s["device"] == "auto" else s["device"]
-    with steps.step("evaluation protocol at α = 8 (3 methods, τ_eff on 1 sub-image)",
-                    voxels=int(hr.size), size=f"{hr.shape[0]}³ → 8 × {hr.shape[0] // 2}³"):
-        table = evaluation.run_protocol([("simulated", scenario, hr)], networks, [8],
-                                        out / "evaluation", methods=evaluation.PAPER_METHODS,
-                                        effective_sub_images=1,
-                                        connectivity=s["connectivity"], device=device,
-                                        workers=1, progress=True)
-    sr = {m: float(g["sr_seconds"].sum()) for m, g in table.groupby("method")}
-    return {"fem": fem, "sr_seconds": sr, "rows": len(table),
-            "methods": sorted(pd.unique(table["method"]))}
+    sr = {}
+    for kind in KINDS:
+        path = out / "networks" / f"N_{kind}_{alpha}.pt"
+        network = TrainedNetwork(kind=kind, alpha=alpha, model=load_model(path), threshold=0.5,
+                                 result=dummy, path=path, trained_now=False)
+        resolve = evaluation.network_resolver(network, connectivity=s["connectivity"],
+                                              device=device)
+        # one torch thread, as in a protocol task (one task a core)
+        with steps.step(f"N^{kind}: one {lr_edge}³ LR sub-image → {edge}³ (one torch thread)",
+                        voxels=int(hr0.size), size=f"{lr_edge}³ → {edge}³"), \
+                evaluation._torch_threads(True):
+            sr[kind] = resolve(lr0, channels=channels0 if kind == "diffu" else None)
+        del network, resolve
+    with steps.step("interpolation (Eq. 3-aligned, threshold 0.5): one sub-image",
+                    voxels=int(hr0.size), size=f"{lr_edge}³ → {edge}³"):
+        sr["interpolation"] = baselines.interpolate(lr0, alpha)
+    with steps.step("scoring one SR sub-image: accuracies, geodesic and τ_eff (both phases)",
+                    voxels=int(hr0.size), size=f"{edge}³"):
+        scores = metrics.evaluate(sr["bin"], hr0, alpha, axis=0, effective=True,
+                                  connectivity=s["connectivity"], reference=reference)
+    unit = {r["what"]: r["seconds"] for r in steps.rows}
+    return {"fem": fem, "reference": reference, "scores_bin": scores.as_dict(),
+            "unit_seconds": unit, "sub_images_per_image": evaluation.N_SUB_IMAGES,
+            "accuracy": {m: float(np.mean(v == hr0)) for m, v in sr.items()}}
 
 
 STAGE_FUNCS = {"database": stage_database, "channels": stage_channels,
@@ -675,27 +707,33 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
                                + f"; CPU steps/s do not transfer to a GPU. {how}. μ* on the "
                                f"validation images alone: {_hours(mu_total)} on this CPU")})
     ev = records.get("evaluation", {})
-    if ev.get("status") == "ok":
-        fem_row, proto = ev["steps"][0], ev["steps"][1]
+    if ev.get("status") == "ok" and "unit_seconds" in ev.get("info", {}):
+        # units measured on one sub-image (see stage_evaluation): FEM, geodesic, the input
+        # channels of N^diffu, one super-resolution per method, one scoring
+        units = ev["steps"]
+        fem_row, geo_row, ch_row, score_row = units[0], units[1], units[2], units[-1]
+        sr_rows = {"bin": units[3], "diffu": units[4], "interpolation": units[5]}
+        n_sub = ev["info"]["sub_images_per_image"]
         t_fem, _ = at_paper({**fem_row, "seconds": fem_row[sec]}, fem_p)
+        t_geo, _ = at_paper({**geo_row, "seconds": geo_row[sec]})
+        t_score, _ = at_paper(score_row)  # geodesic + τ_eff of the SR image + accuracies
+        t_sr8 = {m: at_paper(r)[0] for m, r in sr_rows.items()}
         per_unknown, _ = _fem_bytes_per_unknown(records)
         fem_peak = (BASE_BYTES + 1.5 * PAPER["hr_size"] ** 3
                     + per_unknown * fem_row["unknowns_per_solve"] * k**3)
-        sr = ev["info"]["sr_seconds"]
-        sr8 = {m: v * k**3 for m, v in sr.items()}
-        proto_t = proto["seconds"] * k**3
-        rest = max(proto_t - sum(sr8.values()) - 4 * t_fem, 0.0) / 4  # per image's 8 subs
         nets = tr.get("info", {}).get("networks", {}) if tr.get("status") == "ok" else {}
-        per_image = [rest + 8 * t_fem]  # the HR references, shared by the α
+        per_image = [n_sub * (t_geo + t_fem)]  # the ground truth's, shared by the α
         for alpha in ALPHAS:
             for m in ("bin", "diffu", "interpolation"):
-                t_sr = sr8.get(m, 0.0)
+                t_sr = t_sr8[m]
                 if m != "interpolation" and alpha != 8 and f"{m}8" in nets:
                     t_sr *= (nets[f"{m}8"]["inference_hr_voxels_per_s"]
                              / nets[f"{m}{alpha}"]["inference_hr_voxels_per_s"])
-                if m == "diffu" and alpha != 8:  # channels of 8 LR sub-images of 400/α
-                    t_sr += 8 * fem_task.get(alpha * 2, 0.0)
-                per_image.append(t_sr + rest + 8 * t_fem)
+                channels = 0.0
+                if m == "diffu":  # the whole LR image's channels, once per image and α
+                    channels = (at_paper(ch_row)[0] if alpha == 8
+                                else fem_task.get(alpha, 0.0))
+                per_image.append(n_sub * (t_sr + t_score) + channels)
         tomo = (PAPER["tomo_size"] / PAPER["hr_size"]) ** 3
         images = [sum(per_image)] * n_sc + [sum(per_image) * tomo] * n_sc  # one task each
         rows.append({"part": "evaluation: 5 test images + 5 tomographic, α = 2, 4, 8, "
@@ -703,14 +741,17 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
                      "machine": _makespan(images, workers_for(fem_peak)),
                      "cluster": _makespan(images, cluster),
                      "peak": fem_peak,
-                     "basis": (f"τ_eff of a 400³ sub-image (2 phases) {_hours(t_fem)}"
-                               + (f" (∝ unknowns^{fem_p:.2f} from {h // 2}³)" if scaled
-                                  else " (measured)")
-                               + f", × 8 sub-images × (1 reference + 9 method-α); SR at α = 8 "
-                               f"measured ({', '.join(f'{m} {_hours(v)}' for m, v in sr8.items())}"
-                               "), at α = 2, 4 scaled by the networks' inference rates; "
-                               f"other metrics {_hours(rest)} per image and method; "
-                               f"tomographic images (416³) × {tomo:.2f}; networks on the CPU")})
+                     "basis": (f"per {PAPER['hr_size'] // 2}³ sub-image (measured on one"
+                               + (f", scaled from {h // 2}³" if scaled else "")
+                               + f"): ground truth τ_eff {_hours(t_fem)} and geodesic "
+                               f"{_hours(t_geo)}; super-resolution at α = 8 "
+                               + ", ".join(f"{m} {_hours(v)}" for m, v in t_sr8.items())
+                               + " (one torch thread, as a protocol task; α = 2, 4 scaled by "
+                               f"the networks' inference rates); scoring {_hours(t_score)} "
+                               f"(accuracies, geodesic and τ_eff of the SR image); × {n_sub} "
+                               "sub-images × (1 reference + 9 method-α) per image, N^diffu's "
+                               "channels once per image and α; tomographic images (416³) × "
+                               f"{tomo:.2f}; networks on the CPU")})
     machine = sum(r["machine"] for r in rows if r["machine"] is not None)
     cluster_t = sum(r["cluster"] for r in rows if r["cluster"] is not None)
     kind = "CPU times (a loaded machine)" if sec != "seconds" else "wall times"

@@ -113,3 +113,26 @@ def test_fem_bytes_per_unknown_is_the_marginal_rise_between_the_largest_solves(d
     assert "marginal" in how
     per, how = dry_run._fem_bytes_per_unknown({})
     assert per == dry_run.FEM_BYTES_PER_UNKNOWN and "budget" in how
+
+
+def test_paper_estimate_multiplies_the_evaluation_units(dry_run):
+    """One sub-image's units, measured at 800³, times 8 sub-images and 1 + 9 (method, α)."""
+    s = {"hr_size": 800, "cutout": 24}
+    seconds = {"fem": 100.0, "geo": 20.0, "channels": 5.0, "bin": 60.0, "diffu": 70.0,
+               "interpolation": 1.0, "score": 130.0}
+    steps = [{"what": what, "seconds": t, "cpu_seconds": t, "rss_start_bytes": 0,
+              "peak_bytes": 0, **({"unknowns_per_solve": 10**6} if what == "fem" else {})}
+             for what, t in seconds.items()]
+    records = {"evaluation": {"status": "ok", "steps": steps,
+                              "info": {"unit_seconds": {}, "sub_images_per_image": 8}}}
+    est = dry_run.estimate(records, s, cores=1, memory_bytes=64 * 2**30, cluster=50,
+                           gpu_rates=None)
+    row = est["rows"][0]
+    reference = 8 * (100 + 20)
+    # without training records the networks' time at α = 2, 4 is the α = 8 one; without
+    # channel records N^diffu's channels at α = 2, 4 are not counted
+    methods = 3 * 8 * (60 + 130) + 3 * 8 * (70 + 130) + 3 * 8 * (1 + 130) + 5
+    per_image = reference + methods
+    assert row["cluster"] == pytest.approx(per_image)  # every image on its own worker
+    tomo = (416 / 800) ** 3
+    assert row["machine"] == pytest.approx(5 * per_image * (1 + tomo))  # one worker
