@@ -13,7 +13,13 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from srlib._multigrid import COARSE_SCALE, _aggregate, _Hierarchy, _prolong_add
+from srlib._multigrid import (
+    COARSE_SCALE,
+    GRID_COARSE_SWEEPS,
+    _aggregate,
+    _Hierarchy,
+    _prolong_add,
+)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -118,11 +124,23 @@ def _chebyshev_step(x, d, r, b, q, inv_diag, c_old, c_new, start):  # pragma: no
             x[i] += d[i]
 
 
-@numba.njit(cache=True)
-def _restrict_difference(b, q, agg, rc):  # pragma: no cover
-    """``rc = P^T (b - q)``, the restricted residual, without storing ``b - q``."""
-    rc[:] = 0.0
-    for i in range(b.shape[0]):
+@numba.njit(parallel=True, cache=True)
+def _restrict_difference(b, q, agg, rc, plane, n_grid):  # pragma: no cover
+    """``rc = P^T (b - q)``, the restricted residual, without storing ``b - q``.
+
+    The aggregates are 2 x 2 x 2 blocks of grid points, so the padded grid planes ``2k + 1``
+    and ``2k + 2`` (``plane`` entries each) feed coarse plane ``k`` only: pairs of planes run
+    in parallel, then the nodes after the grid in order. Every aggregate sums its entries in
+    index order on any number of threads.
+    """
+    for a in numba.prange(rc.shape[0]):
+        rc[a] = 0.0
+    for k in numba.prange(n_grid // plane // 2):
+        for i in range((2 * k + 1) * plane, min((2 * k + 3) * plane, n_grid)):
+            a = agg[i]
+            if a >= 0:
+                rc[a] += b[i] - q[i]
+    for i in range(n_grid, b.shape[0]):
         a = agg[i]
         if a >= 0:
             rc[a] += b[i] - q[i]
@@ -217,7 +235,8 @@ class GridLevel:
         self._b[:] = b
         x = self._x
         self._smooth(x, self._b, True)
-        _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse._b[0])
+        _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse._b[0],
+                             self.grid_shape[1] * self.grid_shape[2], self.n_grid)
         _prolong_add(x, self.coarse._cycle(0), self.agg, COARSE_SCALE)
         self._smooth(x, self._b, False)
         return x
@@ -242,7 +261,8 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
                      (diag, b, *coarse_ops))
     del layers
-    coarse = _Hierarchy(*coarse_ops, coarse_zyx, coarse_starts)
+    coarse = _Hierarchy(*coarse_ops, coarse_zyx, coarse_starts,
+                        first_sweeps=GRID_COARSE_SWEEPS)
     del coarse_ops, coarse_zyx, coarse_starts
 
     # Combined numbering of the free nodes: main nodes at their padded grid index, the others
