@@ -91,7 +91,8 @@ def run_srlib(image: np.ndarray, phase: bool, connectivity: str, tol: float | No
     # Compile (or load from numba's cache) every kernel the timed solve runs, untimed: a 32³
     # block takes the grid-level path (more than DIRECT_SIZE unknowns) and has two coarse
     # levels, int8 and int16 (an 8³ block took the matrix path, so the grid level's kernels
-    # were loaded inside the timed solve: 0.3-0.6 s of a 128³ solve).
+    # were loaded inside the timed solve: the first 128³ solve of a process took 0.38-0.45 s
+    # longer than the next ones).
     transport.solve_laplace(np.ones((32, 32, 32), dtype=bool), True, connectivity=connectivity)
     tol = transport.DEFAULT_TOL if tol is None else tol
     base = _current_rss_kib()
