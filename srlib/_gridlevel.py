@@ -60,28 +60,41 @@ def _grid_rows(m, f, x, y):  # pragma: no cover
                 out[i] = free[i] * t
 
 
+@numba.njit(cache=True)
+def _layer_pair(layers, half, j):  # pragma: no cover
+    """The elements ``[first, stop)`` of voxel layers ``4j + 2 half`` and ``4j + 2 half + 1``.
+
+    ``layers[z]`` is the first element of voxel layer ``z`` (elements in raster order). The
+    pairs ``4j, 4j + 1`` touch grid planes ``4j .. 4j + 2`` only, so a kernel that writes to
+    the corners of its elements runs the pairs of ``half = 0`` in parallel (``j`` in
+    ``range((len(layers) + 2) // 4)``), then those of ``half = 1``. Empty past the last layer.
+    """
+    n_layers = layers.shape[0] - 1
+    z0 = 4 * j + 2 * half
+    if z0 >= n_layers:
+        return 0, 0
+    return layers[z0], layers[min(z0 + 2, n_layers)]
+
+
 @numba.njit(parallel=True, cache=True)
 def _element_matvec(elements, layers, x, y):  # pragma: no cover
     """``y += 12 K x_e`` over the irregular elements (their nodes in the combined numbering).
 
     The elements are in raster order of their voxels, ``layers[z]`` the first one in voxel
-    layer ``z``. Layers ``4j, 4j + 1`` touch grid planes ``4j .. 4j + 2`` only, so such pairs
-    of layers run in parallel, then the pairs ``4j + 2, 4j + 3``: two sweeps through memory in
-    increasing node order. Sorted by voxel parity instead (eight parallel sweeps) a float32
-    product took 3.0-7.5 ms against 1.2-2.1 ms on the 82,107 elements of a 128³ χ² solid.
+    layer ``z``; pairs of voxel layers run in parallel (:func:`_layer_pair`): two sweeps
+    through memory in increasing node order. Sorted by voxel parity instead (eight parallel
+    sweeps) a float32 product took 3.0-7.5 ms against 1.2-2.1 ms on the 82,107 elements of a
+    128³ χ² solid.
     Every node sums its elements in raster order on any number of threads. Row ``a`` of
     ``12 K`` is 4 on the diagonal and -1 at the face-diagonal corners ``a ^ 3``, ``a ^ 5``,
     ``a ^ 6`` and the body-diagonal one ``a ^ 7``. Dirichlet corners point at the sink, the
     last entry, where ``x`` is 0 and ``y`` is not written.
     """
     sink = y.shape[0] - 1
-    n_layers = layers.shape[0] - 1
     for half in range(2):
-        for j in numba.prange((n_layers + 3) // 4):
-            z0 = 4 * j + 2 * half
-            if z0 >= n_layers:
-                continue
-            for e in range(layers[z0], layers[min(z0 + 2, n_layers)]):
+        for j in numba.prange((layers.shape[0] + 2) // 4):
+            first, stop = _layer_pair(layers, half, j)
+            for e in range(first, stop):
                 n = elements[e]
                 x0, x1, x2, x3 = x[n[0]], x[n[1]], x[n[2]], x[n[3]]
                 x4, x5, x6, x7 = x[n[4]], x[n[5]], x[n[6]], x[n[7]]
@@ -294,26 +307,23 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
     The same numbers as :func:`_assemble_fine` followed by :func:`_galerkin`, without the
     fine matrix (about 100 bytes an unknown), into ``out``: zeroed ``diag``, ``rhs``,
     ``cval``, ``cdiag`` and an unset ``cnbr``. ``layers[z]`` is the first element in voxel
-    layer ``z`` (elements in raster order). Layers ``4j, 4j + 1`` touch grid planes
-    ``4j .. 4j + 2`` and coarse planes ``2j, 2j + 1`` only, so such pairs of layers are summed
-    in parallel, then the pairs ``4j + 2, 4j + 3``; every entry is a sum of small integers,
-    exact in float32 in any order.
+    layer ``z`` (elements in raster order). Pairs of voxel layers (:func:`_layer_pair`) touch
+    disjoint grid planes and coarse planes (``2j, 2j + 1`` for layers ``4j, 4j + 1``), so they
+    are summed in parallel; every entry is a sum of small integers, exact in float32 in any
+    order.
     """
     diag, rhs, cnbr, cval, cdiag = out
     for i in numba.prange(cnbr.shape[0]):
         for s in range(27):
             cnbr[i, s] = i
-    n_layers = layers.shape[0] - 1
     for half in range(2):
-        for j in numba.prange((n_layers + 3) // 4):
-            z0 = 4 * j + 2 * half
-            if z0 >= n_layers:
-                continue
+        for j in numba.prange((layers.shape[0] + 2) // 4):
+            first, stop = _layer_pair(layers, half, j)
             free = np.empty(8, dtype=np.int64)
             cagg = np.empty(8, dtype=np.int64)
             outlet = np.empty(8, dtype=np.bool_)
             czyx = np.empty((8, 3), dtype=np.int64)
-            for e in range(layers[z0], layers[min(z0 + 2, n_layers)]):
+            for e in range(first, stop):
                 # the element's corners once: free number, aggregate and its coordinates
                 # (-1: a Dirichlet corner, 1 in ``outlet`` when u = 1 there)
                 for a in range(8):
