@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import os
 import pickle
 import zipfile
 from pathlib import Path
@@ -33,6 +34,7 @@ __all__ = [
     "PixelShuffle3d",
     "SRResNet3d",
     "atomic_torch_save",
+    "bfloat16_switch",
     "count_parameters",
     "describe",
     "load_model",
@@ -45,13 +47,39 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+#: Environment variable that turns bfloat16 off on every device ("off"; default "auto").
+BFLOAT16_ENV = "SRLIB_BFLOAT16"
+
+
+def bfloat16_switch() -> bool:
+    """Whether bfloat16 may be used at all: False when ``SRLIB_BFLOAT16`` is ``off``.
+
+    The switch makes a machine with native bfloat16 compute as one without it (float32
+    throughout), e.g. to build the book as an AVX2-only CPU would, or to measure how far the
+    two arithmetic paths give different results.
+
+    Returns
+    -------
+    bool
+        True for ``auto`` (or the variable unset), False for ``off``.
+
+    Raises
+    ------
+    ValueError
+        For any other value, naming the variable.
+    """
+    value = os.environ.get(BFLOAT16_ENV, "auto").strip().lower()
+    if value not in ("auto", "off"):
+        raise ValueError(f"{BFLOAT16_ENV} must be 'auto' or 'off', got {value!r}")
+    return value == "auto"
+
+
 def native_bfloat16(device) -> bool:
     """True if ``device`` computes in bfloat16 natively, so that autocast to it pays.
 
     CUDA devices of compute capability 8.0 (Ampere) or newer; CPUs with AVX512-BF16 or AMX
-    tiles, where oneDNN runs bfloat16 convolutions natively (a quick-profile training step at
-    α = 8 takes 0.33 s instead of 0.70 s on two Sapphire Rapids cores). Elsewhere bfloat16 is
-    emulated and slower than float32.
+    tiles, where oneDNN runs bfloat16 convolutions natively. Elsewhere bfloat16 is emulated
+    and slower than float32. Always False when ``SRLIB_BFLOAT16=off`` (:func:`bfloat16_switch`).
 
     Parameters
     ----------
@@ -64,6 +92,8 @@ def native_bfloat16(device) -> bool:
         Whether bfloat16 autocast is worth enabling there.
     """
     dev = torch.device(device)
+    if not bfloat16_switch():
+        return False
     if dev.type == "cuda":
         return torch.cuda.is_available() and torch.cuda.get_device_capability(dev) >= (8, 0)
     if dev.type == "cpu":
