@@ -49,7 +49,7 @@ test: install browser
 
 # The book at the default profile (quick), executed with the cache into _build/html.
 book: install
-	SRLIB_PROFILE=quick $(VENV)/bin/jupyter-book build . -W --keep-going
+	SRLIB_PROFILE=quick SRLIB_PROGRESS=terminal $(VENV)/bin/jupyter-book build . -W --keep-going
 
 # Re-execute every notebook with another profile (papermill), build its own book:
 #   make rerun PROFILE=paper   ->  results/paper/, _build/runs/paper/_build/html

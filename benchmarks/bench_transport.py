@@ -15,9 +15,10 @@ its peak RSS (``ru_maxrss``) during the solve above the RSS (``VmRSS``) it had j
 and of an 8³ block for TauFactor); ``bytes/unknown`` divides that rise
 by the number of unknowns (srlib: mesh nodes; TauFactor: voxels of the phase). The table gives,
 per phase and for both together, srlib's time, TauFactor's, their ratio and bytes per unknown;
-it is written as JSON to ``benchmarks/out/transport.json``. The budgets in DESIGN.md: both
-phases, and the solid phase alone, in no more time than TauFactor's; at most 250 bytes per
-unknown. Wall times depend on the load: the load average is printed with every row.
+it is written as JSON to ``benchmarks/out/transport.json``. The budgets in DESIGN.md:
+both phases, and the solid phase alone, in at most half of TauFactor's time
+(``BUDGET_RATIO``); at most 250 bytes per unknown. Wall times depend on the load: the load
+average is printed with every row.
 
 Run: ``python benchmarks/bench_transport.py [--size 128] [--seed 0] [--porespy]``.
 """
@@ -45,6 +46,9 @@ from srlib import transport
 OUT = Path(__file__).resolve().parent / "out" / "transport.json"
 CORRELATION_LENGTH = 10.0  # 1/γ² in voxels
 SOLID_FRACTION = 0.7
+
+#: Largest ratio of srlib's solve time to TauFactor's within the budget (DESIGN.md).
+BUDGET_RATIO = 0.5
 
 
 def chi2_image(size: int, seed: int) -> tuple[np.ndarray, str]:
@@ -249,7 +253,7 @@ def main(argv=None) -> dict:
         mine = summary[method]
         for label, key in (("both phases", "both_seconds"), ("solid", "solid_seconds")):
             ratio = mine[key] / reference[key]
-            verdict = "within" if ratio <= 1.0 else "OVER"
+            verdict = "within" if ratio <= BUDGET_RATIO else "OVER"
             print(f"{method}, {label}: {mine[key]:.1f} s vs TauFactor {reference[key]:.1f} s "
                   f"-> ratio {ratio:.2f}, {verdict} budget")
         verdict = "within" if mine["max_bytes_per_unknown"] <= 250 else "OVER"

@@ -141,8 +141,8 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
     """
     import pandas as pd
     import torch
-    from tqdm import tqdm
 
+    from srlib._progress import progress_bar
     from srlib.inference import super_resolve
     from srlib.metrics import accuracy
     from srlib.training import (
@@ -189,7 +189,8 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
     if num_threads is not None:
         torch.set_num_threads(int(num_threads))
     try:
-        for f, b in tqdm(runs, desc=f"capacity study (alpha={alpha})", disable=not progress):
+        for f, b in progress_bar(runs, desc=f"capacity study (alpha={alpha})",
+                                 disable=not progress):
             start = "transfer" if f in start_from else "scratch"
             settings_f = {**settings, "start": start}
             stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")

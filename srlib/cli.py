@@ -12,6 +12,8 @@ Otsu-binarised) and keeping every output of a profile under ``<results-root>/<pr
     srlib train --profile quick                        # the six networks (resumable)
     srlib super-resolve lr.tif sr.tif --alpha 4 --method diffu --profile quick
     srlib evaluate sr.tif hr.tif --alpha 4             # every metric of section 2.3, as JSON
+    srlib bench --profile quick                        # this machine's training steps and the
+                                                       # predicted time of a cold `make book`
 
 Run ``srlib <command> --help`` for the options.
 
@@ -144,6 +146,15 @@ def cmd_train(args) -> int:
     for (kind, alpha), net in sorted(networks.items()):
         print(f"N^{kind},{alpha}: threshold {net.threshold:.4f}, stopped after epoch "
               f"{net.result.stopped_epoch} ({net.result.stop_reason}), {net.path}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    """Time a training step per α here and predict the cold book build."""
+    from srlib import machine
+
+    report = machine.measure(_profile(args), repeats=args.repeats, threads=args.threads)
+    print(machine.format_report(report))
     return 0
 
 
@@ -283,6 +294,15 @@ def _parser() -> argparse.ArgumentParser:
                    help='write infinite values as null instead of the strings "inf"/"-inf"')
     common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("bench", help="this machine's training-step times and the predicted "
+                                     "time of a cold `make book`")
+    p.add_argument("--profile", default=None, help="paper, quick or tiny "
+                                                   "(default $SRLIB_PROFILE or quick)")
+    p.add_argument("--repeats", type=_positive_int_arg, default=3,
+                   help="timed steps per alpha (default 3)")
+    p.add_argument("--threads", type=_positive_int_arg, default=None, help="torch CPU threads")
+    p.set_defaults(func=cmd_bench)
     return parser
 
 

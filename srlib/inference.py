@@ -27,9 +27,10 @@ import logging
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from srlib._checks import positive_int
+from srlib._heap import keep_freed_memory
+from srlib._progress import progress_bar
 from srlib.network import SRResNet3d, resolve_device
 
 __all__ = ["DEFAULT_TILE_BYTES", "auto_tile", "super_resolve"]
@@ -196,6 +197,7 @@ def super_resolve(
     )
 
     dev = resolve_device(device)
+    keep_freed_memory()  # tiles reuse the heap's pages (srlib._heap): speed only
     device_before = next(model.parameters()).device
     was_training = model.training
     old_threads = torch.get_num_threads()
@@ -204,7 +206,8 @@ def super_resolve(
     model.to(dev).eval()
     try:
         with torch.no_grad():
-            for core in tqdm(tiles, desc="tiles", disable=not progress or len(tiles) == 1):
+            for core in progress_bar(tiles, desc="tiles",
+                                     disable=not progress or len(tiles) == 1):
                 # Low-resolution stage on the tile plus the full halo; its features are
                 # exact on the tile plus the upsampling halo (ext).
                 src = [(max(lo - r_all, 0), min(hi + r_all, n))

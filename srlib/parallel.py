@@ -30,9 +30,8 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from tqdm import tqdm
-
 from srlib._checks import positive_int
+from srlib._progress import progress_bar
 
 if TYPE_CHECKING:
     from dask.distributed import Client
@@ -225,7 +224,7 @@ def run_tasks(client, func: Callable, tasks: Iterable[Sequence], *, desc: str = 
     order = {f.key: k for k, f in enumerate(futures)}
     results = [None] * len(futures)
     try:
-        with tqdm(total=len(futures), desc=desc, disable=not progress) as bar:
+        with progress_bar(total=len(futures), desc=desc, disable=not progress) as bar:
             for future in as_completed(futures):
                 results[order[future.key]] = future.result()
                 bar.update()

@@ -261,3 +261,18 @@ def test_load_model_refuses_truncated_or_foreign_files(tmp_path):
         load_model(tmp_path / "other.pt", device="cpu")
     with pytest.raises(ValueError, match="missing.pt"):
         load_model(tmp_path / "missing.pt", device="cpu")
+
+
+def test_bfloat16_switch_turns_native_bfloat16_off(monkeypatch):
+    """SRLIB_BFLOAT16=off: no device counts as computing in bfloat16; bad values are named."""
+    from srlib.network import native_bfloat16
+
+    monkeypatch.setenv("SRLIB_BFLOAT16", "off")
+    assert native_bfloat16("cpu") is False
+    monkeypatch.setenv("SRLIB_BFLOAT16", "auto")
+    expected = any(getattr(torch.cpu, name, lambda: False)()
+                   for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    assert native_bfloat16("cpu") is expected
+    monkeypatch.setenv("SRLIB_BFLOAT16", "no")
+    with pytest.raises(ValueError, match="SRLIB_BFLOAT16 must be 'auto' or 'off'"):
+        native_bfloat16("cpu")

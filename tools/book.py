@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -312,6 +313,8 @@ def main(argv=None) -> int:
     run_dir = root / "_build" / "runs" / name
     params = {"profile": args.profile, "results_root": str(results_root)}
     params.update({k: _literal(v) for k, v in args.parameter})
+    # Progress bars (training, Dask stages) to this terminal, not into the executed pages.
+    os.environ.setdefault("SRLIB_PROGRESS", "terminal")
     execute_notebooks(run_dir, params, only=args.only, root=root)
     if not args.no_book:
         html = build_book(run_dir, name=name, root=root)

@@ -26,9 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from srlib._checks import positive_float, positive_int
+from srlib._heap import keep_freed_memory
+from srlib._progress import progress_bar
 from srlib.config import LR_SCHEDULES
 from srlib.network import SRResNet3d, native_bfloat16, resolve_device
 from srlib.training import distributed
@@ -46,6 +47,7 @@ __all__ = [
     "run_training",
     "scheduled_rate",
     "train",
+    "training_autocast",
     "transfer_model",
 ]
 
@@ -219,8 +221,10 @@ class TrainingDiverged(RuntimeError):
 # --------------------------------------------------------------------------------------
 
 
-def _training_autocast(model, config, dev) -> bool:
+def training_autocast(model, config, dev) -> bool:
     """Whether the training of ``model`` autocasts to bfloat16 on ``dev``; warns where it cannot.
+
+    ``config`` is a :class:`TrainConfig` (its ``mixed_precision`` and ``cutout`` decide).
 
     Where the device has no native bfloat16, and on CPUs where a cutout is narrower than the
     network's widest kernel (the 9³ head): there oneDNN's bfloat16 weight gradient of that
@@ -476,7 +480,8 @@ def train(
 def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequence[Pair],
                  config: TrainConfig, *, checkpoint=None, resume: bool = True, device=None,
                  num_threads: int | None = None, num_workers: int = 0, progress: bool = True,
-                 callback: Callable[[int, float, float], None] | None = None) -> TrainResult:
+                 callback: Callable[[int, float, float], None] | None = None,
+                 label: str | None = None) -> TrainResult:
     """Train a network with the hyper-parameters of a :class:`TrainConfig`.
 
     The same run as :func:`train`, whose keyword arguments are documented there; ``config``
@@ -498,6 +503,8 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
         Hyper-parameters.
     checkpoint, resume, device, num_threads, num_workers, progress, callback
         See :func:`train`.
+    label : str, optional
+        Name of the run on its progress bar (default "training α=<alpha>").
 
     Returns
     -------
@@ -514,17 +521,19 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
     val_pairs = as_pairs(val_pairs, "val_pairs")
     _check_pairs(model, train_pairs, val_pairs, config)
     dev = resolve_device(device)
-    amp = _training_autocast(model, config, dev)
+    amp = training_autocast(model, config, dev)
     val_x, val_y = validation_cutouts(val_pairs, config.val_cutouts, config.cutout,
                                       seed=config.seed)
     identity = config.identity(model, len(train_pairs), len(val_pairs))
+    keep_freed_memory()  # steps reuse the heap's pages (srlib._heap): speed only
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(num_threads)
     try:
         return _train_loop(model, train_pairs, val_x, val_y, config, amp=amp,
                            identity=identity, dev=dev, checkpoint=checkpoint, resume=resume,
-                           progress=progress, callback=callback, num_workers=num_workers)
+                           progress=progress, callback=callback, num_workers=num_workers,
+                           label=label or f"training α={model.alpha}")
     finally:
         torch.set_num_threads(old_threads)
 
@@ -573,7 +582,7 @@ def _resume(path: Path, identity: dict, model, optimizer, rng, dev):
 def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
                 val_y: np.ndarray, config: TrainConfig, *, amp: bool, identity: dict,
                 dev: torch.device, checkpoint, resume: bool, progress: bool, callback,
-                num_workers: int) -> TrainResult:
+                num_workers: int, label: str) -> TrainResult:
     # Nothing here draws from torch's random state (cutouts and augmentations come from the
     # NumPy generator below), so a run is reproducible from the config's seed alone.
     ranks, main = distributed.world_size(), distributed.is_main()
@@ -595,15 +604,18 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
     if ranks > 1:  # construction syncs the ranks: every rank has read the checkpoint
         net = torch.nn.parallel.DistributedDataParallel(
             net, device_ids=[dev.index] if dev.type == "cuda" else None)
-    with distributed.synced_batchnorm(model):  # statistics of the global batch
+    # One bar for the whole run (all epochs): a book build shows it in the terminal.
+    bar = progress_bar(total=config.max_epochs * config.steps_per_epoch, initial=state["steps"],
+                       desc=label, unit="step", disable=not (progress and distributed.is_main()))
+    with bar, distributed.synced_batchnorm(model):  # statistics of the global batch
         return _epochs(model, net, train_pairs, val_x, val_y, config, amp=amp,
                        identity=identity, dev=dev, path=path, state=state, best_state=best_state,
-                       optimizer=optimizer, rng=rng, callback=callback, progress=progress,
-                       num_workers=num_workers, share=share)
+                       optimizer=optimizer, rng=rng, callback=callback, num_workers=num_workers,
+                       share=share, bar=bar)
 
 
 def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev, path, state,
-            best_state, optimizer, rng, callback, progress, num_workers, share):
+            best_state, optimizer, rng, callback, num_workers, share, bar):
     ranks, main = distributed.world_size(), distributed.is_main()
     sampler = EpochSampler(share)
     loader = make_loader(CutoutDataset(train_pairs, config.cutout,
@@ -620,9 +632,7 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
         sampler.plan = draw_plan(rng, train_pairs, config.steps_per_epoch, config.batch_size,
                                  cutout=config.cutout, augment=config.augment,
                                  align_mirrors=config.align_mirrors)
-        bar = tqdm(loader, desc=f"epoch {epoch}", leave=False, disable=not progress,
-                   unit="step", total=config.steps_per_epoch)
-        for i, (x, y) in enumerate(bar):
+        for i, (x, y) in enumerate(loader):
             rate = scheduled_rate(config.learning_rate, config.lr_schedule, state["steps"] + i,
                                   total_steps)
             for group in optimizer.param_groups:
@@ -638,11 +648,10 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
                 value = value / ranks
             losses.append(float(value))
             if math.isnan(losses[-1]):
-                bar.close()
                 raise TrainingDiverged(epoch=epoch, which="training", value=losses[-1],
                                        alpha=model.alpha)
-            bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        bar.close()
+            bar.update()
+            bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", refresh=False)
         val = (mean_loss(model, val_x, val_y, batch_size=config.batch_size, device=dev,
                          mixed_precision=amp) if main else None)
         # rank 0 decides: its validation loss and clock reach every rank
@@ -660,6 +669,7 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
             state["bad_epochs"] += 1
         state["seconds"] += seconds
         reason = _stop_reason(state, config)
+        bar.set_postfix(epoch=epoch, val_loss=f"{val:.4f}", best=state["best_epoch"])
         logger.info("epoch %d: train loss %.5f, validation loss %.5f%s", epoch,
                     state["train_loss"][-1], val, " (best)" if state["best_epoch"] == epoch else "")
         if path is not None and main:

@@ -367,7 +367,7 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     try:
         result = run_training(model, train_pairs, val_pairs, config,
                               checkpoint=out_dir / f"{stem}.ckpt", device=device,
-                              progress=progress, num_workers=num_workers)
+                              progress=progress, num_workers=num_workers, label=stem)
     except TrainingDiverged as exc:
         raise TrainingDiverged(epoch=exc.epoch, which=exc.which, value=exc.value, alpha=alpha,
                                kind=kind) from exc

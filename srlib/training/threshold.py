@@ -17,9 +17,9 @@ import logging
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from srlib._checks import positive_int
+from srlib._progress import progress_bar
 from srlib.network import SRResNet3d, resolve_device
 from srlib.training.cutouts import as_pairs, cutout_at
 
@@ -270,7 +270,8 @@ def _stream_cutouts(model: SRResNet3d, pairs, visit, *, cutout: int, stride: int
     model.to(dev).eval()
     try:
         with torch.no_grad():
-            for i in tqdm(range(0, len(jobs), batch_size), desc="cutouts", disable=not progress):
+            for i in progress_bar(range(0, len(jobs), batch_size), desc="cutouts",
+                                  disable=not progress):
                 batch = [cutout_at(p, c, cutout) for p, c in jobs[i : i + batch_size]]
                 x = torch.from_numpy(np.stack([b[0] for b in batch])).to(dev)
                 out = model(x)[:, 0].float().cpu().numpy()

@@ -1,0 +1,279 @@
+"""What the study costs on this machine: training-step times and the predicted book build.
+
+Contract. :func:`measure` times one training step of every network size of a profile on
+this machine, in the arithmetic its training would use (bfloat16 where
+:func:`srlib.network.native_bfloat16` says so and the profile asks for it, float32
+elsewhere), and :func:`predict_build` turns those times into the time of a cold ``make book``:
+the training notebook is the profile's step count times the step times, with the overhead
+(validation, data, checkpoints) of a measured reference build; everything else is the
+reference build's remainder, scaled by this machine's float32 speed against the reference
+machine's. :data:`REFERENCE` is that build: a record of one measurement, with its CPU, date and
+arithmetic. ``srlib bench`` prints the report before a long run.
+
+The prediction is an estimate. The remainder (install, numba's compile, the FEM, evaluation)
+does not scale with the network's float32 speed alone, and the reference's overhead factor
+is one machine's; the Reproducing page states how the prediction compared with measured
+builds.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import statistics
+import time
+from dataclasses import dataclass, field
+
+__all__ = ["REFERENCE", "BuildReference", "MachineReport", "format_report", "measure",
+           "predict_build", "training_steps"]
+
+KINDS = ("bin", "diffu")
+
+
+@dataclass(frozen=True)
+class BuildReference:
+    """A measured cold ``make book`` of the ``quick`` profile, the basis of the prediction.
+
+    Attributes
+    ----------
+    cpu : str
+        Processor (``lscpu``'s model name and instruction-set limits).
+    date : str
+        Day of the measurement.
+    arithmetic : str
+        What the training computed in (e.g. "float32, AVX2 limits").
+    f32_step_s : dict of int to float
+        Median float32 training step per α, measured by :func:`measure` on that machine.
+    train_s : float
+        Wall time of training the six networks (``training.csv``'s ``wall_time_s``, summed).
+    total_s : float
+        Wall time of the whole cold build, install included.
+    """
+
+    cpu: str
+    date: str
+    arithmetic: str
+    f32_step_s: dict
+    train_s: float
+    total_s: float
+
+
+#: The reference build (see the Reproducing page for its per-notebook times).
+REFERENCE = BuildReference(
+    cpu="AMD EPYC (family 26), emulating an AVX2-only CPU: SRLIB_BFLOAT16=off, "
+        "ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2; 2 cores",
+    date="2026-12-05",
+    arithmetic="float32",
+    f32_step_s={2: 0.0757, 4: 0.1398, 8: 0.3158},
+    train_s=1085.9,
+    total_s=1498.3,
+)
+
+
+@dataclass(frozen=True)
+class MachineReport:
+    """Step times of this machine and the cold build they predict.
+
+    Attributes
+    ----------
+    profile : str
+        Name of the profile measured.
+    cpu : str
+        Processor model.
+    capability : str
+        The instruction set ATen's CPU kernels use (``torch.backends.cpu.get_cpu_capability``).
+    bfloat16 : bool
+        Whether the profile's training would autocast to bfloat16 here.
+    threads : int
+        Torch CPU threads of the measurement.
+    step_s : dict of int to float
+        Median training step per α, in the arithmetic training would use.
+    f32_step_s : dict of int to float
+        The same in float32 (equal to ``step_s`` without bfloat16).
+    train_s, rest_s, total_s : float
+        Predicted training time of the six networks, the rest of the build, and their sum.
+    """
+
+    profile: str
+    cpu: str
+    capability: str
+    bfloat16: bool
+    threads: int
+    step_s: dict
+    f32_step_s: dict
+    train_s: float
+    rest_s: float
+    total_s: float
+    reference: BuildReference = field(default=REFERENCE)
+
+
+def training_steps(profile, alpha: int) -> int:
+    """Training steps of one network at ``alpha``: its epoch cap times the steps per epoch.
+
+    The ``quick`` profile's patience is no shorter than its epoch caps, so its networks run
+    to the cap; with a shorter patience this is an upper bound.
+    """
+    return profile.max_epochs_for(alpha) * profile.steps_per_epoch
+
+
+def predict_build(profile, step_s: dict, f32_step_s: dict,
+                  reference: BuildReference = REFERENCE) -> tuple[float, float]:
+    """Predicted (training, rest) seconds of a cold build from step times.
+
+    Training: both kinds of network, every α, ``training_steps × step_s[α]``, times the
+    reference build's ratio of its measured training time to the same product. The rest:
+    the reference build's time outside training, times the ratio of this machine's float32
+    step times to the reference's (geometric mean over α).
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile
+        The profile to predict (its α must be in the reference).
+    step_s, f32_step_s : dict of int to float
+        Step times per α: in training's arithmetic, and in float32.
+    reference : BuildReference
+        The measured build the prediction scales.
+
+    Returns
+    -------
+    tuple of float
+        Seconds of training and of everything else; the rest is NaN for a profile other than
+        ``quick`` (the reference's remainder says nothing about other sizes).
+
+    Raises
+    ------
+    ValueError
+        If the reference holds no measurement, or lacks an α of the profile.
+    """
+    missing = [a for a in profile.alphas if a not in reference.f32_step_s]
+    if missing or reference.train_s <= 0 or min(reference.f32_step_s.values()) <= 0:
+        raise ValueError(f"the reference build has no step time for alpha {missing}"
+                         if missing else "the reference build holds no measurement")
+    from srlib.config import get_profile
+
+    quick = get_profile("quick")
+    ref_steps = sum(training_steps(quick, a) * reference.f32_step_s[a] for a in quick.alphas)
+    overhead = reference.train_s / (len(KINDS) * ref_steps)
+    train = len(KINDS) * overhead * sum(training_steps(profile, a) * step_s[a]
+                                        for a in profile.alphas)
+    ratios = [f32_step_s[a] / reference.f32_step_s[a] for a in profile.alphas]
+    speed = statistics.geometric_mean(ratios)
+    rest = ((reference.total_s - reference.train_s) * speed
+            if profile == quick else math.nan)
+    return train, rest
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _step_seconds(profile, alpha: int, *, bf16: bool, repeats: int) -> float:
+    import torch
+    import torch.nn.functional as F
+
+    from srlib.network import SRResNet3d
+
+    torch.manual_seed(0)
+    model = SRResNet3d(1, alpha, features=profile.features, blocks=profile.blocks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=profile.learning_rate)
+    n, b = profile.cutout, profile.batch_size(alpha)
+    x = torch.rand(b, 1, n, n, n).round()
+    y = (torch.rand(b, 1, alpha * n, alpha * n, alpha * n) > 0.5).float()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model.logits(x)
+        F.binary_cross_entropy_with_logits(logits.float(), y).backward()
+        optimizer.step()
+
+    step()
+    step()  # oneDNN picks its kernels on the first calls
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> MachineReport:
+    """Time a training step per α on this machine's CPU and predict the cold build.
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile or str, optional
+        The profile (default: ``$SRLIB_PROFILE``, else "quick").
+    repeats : int
+        Timed steps per α (after two untimed ones); the median counts.
+    threads : int, optional
+        Torch CPU threads during the measurement (default: torch's, all cores).
+
+    Returns
+    -------
+    MachineReport
+        Step times and the prediction.
+    """
+    import torch
+
+    from srlib._checks import positive_int
+    from srlib._heap import keep_freed_memory
+    from srlib.config import Profile, get_profile
+    from srlib.network import SRResNet3d
+    from srlib.training.loop import TrainConfig, training_autocast
+
+    if not isinstance(profile, Profile):
+        profile = get_profile(profile)
+    repeats = positive_int(repeats, "repeats")
+    keep_freed_memory()  # as training does
+    old = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(positive_int(threads, "threads"))
+    try:
+        config = TrainConfig(cutout=profile.cutout, mixed_precision=profile.mixed_precision)
+        model = SRResNet3d(1, min(profile.alphas), features=profile.features,
+                           blocks=profile.blocks)
+        bf16 = training_autocast(model, config, torch.device("cpu"))
+        f32 = {a: _step_seconds(profile, a, bf16=False, repeats=repeats)
+               for a in profile.alphas}
+        steps = ({a: _step_seconds(profile, a, bf16=True, repeats=repeats)
+                  for a in profile.alphas} if bf16 else dict(f32))
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(old)
+    train, rest = predict_build(profile, steps, f32)
+    return MachineReport(profile=profile.name, cpu=_cpu_model(),
+                         capability=torch.backends.cpu.get_cpu_capability(), bfloat16=bf16,
+                         threads=used, step_s=steps, f32_step_s=f32, train_s=train,
+                         rest_s=rest, total_s=train + rest)
+
+
+def format_report(report: MachineReport) -> str:
+    """The report as lines of text (what ``srlib bench`` prints)."""
+    arith = "bfloat16" if report.bfloat16 else "float32"
+    lines = [f"CPU: {report.cpu} (ATen: {report.capability}, {report.threads} threads)",
+             f"training arithmetic: {arith}"]
+    for a, s in report.step_s.items():
+        extra = (f" (float32 {report.f32_step_s[a] * 1e3:.0f} ms)" if report.bfloat16 else "")
+        lines.append(f"  step at alpha={a}: {s * 1e3:.0f} ms{extra}")
+    ref = report.reference
+    if math.isnan(report.rest_s):
+        lines.append(f"predicted training of the six networks ({report.profile}): "
+                     f"{report.train_s / 60:.1f} min (the rest of the build is predicted for "
+                     "the quick profile only)")
+    else:
+        lines.append(f"predicted cold `make book` ({report.profile}): {report.total_s / 60:.1f} "
+                     f"min (training {report.train_s / 60:.1f} min, the rest "
+                     f"{report.rest_s / 60:.1f} min)")
+    lines += [
+        f"  scaled from a measured build of {ref.total_s / 60:.1f} min on {ref.cpu} "
+        f"({ref.date}, {ref.arithmetic}); an estimate, not a measurement",
+    ]
+    return "\n".join(lines)
