@@ -167,6 +167,9 @@ class TrainResult:
         Training steps run.
     seconds : float
         Wall time spent training, summed over resumed sessions.
+    bfloat16 : bool
+        Whether the forward passes autocast to bfloat16 (:func:`training_autocast`; the
+        last session's arithmetic when the run was resumed), else float32.
     """
 
     train_loss: tuple[float, ...]
@@ -177,6 +180,7 @@ class TrainResult:
     stop_reason: str
     steps: int
     seconds: float
+    bfloat16: bool = False
 
     @property
     def history(self) -> dict[str, list[float]]:
@@ -693,4 +697,5 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
         stop_reason=reason,
         steps=int(state["steps"]),
         seconds=float(state["seconds"]),
+        bfloat16=bool(amp),
     )

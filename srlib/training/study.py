@@ -104,7 +104,7 @@ class TrainedNetwork:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "mu_star": self.threshold, "best_epoch": r.best_epoch,
             "stopped_epoch": r.stopped_epoch, "stop_reason": r.stop_reason, "steps": r.steps,
-            "wall_time_s": r.seconds, "best_val_loss": r.best_val_loss,
+            "wall_time_s": r.seconds, "bfloat16": r.bfloat16, "best_val_loss": r.best_val_loss,
             "final_train_loss": r.train_loss[-1] if r.train_loss else math.nan,
         }
 
