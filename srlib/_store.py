@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from srlib._checks import as_binary
-from srlib.io import atomic_path, is_temp_name
+from srlib.io import atomic_path, is_temp_name, temp_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def write_array(path, array: np.ndarray) -> Path:
     path = Path(path)
     array = np.asarray(array)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}.tmp"))
+    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=temp_prefix(path)))
     try:
         chunks, shards = _layout(array.shape)
         arr = zarr.create_array(_store(tmp), shape=array.shape, dtype=array.dtype,

@@ -15,7 +15,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from srlib._checks import ALPHAS
+import numpy as np
+
+from srlib._checks import ALPHAS, positive_float, positive_int
 
 __all__ = ["LR_SCHEDULES", "PROFILES", "Profile", "get_profile", "results_dir"]
 
@@ -113,6 +115,7 @@ class Profile:
     lr_schedule: str | None = None
 
     def __post_init__(self):
+        self._check_types()
         if sum(self.split) != self.n_realizations or min(self.split) < 1:
             raise ValueError(
                 f"split {self.split} must have three positive counts summing to "
@@ -126,7 +129,8 @@ class Profile:
             )
         if self.epochs_per_alpha is not None:
             pairs = tuple(tuple(p) for p in self.epochs_per_alpha)
-            if any(len(p) != 2 or p[0] not in ALPHAS or p[1] < 1 for p in pairs):
+            if any(len(p) != 2 or p[0] not in ALPHAS or isinstance(p[1], bool)
+                   or not isinstance(p[1], (int, np.integer)) or p[1] < 1 for p in pairs):
                 raise ValueError(f"epochs_per_alpha {self.epochs_per_alpha!r} must be "
                                  "(alpha, epochs) pairs with alpha in (2, 4, 8), epochs >= 1")
             object.__setattr__(self, "epochs_per_alpha", pairs)
@@ -152,6 +156,52 @@ class Profile:
                              f"got {self.lr_schedule!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {self.device!r}")
+
+    def _check_types(self) -> None:
+        """Types and ranges of every field, checked before anything is computed or written.
+
+        Integers must be integers (not ``32.0``, not ``"32"``), sizes and counts positive,
+        booleans booleans (``"False"`` is refused, not read as true), α distinct.
+        """
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        if not isinstance(self.name, str) or not self.name:
+            raise ValueError(f"name must be a non-empty string, got {self.name!r}")
+        if self.samples is not None:
+            samples = (self.samples,) if isinstance(self.samples, str) else self.samples
+            if not samples or not all(isinstance(x, str) and x for x in samples):
+                raise ValueError("samples must be None or sample names (strings), "
+                                 f"got {self.samples!r}")
+            put("samples", tuple(samples))
+        for name in ("hr_size", "n_realizations", "features", "cutout", "max_epochs",
+                     "steps_per_epoch", "patience", "val_cutouts"):
+            put(name, positive_int(getattr(self, name), name))
+        blocks = self.blocks
+        if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 0:
+            raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
+        for name in ("split", "alphas", "batch_sizes"):
+            value = getattr(self, name)
+            if not isinstance(value, (tuple, list)):
+                raise ValueError(f"{name} must be a tuple of positive integers, got {value!r}")
+            put(name, tuple(positive_int(v, f"{name} entry") for v in value))
+        if len(self.split) != 3:
+            raise ValueError(f"split must have three counts (train, val, test), got {self.split}")
+        if len(set(self.alphas)) != len(self.alphas):
+            raise ValueError(f"alphas must be distinct, got {self.alphas!r}")
+        put("learning_rate", positive_float(self.learning_rate, "learning_rate"))
+        if self.train_budget_s is not None:
+            put("train_budget_s", positive_float(self.train_budget_s, "train_budget_s"))
+        if self.tomo_size is not None:
+            put("tomo_size", positive_int(self.tomo_size, "tomo_size"))
+        if not isinstance(self.mixed_precision, (bool, np.bool_)):
+            raise ValueError("mixed_precision must be True or False, got "
+                             f"{self.mixed_precision!r}")
+        put("mixed_precision", bool(self.mixed_precision))
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        put("seed", int(seed))
 
     def batch_size(self, alpha: int) -> int:
         """Batch size used for scaling factor ``alpha``."""

@@ -21,6 +21,7 @@ interpolation.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -161,6 +162,9 @@ class Finding:
         aligned interpolation (empty without ``local_bayes`` rows).
     criterion : str
         How the paper's words were turned into a test, in words.
+    left_out : tuple
+        ``(dataset, alpha, method)`` groups left out of the judgement because their median is
+        undefined (every value NaN), e.g. a network whose super-resolutions all lost the path.
     """
 
     key: str
@@ -170,6 +174,7 @@ class Finding:
     numbers: dict = field(repr=False)
     headroom: dict = field(repr=False)
     criterion: str = ""
+    left_out: tuple = ()
 
     @property
     def holds(self) -> bool:
@@ -178,7 +183,11 @@ class Finding:
 
 
 def _medians(table, metric: str) -> dict:
-    """``{(dataset, alpha, method): median}``."""
+    """``{(dataset, alpha, method): median}`` of the groups whose median is defined."""
+    return {k: v for k, v in _all_medians(table, metric).items() if not np.isnan(v)}
+
+
+def _all_medians(table, metric: str) -> dict:
     if not len(table):
         return {}
     med = median_table(table, [metric])[metric]
@@ -245,6 +254,8 @@ def _networks_better(med, datasets, alphas, much) -> tuple[dict, dict]:
 def _falls_and_flat(med, datasets, alphas, flat) -> tuple[dict, dict]:
     numbers: dict = {}
     by = {}
+    if not alphas:
+        return numbers, {conv: None for conv in CONVENTION_METHODS}
     lo, hi = min(alphas), max(alphas)
     for conv, baseline in CONVENTION_METHODS.items():
         ok = []
@@ -271,6 +282,8 @@ def _diffu_vs_bin(table, metric, datasets, alphas) -> tuple[dict, dict]:
     top = max(alphas)
     for row in comp.itertuples():
         d, a = row.dataset, int(row.alpha)
+        if np.isnan(row.difference):  # no defined pair: left out, not a failure
+            continue
         numbers.setdefault(d, {})[a] = {"diffu": row.median_diffu, "bin": row.median_bin,
                                         "diffu_minus_bin": row.difference, "wins": row.wins,
                                         "losses": row.losses, "p_sign": row.p_sign}
@@ -335,7 +348,9 @@ def findings(table, *, metric: str = "accuracy", much: float = 0.02, flat: float
     missing = {"dataset", "alpha", "method", metric} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks the column(s) {sorted(missing)}")
-    med = _medians(table, metric)
+    everything = _all_medians(table, metric)
+    med = {k: v for k, v in everything.items() if not np.isnan(v)}
+    left_out = tuple(sorted(k for k in everything if k not in med))
     datasets = sorted({d for d, _, _ in med})
     alphas = sorted({a for _, a, _ in med})
     room = headroom(table, metric=metric)
@@ -361,7 +376,7 @@ def findings(table, *, metric: str = "accuracy", much: float = 0.02, flat: float
                        _verdict(by), by, numbers, room,
                        f"tomographic and simulated medians within {near:g} for the networks "
                        "and the interpolation at every α"))
-    return out
+    return [dataclasses.replace(f, left_out=left_out) for f in out]
 
 
 def _signed(x: float) -> str:
@@ -435,6 +450,11 @@ def findings_markdown(items, *, metric: str = "accuracy") -> str:
         lines.append(f"- **Local headroom.** The local-Bayes table (2×2×2 LR corners) gains "
                      f"{'; '.join(parts)} in median {metric} over the Eq. 3-aligned "
                      "interpolation: what the neighbourhood of an HR voxel alone allows.")
+    left_out = next((f.left_out for f in items if f.left_out), ())
+    if left_out:
+        groups = ", ".join(f"{m} at α = {a} ({d})" for d, a, m in left_out)
+        lines.append(f"- **Left out.** No defined median {metric} for {groups} (every value "
+                     "undefined); the verdicts above do not count them.")
     return "\n".join(lines)
 
 

@@ -110,6 +110,11 @@ def _as_input(lr_input, in_channels: int) -> np.ndarray:
     arr = np.asarray(arr, dtype=np.float32)
     if not np.all(np.isfinite(arr)):
         raise ValueError("lr_input contains NaN or infinite values")
+    if not np.all((arr[0] == 0) | (arr[0] == 1)):
+        values = np.unique(arr[0])[:4]
+        raise ValueError("the first channel of lr_input must be a binary image (0/1 or bool, "
+                         f"True = solid), got values such as {values.tolist()}; binarise "
+                         "grayscale input first (srlib.io.load_binary)")
     return arr
 
 

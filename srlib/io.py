@@ -49,10 +49,12 @@ class _VolumeError(ValueError):
 
 
 #: Marker between the target's name and the random part of a temporary file's name.
-_TMP_MARK = ".tmp"
-# ".<target>.tmp<8 random>[<suffix>]" (this version) or ".<target>.<8 random>[<suffix>]"
-# (earlier versions, plain mkstemp); the suffix repeats the target's.
-_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.(?:tmp)?[a-z0-9_]{8}(?P<suffix>(?:\.[^.]+)?)$")
+_TMP_MARK = ".srlibtmp"
+# ".<target>.srlibtmp<8 random>[<suffix>]": the suffix repeats the target's. Only this exact
+# form is ever removed as stale, so a user's hidden files (".env.defaults", ".notes.20240101")
+# are never taken for one.
+_TEMP_NAME = re.compile(
+    r"^\.(?P<target>.+)\.srlibtmp[a-z0-9_]{8}(?P<suffix>(?:\.[^.]+)?)$")
 
 
 def _umask() -> int:
@@ -112,7 +114,7 @@ def atomic_path(path) -> Iterator[Path]:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{_TMP_MARK}",
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temp_prefix(path),
                                    suffix=path.suffix)
         os.close(fd)
     except OSError as err:
@@ -131,6 +133,15 @@ def atomic_path(path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def temp_prefix(path) -> str:
+    """Name prefix of the temporary files and folders written for ``path`` (hidden, marked).
+
+    :func:`atomic_path` and the database's array writes name their temporaries
+    ``<prefix><8 random characters><suffix>``; :func:`is_temp_name` recognises exactly those.
+    """
+    return f".{Path(path).name}{_TMP_MARK}"
 
 
 def is_temp_name(name: str) -> bool:

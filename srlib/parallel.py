@@ -41,6 +41,10 @@ logger = logging.getLogger(__name__)
 __all__ = ["SCHEDULER_ENV", "dask_client", "default_workers", "run_tasks", "share", "submit",
            "task_threads"]
 
+#: Seconds to wait for an existing scheduler to answer, and then for its first worker.
+CONNECT_TIMEOUT_S = 30
+WORKERS_TIMEOUT_S = 120
+
 #: Environment variable naming the scheduler of an existing Dask cluster.
 SCHEDULER_ENV = "SRLIB_DASK_SCHEDULER"
 
@@ -89,10 +93,7 @@ def dask_client(scheduler: str | Client | None = None, *,
         if workers is not None:
             logger.warning("workers=%d ignored: connecting to the existing cluster at %s",
                            workers, address)
-        try:
-            client = Client(address)
-        except OSError as err:
-            raise ValueError(f"scheduler {address}: cannot connect ({err})") from err
+        client = _connect(Client, address)
         logger.info("Dask cluster at %s, dashboard %s", address, client.dashboard_link)
         try:
             yield client
@@ -109,6 +110,72 @@ def dask_client(scheduler: str | Client | None = None, *,
             yield client
     finally:
         cluster.close()
+
+
+def _probe(address: str) -> None:
+    """Open and close one connection to ``address`` (Dask's handshake included), in bounded time.
+
+    Raises
+    ------
+    TimeoutError
+        If the handshake does not complete within :data:`CONNECT_TIMEOUT_S`.
+    """
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import TimeoutError as FutureTimeout
+
+    from distributed.comm import connect
+
+    async def handshake():
+        comm = await asyncio.wait_for(connect(address, timeout=CONNECT_TIMEOUT_S),
+                                      CONNECT_TIMEOUT_S)
+        await comm.close()
+
+    # its own thread and event loop: a Jupyter kernel's thread already runs one
+    pool = ThreadPoolExecutor(1)
+    try:
+        pool.submit(asyncio.run, handshake()).result(timeout=CONNECT_TIMEOUT_S + 5)
+    except FutureTimeout as err:
+        raise TimeoutError(f"no handshake within {CONNECT_TIMEOUT_S} s") from err
+    finally:
+        pool.shutdown(wait=False)
+
+
+def _connect(client_type, address: str):
+    """A client of the scheduler at ``address``, with bounded waits and errors that name it.
+
+    The connection must be made within :data:`CONNECT_TIMEOUT_S` and a worker must be there
+    within :data:`WORKERS_TIMEOUT_S`; otherwise, and for an address that is not one or a
+    server that speaks another protocol, a ValueError names the address and where it came
+    from (``scheduler=`` / ``--scheduler``, or ``SRLIB_DASK_SCHEDULER``).
+    """
+    where = (f"scheduler {address!r} (the scheduler argument, `--scheduler`, or "
+             f"${SCHEDULER_ENV})")
+    from distributed.comm import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme != "inproc":  # inproc://: a cluster in this process, no port
+            parse_host_port(location)
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"{where}: not a scheduler address ({err}); expected e.g. "
+                         "tcp://host:8786") from err
+    try:
+        _probe(address)  # a server that accepts and never answers would hang the client
+    except (OSError, TimeoutError) as err:
+        raise ValueError(f"{where}: no Dask scheduler answered within {CONNECT_TIMEOUT_S} s "
+                         f"({type(err).__name__}: {err})") from err
+    except Exception as err:  # garbage read as a message: a length, an array shape, ...
+        raise ValueError(f"{where}: the server there does not speak Dask's protocol "
+                         f"({type(err).__name__}: {err})") from err
+    client = client_type(address, timeout=CONNECT_TIMEOUT_S)
+    try:
+        client.wait_for_workers(1, timeout=WORKERS_TIMEOUT_S)
+    except (OSError, TimeoutError) as err:
+        client.close()
+        raise ValueError(f"{where}: the scheduler has no workers after {WORKERS_TIMEOUT_S} s; "
+                         "start some (dask worker ADDRESS) or use a local cluster") from err
+    return client
 
 
 def task_threads(client) -> int:

@@ -70,3 +70,41 @@ def test_epochs_per_alpha():
         get_profile("quick", epochs_per_alpha=((3, 10),))
     with pytest.raises(ValueError, match="not among"):
         subset.max_epochs_for(2)
+
+
+@pytest.mark.parametrize(("override", "fragment"), [
+    ({"mixed_precision": "False"}, "mixed_precision must be True or False"),
+    ({"mixed_precision": 1}, "mixed_precision must be True or False"),
+    ({"hr_size": 32.0}, "hr_size must be a positive integer"),
+    ({"hr_size": "32"}, "hr_size must be a positive integer"),
+    ({"features": 0}, "features must be a positive integer"),
+    ({"features": -4}, "features must be a positive integer"),
+    ({"blocks": -1}, "blocks must be a non-negative integer"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"seed": 1.5}, "seed must be a non-negative integer"),
+    ({"tomo_size": 0}, "tomo_size must be a positive integer"),
+    ({"learning_rate": -1}, "learning_rate must be a positive finite number"),
+    ({"learning_rate": "1e-3"}, "learning_rate must be a positive finite number"),
+    ({"train_budget_s": 0}, "train_budget_s must be a positive finite number"),
+    ({"alphas": (2, 2), "batch_sizes": (2, 2)}, "alphas must be distinct"),
+    ({"batch_sizes": (2, 2, 0)}, "batch_sizes entry must be a positive integer"),
+    ({"batch_sizes": 2}, "batch_sizes must be a tuple"),
+    ({"max_epochs": 0}, "max_epochs must be a positive integer"),
+    ({"steps_per_epoch": 2.5}, "steps_per_epoch must be a positive integer"),
+    ({"val_cutouts": True}, "val_cutouts must be a positive integer"),
+    ({"samples": ("berea", 3)}, "samples must be None or sample names"),
+    ({"split": (1, 1, 1, 0), "n_realizations": 3}, "split entry must be a positive integer"),
+    ({"epochs_per_alpha": ((2, 1.5),)}, "epochs_per_alpha"),
+])
+def test_bad_override_is_refused_naming_the_field(override, fragment):
+    """Every field's type and range is checked when the profile is made (issue: overrides
+    such as mixed_precision="False" or hr_size=32.0 used to pass and fail late, or not at all).
+    """
+    with pytest.raises(ValueError, match=fragment):
+        get_profile("tiny", **override)
+
+
+def test_valid_overrides_are_normalised():
+    p = get_profile("tiny", samples=["berea"], learning_rate=1, seed=3, mixed_precision=True)
+    assert p.samples == ("berea",) and p.learning_rate == 1.0
+    assert isinstance(p.learning_rate, float) and p.mixed_precision is True

@@ -176,7 +176,7 @@ def test_folder_samples_ignore_hidden_files(tmp_path, rng):
     truth = rng.random((8, 8, 8)) < 0.5
     np.save(tmp_path / "s10.npy", truth)
     np.save(tmp_path / "s2.npy", ~truth)
-    np.save(tmp_path / ".s2.npy.tmpab12cd34.npy", truth)  # a killed write's leftover
+    np.save(tmp_path / ".s2.npy.srlibtmpab12cd34.npy", truth)  # a killed write's leftover
     np.save(tmp_path / ".other.npy", truth)
     samples = datasets.folder_samples(tmp_path)
     assert [s.name for s in samples] == ["s2", "s10"]
@@ -191,10 +191,10 @@ def test_build_database_recomputes_damaged_arrays(tmp_path, small_samples):
     hr_shard.write_bytes(hr_shard.read_bytes()[:100])    # truncated externally
     lr_shard = _shard(db.path("s1", 3, "lr4"))
     lr_shard.unlink()                                     # a chunk file lost: reads as zeros
-    stale = tmp_path / "s0" / ".r02_hr.tmpab12cd34"       # a killed write's temporary array
+    stale = tmp_path / "s0" / ".r02_hr.srlibtmpab12cd34"       # a killed write's temporary array
     stale.mkdir()
     (stale / "zarr.json").write_text("{")
-    legacy_stale = tmp_path / "s0" / ".r02_hr.npz.tmpab12cd34.npz"
+    legacy_stale = tmp_path / "s0" / ".r02_hr.npz.srlibtmpab12cd34.npz"
     legacy_stale.write_bytes(b"half")
     with pytest.raises(ValueError, match=r"cannot read binary image .*r01_hr"):
         db.hr("s0", 1)

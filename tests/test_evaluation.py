@@ -60,17 +60,19 @@ def test_run_protocol_writes_table_and_resumes(hr, tmp_path, monkeypatch):
 def test_run_protocol_removes_its_stale_temporary_files_only(hr, tmp_path):
     from srlib.io import is_temp_name
 
-    own = [tmp_path / ".evaluation.csv.tmpab12cd34.csv",
-           tmp_path / "evaluation" / ".simulated_s_a2.csv.tmpab12cd34.csv"]
-    other = tmp_path / "networks" / ".N_bin_2.pt.tmpab12cd34.pt"  # another stage's folder
-    for p in [*own, other]:
-        assert is_temp_name(p.name)
+    own = [tmp_path / ".evaluation.csv.srlibtmpab12cd34.csv",
+           tmp_path / "evaluation" / ".simulated_s_a2.csv.srlibtmpab12cd34.csv"]
+    other = tmp_path / "networks" / ".N_bin_2.pt.srlibtmpab12cd34.pt"  # another stage's folder
+    # a user's hidden files, which the earlier clean-up deleted ("removed 2 stale ...")
+    users = [tmp_path / ".env.defaults", tmp_path / ".notes.20240101"]
+    for p in [*own, other, *users]:
         p.parent.mkdir(exist_ok=True)
         p.write_text("killed write")
+    assert all(is_temp_name(p.name) for p in [*own, other])
     evaluation.run_protocol([("simulated", "s", hr)], {}, (2,), tmp_path,
                             methods=("interpolation",), effective=False, progress=False)
     assert not any(p.exists() for p in own)
-    assert other.exists()
+    assert other.exists() and all(p.exists() for p in users)
 
 
 def test_unknown_method(tmp_path, hr):

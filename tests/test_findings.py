@@ -120,3 +120,21 @@ def test_lost_paths_and_bad_arguments():
     table["tau"] = np.where(table.method == "bin", -np.inf, 0.5)
     got = _by_key(findings.findings(table, metric="tau"))
     assert got["i"].verdict == "fails"  # a network that loses every path is not better
+
+
+def test_a_group_without_a_defined_median_is_left_out_and_said():
+    """A NaN median used to turn (i), (ii) and (iv) into "fails" (Python's min/max with NaN)."""
+    table = _table(PAPER_LIKE)
+    nan_rows = (table.method == "bin") & (table.alpha == 2) & (table.dataset == "simulated")
+    table.loc[nan_rows, "accuracy"] = np.nan
+    got = _by_key(findings.findings(table))
+    assert [got[k].verdict for k in ("i", "ii", "iii", "iv")] == ["holds"] * 4
+    assert got["i"].left_out == (("simulated", 2, "bin"),)
+    text = findings.findings_markdown(list(got.values()))
+    assert "Left out" in text and "bin at α = 2 (simulated)" in text
+
+
+def test_findings_of_an_empty_table_are_not_measured():
+    empty = _table(PAPER_LIKE).iloc[:0]
+    got = findings.findings(empty)
+    assert [f.verdict for f in got] == ["not measured"] * 4

@@ -83,6 +83,10 @@ def test_auto_tile_bounds_memory():
         (np.zeros((4, 4, 4)), {"tile": 0}, "tile"),
         (np.zeros((4, 4, 4)), {"upsample_tile": 2.5}, "upsample_tile"),
         (np.zeros((0, 4, 4)), {}, "empty"),
+        # non-binary images used to come back as plausible binary super-resolutions
+        (np.full((4, 4, 4), 255, dtype=np.uint8), {}, "must be a binary image"),
+        (np.where(np.eye(4, dtype=bool)[None].repeat(4, 0), 0.3, 0.7), {}, "binary image"),
+        (-np.ones((4, 4, 4)), {}, "binary image"),
     ],
 )
 def test_bad_input(lr_input, kwargs, match):

@@ -104,7 +104,7 @@ def _slices(folder, names, rng):
 
 
 def test_slice_folder_skips_hidden_files_and_sorts_naturally(tmp_path, rng):
-    names = ["s1.tif", "s2.tif", "s10.tif", ".s2.tif.tmpab12cd34.tif", ".hidden.tif"]
+    names = ["s1.tif", "s2.tif", "s10.tif", ".s2.tif.srlibtmpab12cd34.tif", ".hidden.tif"]
     planes = _slices(tmp_path / "stack", names, rng)
     vol = io.read_volume(tmp_path / "stack")
     assert vol.shape == (3, 4, 5)
@@ -170,13 +170,18 @@ def test_atomic_path_fsyncs_before_rename(tmp_path, monkeypatch):
 def test_remove_stale_temp_removes_only_srlib_temporaries(tmp_path):
     sub = tmp_path / "scen"
     sub.mkdir()
-    stale = [tmp_path / ".r01_hr.npz.tmpab_12cd3.npz",   # this version
-             sub / ".r01_lr2.npz.k2j4l9x_.npz",          # earlier versions (plain mkstemp)
-             tmp_path / ".evaluation.csv.tmpqwertyui.csv",
-             tmp_path / ".meta.tmp12345678"]              # target without suffix
+    stale = [tmp_path / ".r01_hr.npz.srlibtmpab_12cd3.npz",
+             sub / ".r01_lr2.npz.srlibtmpk2j4l9x_.npz",
+             tmp_path / ".evaluation.csv.srlibtmpqwertyui.csv",
+             tmp_path / ".meta.srlibtmp12345678"]              # target without suffix
     kept = [tmp_path / "r01_hr.npz", tmp_path / ".gitignore", tmp_path / ".hidden.npz",
-            tmp_path / ".r01_hr.npz.tmpab_12cd3.npy",     # suffix differs from the target's
-            sub / ".notes.txt"]
+            tmp_path / ".r01_hr.npz.srlibtmpab_12cd3.npy",     # suffix differs from the target's
+            sub / ".notes.txt",
+            # a user's hidden files, which the earlier pattern (".<name>.<8 characters>")
+            # took for temporaries and deleted
+            tmp_path / ".env.defaults", tmp_path / ".notes.20240101",
+            tmp_path / ".README.markdown", sub / ".r01_lr2.npz.k2j4l9x_.npz",
+            tmp_path / ".meta.tmp12345678"]
     for p in stale + kept:
         p.write_text("x")
     assert io.remove_stale_temp(tmp_path) == sorted(p for p in stale if p.parent == tmp_path)

@@ -59,6 +59,67 @@ def test_bad_engine_arguments():
         pass
 
 
+def _server(reply: bytes | None):
+    """A local TCP server that accepts connections and then says ``reply`` (or nothing)."""
+    import socket
+    import threading
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    server.settimeout(20)
+    held = []
+
+    def serve():
+        try:
+            while True:
+                conn, _ = server.accept()
+                held.append(conn)
+                if reply is not None:
+                    conn.sendall(reply)
+        except OSError:
+            pass
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, held
+
+
+@pytest.mark.parametrize(("reply", "fragment"), [
+    (None, "no Dask scheduler answered within 2 s"),          # accepts, never answers
+    (b"\xff" * 64, "does not speak Dask's protocol"),
+])
+def test_a_silent_or_foreign_server_is_a_bounded_clear_error(monkeypatch, reply, fragment):
+    """Such addresses used to hang for ever, or end in a 2.82 EiB allocation error."""
+    import time
+
+    monkeypatch.setattr(parallel, "CONNECT_TIMEOUT_S", 2)
+    server, held = _server(reply)
+    address = f"tcp://127.0.0.1:{server.getsockname()[1]}"
+    start = time.monotonic()
+    try:
+        with pytest.raises(ValueError, match=rf"scheduler '{address}'.*({fragment})"):
+            with parallel.dask_client(address):
+                pass
+    finally:
+        server.close()
+        for conn in held:
+            conn.close()
+    assert time.monotonic() - start < 60
+
+
+def test_a_scheduler_without_workers_and_a_bad_address_are_named(monkeypatch):
+    from dask.distributed import LocalCluster
+
+    monkeypatch.setattr(parallel, "WORKERS_TIMEOUT_S", 2)
+    with LocalCluster(n_workers=0, processes=False, dashboard_address=":0") as cluster:
+        with pytest.raises(ValueError, match="has no workers after 2 s"):
+            with parallel.dask_client(cluster.scheduler_address):
+                pass
+    with pytest.raises(ValueError, match=r"scheduler 'not a url'.*(--scheduler)"):
+        with parallel.dask_client("not a url"):
+            pass
+
+
 @pytest.fixture(scope="module")
 def two_processes():
     """A local cluster of two worker processes, shared by the tests (start-up is slow)."""

@@ -128,6 +128,49 @@ def test_train_networks_never_reuses_other_settings(study):
         T.load_networks(profile, out, kinds=("diffu",))
 
 
+def test_weights_of_another_alpha_are_refused(study):
+    """`cp N_bin_4.pt N_bin_2.pt` used to make `--alpha 2` super-resolve by 4."""
+    import shutil
+
+    profile, db, root = study
+    out = root / "networks-swapped"
+    T.train_networks(db, profile, out, kinds=("bin",), progress=False, num_threads=1)
+    shutil.copy(out / "N_bin_4.pt", out / "N_bin_2.pt")
+    with pytest.raises(ValueError, match=r"N_bin_2.pt holds a network for alpha=4"):
+        T.load_networks(profile, out, kinds=("bin",))
+
+
+@pytest.mark.parametrize(("text", "fragment"), [
+    ("[]", "unknown format"),
+    ('{"format": FMT}', "settings, result or model are missing"),
+    ("TRUNC", "is damaged"),
+    ("EXTRA", "is damaged"),
+])
+def test_damaged_network_metadata_is_named(study, tmp_path, text, fragment):
+    """Damaged metadata used to raise KeyError, AttributeError or TypeError tracebacks."""
+    import shutil
+
+    profile, db, root = study
+    out = root / "networks-meta"
+    if not (out / "N_bin_4.pt").exists():
+        T.train_networks(db, profile, out, kinds=("bin",), progress=False, num_threads=1)
+    work = tmp_path / "networks"
+    shutil.copytree(out, work)
+    meta = work / "N_bin_2.json"
+    good = meta.read_text()
+    info = json.loads(good)
+    if text == "TRUNC":
+        text = good[: len(good) // 2]
+    elif text == "EXTRA":
+        info["result"]["surprise"] = 1
+        text = json.dumps(info)
+    else:
+        text = text.replace("FMT", json.dumps(info["format"]))
+    meta.write_text(text)
+    with pytest.raises(ValueError, match=rf"N_bin_2.json.*{fragment}|{fragment}.*N_bin_2"):
+        T.load_networks(profile, work, kinds=("bin",))
+
+
 def test_connectivity_is_part_of_the_diffu_settings(study):
     profile, _, _ = study
     vertex = dataclasses.replace(profile, connectivity="vertex")
@@ -148,7 +191,7 @@ def test_vertex_run_never_reuses_face_networks(study):
         T.load_networks(vertex, out, kinds=("diffu",))
     with pytest.raises(ValueError, match="connectivity"):
         T.train_networks(db, vertex, out, progress=False)
-    stale = out / ".N_bin_2.ckpt.tmpab12cd34.ckpt"  # what a killed atomic write leaves
+    stale = out / ".N_bin_2.ckpt.srlibtmpab12cd34.ckpt"  # what a killed atomic write leaves
     assert is_temp_name(stale.name)
     stale.write_bytes(b"half a checkpoint")
     T.train_networks(db, profile, out, kinds=("bin",), progress=False)
@@ -202,3 +245,26 @@ def test_data_parallel_study_matches_one_process(study):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-5, msg=name)
         assert ranks[key].threshold == pytest.approx(net.threshold, abs=1e-3)
         assert ranks[key].result.val_loss == pytest.approx(net.result.val_loss, rel=1e-4)
+
+
+def test_impossible_data_parallel_runs_are_refused_before_any_rank_starts(study, monkeypatch):
+    """--nproc 3 used to print rank tracebacks; --nproc 2 failed hours in, at batch 1."""
+    profile, db, root = study
+
+    def no_launch(*args, **kwargs):
+        raise AssertionError("no rank may start")
+
+    monkeypatch.setattr(study_module.distributed, "launch", no_launch)
+    out = root / "networks-refused"
+    with pytest.raises(ValueError, match=r"batch size\(s\) 2 at alpha=2, 1 at alpha=4 .*"
+                                         r"multiples of 3"):
+        T.train_networks(db, profile, out, kinds=("bin",), progress=False, nproc=3)
+    even = dataclasses.replace(profile, batch_sizes=(2, 2))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            T.train_networks(db, even, out, kinds=("bin",), progress=False, nproc=2,
+                             device="cuda")
+    # every network on disk: loaded, no ranks started
+    trained = T.train_networks(db, even, out, kinds=("bin",), progress=False, num_threads=1)
+    again = T.train_networks(db, even, out, kinds=("bin",), progress=False, nproc=2)
+    assert set(again) == set(trained) and not any(n.trained_now for n in again.values())

@@ -163,9 +163,15 @@ def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> Train
         return None
     if not meta.exists():
         raise ValueError(f"{weights} has no metadata file {meta.name}; delete it to retrain")
-    info = json.loads(meta.read_text())
-    if info.get("format") != _NETWORK_FORMAT:
+    try:
+        info = json.loads(meta.read_text())
+    except ValueError as err:  # truncated or not JSON
+        raise ValueError(f"{meta} is damaged ({err}); delete {weights} to retrain") from err
+    if not isinstance(info, dict) or info.get("format") != _NETWORK_FORMAT:
         raise ValueError(f"{meta} has an unknown format; delete {weights} to retrain")
+    if not all(isinstance(info.get(k), dict) for k in ("settings", "result", "model")):
+        raise ValueError(f"{meta} is damaged (its settings, result or model are missing); "
+                         f"delete {weights} to retrain")
     if kind == "diffu":  # written before the key was recorded, when "face" was the only use
         info["settings"].setdefault("connectivity", "face")
     if info["settings"].get("name") != settings["name"]:
@@ -180,9 +186,19 @@ def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> Train
             f"{weights} was trained with other settings ({', '.join(diff)}); delete "
             f"{out_dir} (or that network's files) to retrain"
         )
-    result = TrainResult(**{k: tuple(v) if isinstance(v, list) else v
-                            for k, v in info["result"].items()})
-    return TrainedNetwork(kind=kind, alpha=alpha, model=load_model(weights, device="cpu"),
+    try:
+        result = TrainResult(**{k: tuple(v) if isinstance(v, list) else v
+                                for k, v in info["result"].items()})
+    except TypeError as err:  # a missing or unknown field
+        raise ValueError(f"{meta} is damaged ({err}); delete {weights} to retrain") from err
+    model = load_model(weights, device="cpu")
+    if (model.alpha, model.in_channels) != (alpha, _IN_CHANNELS[kind]) or any(
+            model.config.get(k) != v for k, v in info["model"].items()):
+        raise ValueError(
+            f"{weights} holds a network for alpha={model.alpha} with {model.in_channels} "
+            f"input channel(s), not {stem} (alpha={alpha}, {_IN_CHANNELS[kind]}) as its "
+            f"metadata {meta.name} says; delete both to retrain")
+    return TrainedNetwork(kind=kind, alpha=alpha, model=model,
                           threshold=float(info["threshold"]), result=result, path=weights,
                           trained_now=False)
 
@@ -294,6 +310,9 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
             and distributed.world_size() == 1:
         before = {(k, a) for k in kinds for a in profile.alphas
                   if (out_dir / f"{network_name(k, a)}.pt").exists()}
+        if len(before) == len(kinds) * len(profile.alphas):  # nothing to train: no ranks
+            return load_networks(profile, out_dir, kinds=kinds)
+        _check_launch(profile, nproc, device)
         distributed.launch(nproc, db.root, profile, out_dir, kinds=kinds, device=device,
                            num_threads=num_threads, num_workers=num_workers, progress=progress)
         return {key: dataclasses.replace(net, trained_now=key not in before)
@@ -339,6 +358,21 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
     finally:
         torch.set_num_threads(old_threads)
     return networks
+
+
+def _check_launch(profile, nproc: int, device) -> None:
+    """Refuse, before any rank starts, what the ranks could not do."""
+    odd = [(a, b) for a, b in zip(profile.alphas, profile.batch_sizes, strict=True) if b % nproc]
+    if odd:
+        listed = ", ".join(f"{b} at alpha={a}" for a, b in odd)
+        raise ValueError(
+            f"nproc={nproc}: each rank takes an equal share of every batch, but the batch "
+            f"size(s) {listed} are not multiples of {nproc}; give batch_sizes that are "
+            "(a profile override) or train in one process")
+    if device is not None and torch.device(device).type == "cuda" \
+            and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} was requested for {nproc} ranks, but CUDA is not "
+                         "available here; use device='cpu' (gloo) or a machine with GPUs")
 
 
 def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, device,
