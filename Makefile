@@ -48,7 +48,10 @@ test: install browser
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 # The book at the default profile (quick), executed with the cache into _build/html.
+# Before a cold build (no trained networks yet) it prints this CPU's training-step times and
+# the predicted time of the build (srlib bench).
 book: install
+	@test -e results/quick/networks/N_diffu_8.pt || $(VENV)/bin/srlib bench --profile quick
 	SRLIB_PROFILE=quick SRLIB_PROGRESS=terminal $(VENV)/bin/jupyter-book build . -W --keep-going
 
 # Re-execute every notebook with another profile (papermill), build its own book:

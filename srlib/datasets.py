@@ -23,10 +23,14 @@ touches); a database of the earlier ``.npz``/``.npy`` format is converted when o
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import logging
 import os
 import shutil
+import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +40,7 @@ from srlib import _store, stochastic
 from srlib._checks import check_alpha, check_axis, check_choice, positive_int
 from srlib._store import load_bits, save_bits
 from srlib.config import Profile, results_dir
-from srlib.io import atomic_path, remove_stale_temp
+from srlib.io import atomic_path, image_digest, is_hidden, remove_stale_temp
 from srlib.resample import downsample
 from srlib.samples import (  # noqa: F401 (re-exported: the samples are part of the data)
     PORESPY_SDIST_SHA256,
@@ -135,6 +139,9 @@ class Database:
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{meta} is not a database description ({type(err).__name__}: "
                              f"{err}); delete the database folder and rebuild it") from err
+        #: Content key of the database: a digest of its description (profile fields,
+        #: samples' images, calibrated scenarios); networks trained on it record it.
+        self.key = hashlib.sha256(meta.read_bytes()).hexdigest()[:16]
         self._arrays = {}
         _store.migrate_legacy(self.root, self.scenario_names)
 
@@ -235,6 +242,12 @@ class Database:
             raise ValueError(f"region must be a tuple of 3 slices, got {region!r}")
         if kind == "channels":
             self._check_channels(connectivity, axis)
+        shape = self.array(kind, scenario, i, alpha).shape[-3:]
+        for r, n in zip(region, shape, strict=True):
+            if r.step not in (None, 1) or not (
+                    0 <= (r.start or 0) <= (n if r.stop is None else r.stop) <= n):
+                raise ValueError(f"region {region!r} is not a contiguous region inside the "
+                                 f"volume of shape {shape}")
         return self._read(kind, scenario, i, alpha, region)
 
     def array(self, kind: str, scenario: str, i: int, alpha: int | None = None, *,
@@ -257,7 +270,14 @@ class Database:
             if not path.exists():
                 raise ValueError(f"{path} is missing; run srlib.datasets.build_"
                                  f"{'diffusion_channels' if kind == 'channels' else 'database'}")
-            self._arrays[path] = _store.open_array(path)
+            arr = _store.open_array(path)
+            # once per open, the whole content against the digest written with it: a lost
+            # or damaged chunk would otherwise read as zeros or wrong values in every region
+            if not _store.array_ok(path, arr.shape, arr.dtype):
+                raise ValueError(f"{path}: content differs from its digest (a damaged or "
+                                 "missing chunk); delete it and rebuild (build_database / "
+                                 "build_diffusion_channels)")
+            self._arrays[path] = arr
         return self._arrays[path]
 
     def _name(self, kind: str, alpha) -> str:
@@ -357,6 +377,62 @@ def calibrate_scenarios(samples) -> list[Scenario]:
     ]
 
 
+#: Lock file of a database's writer (its settings, process and host).
+WRITER_LOCK = ".writer.lock"
+
+
+def _holder_alive(holder: dict) -> bool:
+    if holder.get("host") != socket.gethostname():
+        return True  # another machine's process: it cannot be checked from here
+    try:
+        os.kill(int(holder["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, KeyError, TypeError, ValueError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _one_writer(root: Path, key: dict):
+    """Hold ``root``'s writer lock for the settings ``key`` while the block runs.
+
+    Writers with the same settings share the database (each array is written atomically);
+    a writer with other settings is refused while the lock's holder lives. A lock left by a
+    process that died on this host is taken over.
+    """
+    path = root / WRITER_LOCK
+    mine = {"key": key, "pid": os.getpid(), "host": socket.gethostname()}
+    for _ in range(100):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            try:
+                holder = json.loads(path.read_text())
+            except (OSError, ValueError):  # being written by its holder this very moment
+                time.sleep(0.05)
+                continue
+            if holder.get("key") == json.loads(json.dumps(key)):
+                yield  # the same settings: share, and leave the lock to its holder
+                return
+            if _holder_alive(holder):
+                raise ValueError(
+                    f"{root} is being built by process {holder.get('pid')} on "
+                    f"{holder.get('host')} with other settings ({path} says which); wait "
+                    "for it to end or use another root (delete the lock file only if that "
+                    "process is gone)") from None
+            path.unlink(missing_ok=True)  # its holder died: take it over
+            continue
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(mine))
+        try:
+            yield
+        finally:
+            path.unlink(missing_ok=True)
+        return
+    raise ValueError(f"{path}: cannot take the database's writer lock")
+
+
 def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
                    workers: int | None = None, progress: bool = True) -> Database:
     """Create (or complete) the database of model realizations for a profile.
@@ -390,8 +466,6 @@ def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
     Database
         The database, complete.
     """
-    from srlib.parallel import dask_client, run_tasks
-
     if not isinstance(profile, Profile):
         raise ValueError(f"profile must be a srlib.config.Profile, got {profile!r}")
     workers = _workers(workers, scheduler, profile.hr_size)
@@ -400,6 +474,20 @@ def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
         samples = public_samples(profile.samples)
     remove_stale_temp(root, recursive=True)
     _store.remove_stale_arrays(root)
+    # the samples' images are part of the key: another --solid side, or other volumes under
+    # the same names, calibrate other scenarios
+    sample_keys = {s.name: image_digest(s.image) for s in samples}
+    root.mkdir(parents=True, exist_ok=True)
+    with _one_writer(root, {"profile": _database_key(profile), "samples": sample_keys}):
+        return _build(profile, samples, root, sample_keys, scheduler=scheduler,
+                      workers=workers, progress=progress)
+
+
+def _build(profile, samples, root: Path, sample_keys: dict, *, scheduler, workers,
+           progress) -> Database:
+    """The body of :func:`build_database`, run by the database's one writer."""
+    from srlib.parallel import dask_client, run_tasks
+
     meta = root / "scenarios.json"
     if meta.exists():
         info = _read_json(meta)
@@ -407,12 +495,22 @@ def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
         if names != [s.name for s in samples] or info["profile"] != _database_key(profile):
             raise ValueError(f"{root} holds a database of another profile or sample set; "
                              "use another root or delete it")
+        if info.get("samples") != sample_keys:
+            raise ValueError(f"{root} holds a database calibrated on other images of the "
+                             f"samples {names} (another solid side, or other volumes); use "
+                             "another root or delete it")
         scenarios = Database(root).scenarios
     else:
+        left = sorted(p.name for p in root.iterdir() if p.is_dir() and not is_hidden(p)) \
+            if root.is_dir() else []
+        if left:  # arrays carry no key of their own: never adopt them under new settings
+            raise ValueError(f"{root} holds arrays ({', '.join(left)}) but no scenarios.json "
+                             "that says what made them; delete the whole folder to rebuild")
         scenarios = calibrate_scenarios(samples)
         root.mkdir(parents=True, exist_ok=True)
-        info = {"profile": _database_key(profile), "roles": list(profile.roles),
-                "alphas": list(profile.alphas), "scenarios": [s.as_dict() for s in scenarios]}
+        info = {"profile": _database_key(profile), "samples": sample_keys,
+                "roles": list(profile.roles), "alphas": list(profile.alphas),
+                "scenarios": [s.as_dict() for s in scenarios]}
         with atomic_path(meta) as tmp:
             tmp.write_text(json.dumps(info, indent=2))
     _store.ensure_groups(root, [s.name for s in scenarios])

@@ -44,6 +44,7 @@ the table rather than silent.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import time
@@ -55,7 +56,7 @@ from srlib import metrics
 from srlib._checks import as_binary, check_alpha, check_axis, positive_int
 from srlib.baselines import interpolate
 from srlib.findings import compare_methods, median_table  # table summaries live there
-from srlib.io import atomic_path, remove_stale_temp
+from srlib.io import atomic_path, image_digest, remove_stale_temp
 from srlib.parallel import SCHEDULER_ENV, dask_client, run_tasks, share, submit
 from srlib.resample import downsample, interpolate_quadratic_binary, subdivide
 
@@ -398,8 +399,6 @@ def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None =
     fixed interpolations' is ``"-"``. Methods that cannot run at ``alpha`` (no network, no
     fitted baseline) are left out.
     """
-    import hashlib
-
     fitted = (baselines or {}).get(alpha)
     ids = {}
     for method in methods:
@@ -425,7 +424,8 @@ def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None =
 
 
 _KEY_COLUMNS = ("method", "sub_image", "network_id", "effective_computed", "variant", "channels",
-                "connectivity", "axis")
+                "connectivity", "axis", "image")
+
 
 
 def _current_methods(frame, ids: dict, *, effective: bool, effective_sub_images,
@@ -474,7 +474,7 @@ def _torch_threads(active: bool):
 
 
 def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, hr, references,
-                shared: dict) -> int:
+                shared: dict, digest: str) -> int:
     """Dask task: evaluate one image at one α with the methods ``wanted``; write its part.
 
     The part's stored rows of the other requested methods are kept (the caller found them
@@ -504,8 +504,9 @@ def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, 
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["network_id"] = frame["method"].map(shared["ids"][alpha])
+        frame["image"] = digest
     if part.exists():
-        stored = pd.read_csv(part, dtype={"network_id": str, "channels": str})
+        stored = pd.read_csv(part, dtype={"network_id": str, "channels": str, "image": str})
         keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
         if len(keep):
             frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
@@ -612,9 +613,16 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     parts = out_dir / "evaluation"
     # a stage's start: the temporary files of killed writes of this stage's files only
     # (out_dir may hold other stages' folders, e.g. a profile's results folder)
+    alphas = [check_alpha(a) for a in alphas]
+    if len(set(alphas)) != len(alphas):
+        raise ValueError(f"alphas must be distinct, got {alphas}")
+    labels = [(d, s) for d, s, _ in images]
+    twice = sorted({label for label in labels if labels.count(label) > 1})
+    if twice:
+        raise ValueError(f"images must have distinct (dataset, sample) labels: {twice} "
+                         "appear more than once (their results would overwrite each other)")
     remove_stale_temp(out_dir)
     remove_stale_temp(parts, recursive=True)
-    alphas = [check_alpha(a) for a in alphas]
     suffix = ("" if variant == "sub_image" else f"_{variant}") + (
         "" if channels == "whole" else f"_{channels}_channels")
 
@@ -625,16 +633,18 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     settings = {"variant": variant, "channels": channels, "connectivity": connectivity,
                 "axis": axis}
     groups = []  # (image index, alpha, methods to compute)
+    digests = [image_digest(hr) for _, _, hr in images]  # a part is reused for its image only
     for i, (dataset, sample, _) in enumerate(images):
         for alpha in alphas:
             wanted = [m for m in methods if m in ids[alpha]]
             path = part_path(dataset, sample, alpha)
             current = set()
             if path.exists():
-                stored = pd.read_csv(path, dtype={"network_id": str, "channels": str})
+                stored = pd.read_csv(path, dtype={"network_id": str, "channels": str,
+                                                  "image": str})
                 current = _current_methods(stored, ids[alpha], effective=effective,
                                            effective_sub_images=effective_sub_images,
-                                           settings=settings,
+                                           settings={**settings, "image": digests[i]},
                                            effective_methods=effective_methods)
             missing = [m for m in wanted if m not in current]
             if missing or not path.exists():
@@ -657,10 +667,12 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                                     effective_sub_images, connectivity) for i in used}
             tasks = [(images[i][0], images[i][1], alpha, wanted,
                       str(part_path(images[i][0], images[i][1], alpha)),
-                      hrs.get(i), references.get(i), shared) for i, alpha, wanted in groups]
+                      hrs.get(i), references.get(i), shared, digests[i])
+                     for i, alpha, wanted in groups]
             run_tasks(client, _group_task, tasks, desc="evaluation (image, α)",
                       progress=progress)
-    frames = [pd.read_csv(part_path(d, s, a), dtype={"network_id": str, "channels": str})
+    frames = [pd.read_csv(part_path(d, s, a), dtype={"network_id": str, "channels": str,
+                                                     "image": str})
               for d, s, _ in images for a in alphas]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table):

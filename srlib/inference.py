@@ -207,7 +207,7 @@ def super_resolve(
     was_training = model.training
     old_threads = torch.get_num_threads()
     if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
+        torch.set_num_threads(positive_int(num_threads, "num_threads"))
     model.to(dev).eval()
     try:
         with torch.no_grad():

@@ -15,6 +15,7 @@ name the file and the problem.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -25,17 +26,19 @@ from pathlib import Path
 
 import numpy as np
 
-from srlib._checks import as_dtype, as_volume
+from srlib._checks import as_binary, as_dtype, as_volume
 
 __all__ = [
     "atomic_path",
     "binarize_otsu",
+    "image_digest",
     "is_hidden",
     "is_temp_name",
     "load_binary",
     "natural_key",
     "read_volume",
     "remove_stale_temp",
+    "temp_prefix",
     "write_volume",
 ]
 
@@ -182,6 +185,25 @@ def remove_stale_temp(folder, *, recursive: bool = False) -> list[Path]:
     if removed:
         logger.warning("removed %d stale temporary file(s) under %s", len(removed), folder)
     return removed
+
+
+def image_digest(image) -> str:
+    """Content key of a binary image (its shape and bits): what a stored result was made from.
+
+    Parameters
+    ----------
+    image : array_like
+        3D binary image.
+
+    Returns
+    -------
+    str
+        16 hexadecimal digits of a SHA-256 over the shape and the packed bits.
+    """
+    image = as_binary(image, name="image")
+    h = hashlib.sha256(repr(image.shape).encode())
+    h.update(np.packbits(image).tobytes())
+    return h.hexdigest()[:16]
 
 
 def is_hidden(path) -> bool:

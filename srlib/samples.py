@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srlib._checks import check_two_phases
 from srlib.io import is_hidden, load_binary, natural_sorted
 
 logger = logging.getLogger(__name__)
@@ -236,11 +237,19 @@ def folder_samples(folder, *, solid: str = "bright") -> list[Sample]:
     if twins:
         raise ValueError(f"folder {folder} holds several volumes named {twins} (different "
                          "suffixes); scenario names must be unique")
-    return [
-        Sample(name=p.stem, image=load_binary(p, solid=solid), voxel_size_um=None,
-               source=f"user volume {p}")
-        for p in entries
-    ]
+    samples = []
+    for p in entries:
+        try:
+            image = load_binary(p, solid=solid)
+            check_two_phases(image, name=f"volume {p}")
+        except ValueError as err:
+            raise ValueError(str(err) if str(p) in str(err) else f"{p}: {err}") from err
+        except (IndexError, KeyError, TypeError, OSError) as err:  # a reader's own failure
+            raise ValueError(f"{p}: not a readable volume ({type(err).__name__}: {err})") \
+                from err
+        samples.append(Sample(name=p.stem, image=image, voxel_size_um=None,
+                              source=f"user volume {p}"))
+    return samples
 
 
 def crop_center(image, size: int | None) -> np.ndarray:

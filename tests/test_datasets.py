@@ -314,3 +314,90 @@ def test_fixtures_of_an_earlier_cache_layout_are_used_without_download(tmp_path,
     np.save(tmp_path / "porespy-fixtures" / "image_Leopard_slice100.npy", image)
     (leopard,) = datasets.public_samples(["leopard"], cache=tmp_path)
     assert leopard.solid_fraction == pytest.approx(0.9)
+
+
+def test_a_database_is_never_reused_for_other_sample_images(tmp_path, small_samples):
+    """`srlib generate --solid dark` after `--solid bright` kept the bright database."""
+    import dataclasses
+
+    profile = get_profile("tiny")
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
+    flipped = [dataclasses.replace(s, image=~s.image) for s in small_samples]  # other solid
+    with pytest.raises(ValueError, match="calibrated on other images"):
+        datasets.build_database(profile, samples=flipped, root=tmp_path, workers=1,
+                                progress=False)
+    again = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                    progress=False)
+    assert again.key == db.key
+
+
+def test_arrays_without_their_description_are_not_adopted(tmp_path, small_samples):
+    """Deleting scenarios.json and rebuilding with another seed kept the old arrays."""
+    profile = get_profile("tiny")
+    datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                            progress=False)
+    (tmp_path / "scenarios.json").unlink()
+    with pytest.raises(ValueError, match="no scenarios.json that says what made them"):
+        datasets.build_database(get_profile("tiny", seed=7), samples=small_samples,
+                                root=tmp_path, workers=1, progress=False)
+
+
+def test_region_reads_verify_what_they_read(tmp_path, small_samples):
+    """A lost shard read as zeros, a flipped byte as wrong values; out-of-range regions were
+    silently cut."""
+    profile = get_profile("tiny")
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
+    region = (slice(0, 8), slice(0, 8), slice(0, 8))
+    assert db.read_region("hr", "s0", 1, None, region).shape == (8, 8, 8)
+    with pytest.raises(ValueError, match="not a contiguous region inside"):
+        db.read_region("hr", "s0", 1, None, (slice(0, 40), slice(0, 8), slice(0, 8)))
+    _shard(db.path("s0", 2, "hr")).unlink()
+    shard = _shard(db.path("s1", 1, "hr"))
+    data = bytearray(shard.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    fresh = datasets.Database(tmp_path)
+    for scenario, i in (("s0", 2), ("s1", 1)):
+        with pytest.raises(ValueError, match="differs from its digest"):
+            fresh.read_region("hr", scenario, i, None, region)
+        with pytest.raises(ValueError, match="differs from its digest"):
+            fresh.array("hr", scenario, i)
+
+
+def test_one_writer_at_a_time(tmp_path, small_samples):
+    """Two builds with other settings on one root both reported success, mixing sizes."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    profile = get_profile("tiny")
+    lock = tmp_path / datasets.WRITER_LOCK
+    other = {"key": {"profile": {"name": "tiny", "hr_size": 48}}, "pid": os.getpid(),
+             "host": socket.gethostname()}   # a live writer (this process) of other settings
+    lock.write_text(json.dumps(other))
+    with pytest.raises(ValueError, match="being built by process .* with other settings"):
+        datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                progress=False)
+    assert not (tmp_path / "scenarios.json").exists()
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    lock.write_text(json.dumps({**other, "pid": int(gone.stdout)}))  # its writer died
+    db = datasets.build_database(profile, samples=small_samples, root=tmp_path, workers=1,
+                                 progress=False)
+    assert db.profile == "tiny" and not lock.exists()
+
+
+def test_bad_sample_files_are_named(tmp_path):
+    """A one-phase volume said "image has no pore voxels", a garbage TIFF "list index out of
+    range", neither naming the file."""
+    np.save(tmp_path / "solid.npy", np.ones((8, 8, 8), dtype=bool))
+    with pytest.raises(ValueError, match=r"solid\.npy.*no pore voxels"):
+        datasets.folder_samples(tmp_path)
+    (tmp_path / "solid.npy").unlink()
+    (tmp_path / "garbage.tif").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    with pytest.raises(ValueError, match=r"garbage\.tif"):
+        datasets.folder_samples(tmp_path)

@@ -75,6 +75,35 @@ def test_run_protocol_removes_its_stale_temporary_files_only(hr, tmp_path):
     assert other.exists() and all(p.exists() for p in users)
 
 
+def test_duplicate_labels_and_alphas_are_refused(tmp_path, hr):
+    """Two images under one label overwrote each other; alphas=(2, 2) doubled the rows."""
+    with pytest.raises(ValueError, match=r"distinct \(dataset, sample\) labels"):
+        evaluation.run_protocol([("simulated", "s", hr), ("simulated", "s", ~hr)], {}, (2,),
+                                tmp_path, methods=("interpolation",), effective=False,
+                                progress=False)
+    with pytest.raises(ValueError, match="alphas must be distinct"):
+        evaluation.run_protocol([("simulated", "s", hr)], {}, (2, 2), tmp_path,
+                                methods=("interpolation",), effective=False, progress=False)
+    assert not (tmp_path / "evaluation.csv").exists()
+
+
+def test_results_are_reused_only_for_the_image_that_made_them(tmp_path, hr):
+    """A second image under the same label used to get the first one's rows."""
+    from srlib import stochastic
+
+    kw = dict(methods=("interpolation",), effective=False, progress=False)
+    other = stochastic.sample(16, stochastic.ModelParams.from_solid_fraction(0.4, gamma=0.5),
+                              seed=5)
+    first = evaluation.run_protocol([("simulated", "s", hr)], {}, (2,), tmp_path, **kw)
+    second = evaluation.run_protocol([("simulated", "s", other)], {}, (2,), tmp_path, **kw)
+    fresh = evaluation.run_protocol([("simulated", "s", other)], {}, (2,),
+                                    tmp_path / "fresh", **kw)
+    assert set(first["image"]) == {evaluation.image_digest(hr)}
+    assert set(second["image"]) == {evaluation.image_digest(other)}
+    assert second["accuracy"].tolist() == fresh["accuracy"].tolist()
+    assert second["accuracy"].tolist() != first["accuracy"].tolist()
+
+
 def test_unknown_method(tmp_path, hr):
     with pytest.raises(ValueError, match="unknown method"):
         evaluation.run_protocol([("simulated", "s", hr)], {}, (2,), tmp_path, methods=("gan",))

@@ -87,6 +87,7 @@ def test_auto_tile_bounds_memory():
         (np.full((4, 4, 4), 255, dtype=np.uint8), {}, "must be a binary image"),
         (np.where(np.eye(4, dtype=bool)[None].repeat(4, 0), 0.3, 0.7), {}, "binary image"),
         (-np.ones((4, 4, 4)), {}, "binary image"),
+        (np.zeros((4, 4, 4)), {"num_threads": 0}, "num_threads must be a positive integer"),
     ],
 )
 def test_bad_input(lr_input, kwargs, match):

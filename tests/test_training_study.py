@@ -128,6 +128,24 @@ def test_train_networks_never_reuses_other_settings(study):
         T.load_networks(profile, out, kinds=("diffu",))
 
 
+def test_networks_of_another_database_are_refused(study):
+    """Networks trained on database A used to load as current for database B."""
+    from srlib import datasets, stochastic
+
+    profile, db, root = study
+    out = root / "networks-db"
+    T.train_networks(db, profile, out, kinds=("bin",), progress=False, num_threads=1)
+    params = stochastic.ModelParams.from_solid_fraction(0.4, gamma=0.5)
+    others = [datasets.Sample(name=f"s{k}", image=stochastic.sample(24, params, seed=10 + k),
+                              voxel_size_um=None, source="test") for k in range(2)]
+    other = datasets.build_database(profile, samples=others, root=root / "database-b",
+                                    workers=1, progress=False)
+    assert other.key != db.key
+    with pytest.raises(ValueError, match=r"other settings \(database\)"):
+        T.train_networks(other, profile, out, kinds=("bin",), progress=False)
+    assert set(T.load_networks(profile, out, kinds=("bin",))) == {("bin", 2), ("bin", 4)}
+
+
 def test_weights_of_another_alpha_are_refused(study):
     """`cp N_bin_4.pt N_bin_2.pt` used to make `--alpha 2` super-resolve by 4."""
     import shutil

@@ -179,9 +179,12 @@ def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> Train
             f"{weights} belongs to profile {info['settings'].get('name')!r}, not "
             f"{settings['name']!r}; never reused across profiles - use that profile's folder"
         )
-    if info["settings"] != settings:
-        diff = sorted(k for k in set(settings) | set(info["settings"])
-                      if settings.get(k) != info["settings"].get(k))
+    stored = dict(info["settings"])
+    if "database" not in settings:  # loaded without its database (load_networks): not judged
+        stored.pop("database", None)
+    if stored != settings:
+        diff = sorted(k for k in set(settings) | set(stored)
+                      if settings.get(k) != stored.get(k))
         raise ValueError(
             f"{weights} was trained with other settings ({', '.join(diff)}); delete "
             f"{out_dir} (or that network's files) to retrain"
@@ -341,7 +344,9 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
         torch.set_num_threads(num_threads)
     try:
         for kind in kinds:
-            settings = training_settings(profile, _check_kind(kind))
+            # the database is part of what made a network: the same profile's settings on
+            # another database (other samples, another solid side) train other networks
+            settings = {**training_settings(profile, _check_kind(kind)), "database": db.key}
             previous = None
             for alpha in sorted(profile.alphas):
                 net = _load_network(out_dir, kind, alpha, settings)
