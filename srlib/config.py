@@ -261,30 +261,22 @@ PROFILES: dict[str, Profile] = {
         batch_sizes=(8, 4, 1),
         max_epochs=60,
         steps_per_epoch=25,
-        # The cosine schedule does its work in its last epochs; a patience of 10 stopped an
-        # alpha = 8 network at epoch 18 of 24 on a noisy validation estimate, before the
-        # annealing that lowered its sibling's validation loss from 0.340 to 0.339. The
-        # patience is no shorter than any epoch cap, so the caps decide.
+        # The cosine schedule does its work in its last epochs, so the patience is no
+        # shorter than any epoch cap and the caps decide (a shorter one stopped a run on a
+        # noisy validation estimate before the annealing).
         patience=32,
         val_cutouts=30,
         learning_rate=1e-3,
         train_budget_s=None,
         tomo_size=96,
         device="cpu",
-        # Epoch caps for the 30-minute cold book on 2 cores. With 60 epochs at alpha = 2 the
-        # validation loss of N^bin reached 0.1907 at epoch 30 and 0.1883 at epoch 58, so
-        # alpha = 2 stops at 30. At 16 epochs for alpha = 4 and 8 (float32; the book took 37 min
-        # then) the networks fell short of local_bayes at alpha = 4 and of the interpolation on
-        # the tomographic crops at alpha = 8. bfloat16 and the offset-order shuffle brought the
-        # book to 24.4 min with 24 epochs (validation losses at alpha = 4 / 8: 0.2795 / 0.3394
-        # for N^bin, against 0.2809 / 0.3423 at 16) and to 25.2 min with 32 (0.2787 / 0.3386).
-        # The cosine schedule is stretched over each cap, so every cap anneals.
+        # Epoch caps for the 30-minute cold book on 2 cores in float32 on an AVX2-only CPU;
+        # fewer epochs at alpha = 4 and 8 cost the networks their lead (measurements on the
+        # Reproducing page). The cosine schedule is stretched over each cap.
         epochs_per_alpha=((2, 30), (4, 32), (8, 32)),
         lr_schedule="cosine",
-        # bfloat16 forward passes where the CPU has them natively (AVX512-BF16 or AMX, as on
-        # this project's machine): a training step takes 113 / 108 / 164 ms instead of
-        # 145 / 324 / 698 ms at alpha = 2 / 4 / 8 (2 threads, batch 8 / 4 / 1, offset-order
-        # shuffle). Other CPUs train in float32.
+        # bfloat16 forward passes where the CPU has them natively (AVX512-BF16 or AMX);
+        # float32 elsewhere, and everywhere with SRLIB_BFLOAT16=off.
         mixed_precision=True,
     ),
     "tiny": Profile(

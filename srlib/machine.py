@@ -6,13 +6,14 @@ this machine, in the arithmetic its training would use (bfloat16 where
 elsewhere), and :func:`predict_build` turns those times into the time of a cold ``make book``:
 the training notebook is the profile's step count times the step times, with the overhead
 (validation, data, checkpoints) of a measured reference build; everything else is the
-reference build's remainder, scaled by this machine's float32 speed against the reference
-machine's. :data:`REFERENCE` is that build: a record of one measurement, with its CPU, date and
-arithmetic. ``srlib bench`` prints the report before a long run.
+reference build's remainder, scaled by a NumPy workload's time here against the reference
+machine's (:func:`cpu_seconds`). :data:`REFERENCE` is that build: a record of one
+measurement, with its CPU, date and arithmetic. ``srlib bench`` prints the report before a
+long run.
 
 The prediction is an estimate. The remainder (install, numba's compile, the FEM, evaluation)
-does not scale with the network's float32 speed alone, and the reference's overhead factor
-is one machine's; the Reproducing page states how the prediction compared with measured
+follows the NumPy workload only roughly, and the reference's overhead factor is one
+machine's; the Reproducing page states how the prediction compared with measured
 builds.
 """
 
@@ -24,8 +25,8 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["REFERENCE", "BuildReference", "MachineReport", "format_report", "measure",
-           "predict_build", "training_steps"]
+__all__ = ["REFERENCE", "BuildReference", "MachineReport", "cpu_seconds", "format_report",
+           "measure", "predict_build", "training_steps"]
 
 KINDS = ("bin", "diffu")
 
@@ -44,6 +45,8 @@ class BuildReference:
         What the training computed in (e.g. "float32, AVX2 limits").
     f32_step_s : dict of int to float
         Median float32 training step per α, measured by :func:`measure` on that machine.
+    cpu_s : float
+        Median time of :func:`cpu_seconds`'s NumPy workload on that machine.
     train_s : float
         Wall time of training the six networks (``training.csv``'s ``wall_time_s``, summed).
     total_s : float
@@ -54,6 +57,7 @@ class BuildReference:
     date: str
     arithmetic: str
     f32_step_s: dict
+    cpu_s: float
     train_s: float
     total_s: float
 
@@ -64,9 +68,10 @@ REFERENCE = BuildReference(
         "ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2; 2 cores",
     date="2026-12-05",
     arithmetic="float32",
-    f32_step_s={2: 0.0757, 4: 0.1398, 8: 0.3158},
-    train_s=1085.9,
-    total_s=1498.3,
+    f32_step_s={2: 0.0755, 4: 0.128, 8: 0.241},
+    cpu_s=0.034,
+    train_s=939.1,
+    total_s=1320.3,
 )
 
 
@@ -90,6 +95,8 @@ class MachineReport:
         Median training step per α, in the arithmetic training would use.
     f32_step_s : dict of int to float
         The same in float32 (equal to ``step_s`` without bfloat16).
+    cpu_s : float
+        Median time of :func:`cpu_seconds`'s NumPy workload here.
     train_s, rest_s, total_s : float
         Predicted training time of the six networks, the rest of the build, and their sum.
     """
@@ -101,6 +108,7 @@ class MachineReport:
     threads: int
     step_s: dict
     f32_step_s: dict
+    cpu_s: float
     train_s: float
     rest_s: float
     total_s: float
@@ -116,21 +124,25 @@ def training_steps(profile, alpha: int) -> int:
     return profile.max_epochs_for(alpha) * profile.steps_per_epoch
 
 
-def predict_build(profile, step_s: dict, f32_step_s: dict,
+def predict_build(profile, step_s: dict, cpu_s: float,
                   reference: BuildReference = REFERENCE) -> tuple[float, float]:
     """Predicted (training, rest) seconds of a cold build from step times.
 
     Training: both kinds of network, every α, ``training_steps × step_s[α]``, times the
-    reference build's ratio of its measured training time to the same product. The rest:
-    the reference build's time outside training, times the ratio of this machine's float32
-    step times to the reference's (geometric mean over α).
+    reference build's ratio of its measured training time to the reference's float32 steps
+    times the same counts (validation, data and checkpoints ride on the steps). The rest
+    (install, numba, the FEM, geodesics, evaluation): the reference build's time outside
+    training, times this machine's :func:`cpu_seconds` over the reference's (the rest does
+    not follow the network's instruction set, so a step time would misjudge it).
 
     Parameters
     ----------
     profile : srlib.config.Profile
         The profile to predict (its α must be in the reference).
-    step_s, f32_step_s : dict of int to float
-        Step times per α: in training's arithmetic, and in float32.
+    step_s : dict of int to float
+        Step times per α, in training's arithmetic.
+    cpu_s : float
+        This machine's :func:`cpu_seconds`.
     reference : BuildReference
         The measured build the prediction scales.
 
@@ -156,11 +168,42 @@ def predict_build(profile, step_s: dict, f32_step_s: dict,
     overhead = reference.train_s / (len(KINDS) * ref_steps)
     train = len(KINDS) * overhead * sum(training_steps(profile, a) * step_s[a]
                                         for a in profile.alphas)
-    ratios = [f32_step_s[a] / reference.f32_step_s[a] for a in profile.alphas]
-    speed = statistics.geometric_mean(ratios)
-    rest = ((reference.total_s - reference.train_s) * speed
+    rest = ((reference.total_s - reference.train_s) * cpu_s / reference.cpu_s
             if profile == quick else math.nan)
     return train, rest
+
+
+def cpu_seconds(repeats: int = 3) -> float:
+    """Median time of a fixed NumPy/SciPy workload on a 96³ volume: this CPU's general speed.
+
+    Parameters
+    ----------
+    repeats : int
+        Timed runs (after one untimed).
+
+    Returns
+    -------
+    float
+        Seconds.
+    """
+    import numpy as np
+    from scipy import ndimage
+
+    volume = np.random.default_rng(0).random((96, 96, 96))
+    solid = volume < 0.6
+
+    def work():  # the kind of work outside training: labels, morphology, FFTs
+        ndimage.label(solid)
+        ndimage.binary_erosion(solid, iterations=3)
+        np.fft.rfftn(volume)
+
+    work()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        work()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
 
 
 def _cpu_model() -> str:
@@ -248,10 +291,11 @@ def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> Ma
         used = torch.get_num_threads()
     finally:
         torch.set_num_threads(old)
-    train, rest = predict_build(profile, steps, f32)
+    cpu = cpu_seconds(9)  # cheap: more runs for a steadier median
+    train, rest = predict_build(profile, steps, cpu)
     return MachineReport(profile=profile.name, cpu=_cpu_model(),
                          capability=torch.backends.cpu.get_cpu_capability(), bfloat16=bf16,
-                         threads=used, step_s=steps, f32_step_s=f32, train_s=train,
+                         threads=used, step_s=steps, f32_step_s=f32, cpu_s=cpu, train_s=train,
                          rest_s=rest, total_s=train + rest)
 
 

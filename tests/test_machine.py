@@ -13,7 +13,7 @@ from srlib import machine
 from srlib.config import get_profile
 
 REF = machine.BuildReference(cpu="test CPU", date="2026-01-01", arithmetic="float32",
-                             f32_step_s={2: 0.1, 4: 0.2, 8: 0.4}, train_s=1200.0,
+                             f32_step_s={2: 0.1, 4: 0.2, 8: 0.4}, cpu_s=0.05, train_s=1200.0,
                              total_s=1800.0)
 
 
@@ -26,42 +26,40 @@ def test_training_steps_follow_the_epoch_caps():
 
 def test_prediction_of_the_reference_machine_is_the_reference_build():
     quick = get_profile("quick")
-    train, rest = machine.predict_build(quick, REF.f32_step_s, REF.f32_step_s, REF)
+    train, rest = machine.predict_build(quick, REF.f32_step_s, REF.cpu_s, REF)
     assert train == pytest.approx(REF.train_s)
     assert rest == pytest.approx(REF.total_s - REF.train_s)
 
 
 def test_prediction_scales_with_the_step_times():
     quick = get_profile("quick")
-    twice = {a: 2 * s for a, s in REF.f32_step_s.items()}
     half = {a: s / 2 for a, s in REF.f32_step_s.items()}
-    # bfloat16 steps twice as fast, float32 twice as slow: training halves, the rest doubles
-    train, rest = machine.predict_build(quick, half, twice, REF)
+    # steps twice as fast, the NumPy workload twice as slow: training halves, the rest doubles
+    train, rest = machine.predict_build(quick, half, 2 * REF.cpu_s, REF)
     assert train == pytest.approx(REF.train_s / 2)
     assert rest == pytest.approx(2 * (REF.total_s - REF.train_s))
     # half the epochs at alpha = 8 remove half of alpha = 8's share of training
     fewer = dataclasses.replace(quick, epochs_per_alpha=((2, 30), (4, 32), (8, 16)))
     share8 = (machine.training_steps(quick, 8) * 0.4
               / sum(machine.training_steps(quick, a) * REF.f32_step_s[a] for a in (2, 4, 8)))
-    train, _ = machine.predict_build(fewer, REF.f32_step_s, REF.f32_step_s, REF)
+    train, _ = machine.predict_build(fewer, REF.f32_step_s, REF.cpu_s, REF)
     assert train == pytest.approx(REF.train_s * (1 - share8 / 2))
 
 
 def test_prediction_of_other_profiles_leaves_the_rest_out():
-    train, rest = machine.predict_build(get_profile("tiny"), REF.f32_step_s, REF.f32_step_s,
-                                        REF)
+    train, rest = machine.predict_build(get_profile("tiny"), REF.f32_step_s, REF.cpu_s, REF)
     assert train > 0 and math.isnan(rest)
 
 
 def test_an_empty_reference_is_refused():
     empty = dataclasses.replace(REF, train_s=0.0)
     with pytest.raises(ValueError, match="no measurement"):
-        machine.predict_build(get_profile("quick"), REF.f32_step_s, REF.f32_step_s, empty)
+        machine.predict_build(get_profile("quick"), REF.f32_step_s, REF.cpu_s, empty)
 
 
 def test_the_shipped_reference_holds_a_measurement():
     ref = machine.REFERENCE
-    assert ref.train_s > 0 and ref.total_s > ref.train_s
+    assert ref.train_s > 0 and ref.total_s > ref.train_s and ref.cpu_s > 0
     assert set(ref.f32_step_s) == {2, 4, 8} and min(ref.f32_step_s.values()) > 0
 
 
