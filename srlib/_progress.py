@@ -1,15 +1,18 @@
 """Progress bars of long work, in one place.
 
 Contract. :func:`progress_bar` is :class:`tqdm.tqdm` with one addition: where the environment
-variable ``SRLIB_PROGRESS`` is ``terminal``, the bar is written to the process's original
-standard error (``sys.__stderr__``) instead of ``sys.stderr``. In a Jupyter kernel that is
-the terminal of whatever started the kernel, so a book build (``make book`` sets it) shows
-how far training has come while the rendered pages carry no progress logs. Unset or
-``auto``: tqdm's default (the notebook's output in a kernel, the terminal elsewhere).
+variable ``SRLIB_PROGRESS`` is ``terminal``, the bar is written to the file descriptor behind
+``sys.stderr`` (its ``fileno()``), not through ``sys.stderr``. In a Jupyter kernel
+``sys.stderr`` sends text to the notebook, and ``fileno()`` is the kernel's copy of its
+original standard error: the terminal (or log) of whatever started the kernel. So a book
+build (``make book`` sets it) shows how far training has come while the rendered pages carry
+no progress logs. Where there is no such descriptor the bar is not shown. Unset or ``auto``:
+tqdm's default (the notebook's output in a kernel, the terminal elsewhere).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import sys
 
@@ -19,6 +22,22 @@ __all__ = ["PROGRESS_ENV", "progress_bar"]
 
 #: Environment variable choosing where progress bars go: "auto" (default) or "terminal".
 PROGRESS_ENV = "SRLIB_PROGRESS"
+
+_terminals: dict = {}  # fd behind sys.stderr -> a text stream on a duplicate of it
+
+
+def _terminal():
+    """A text stream on the descriptor behind ``sys.stderr``, or None where it has none."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    if fd not in _terminals:
+        try:
+            _terminals[fd] = os.fdopen(os.dup(fd), "w", buffering=1)
+        except OSError:
+            return None
+    return _terminals[fd]
 
 
 def progress_bar(iterable=None, **kwargs) -> tqdm:
@@ -44,6 +63,10 @@ def progress_bar(iterable=None, **kwargs) -> tqdm:
     where = os.environ.get(PROGRESS_ENV, "auto").strip().lower()
     if where not in ("auto", "terminal"):
         raise ValueError(f"{PROGRESS_ENV} must be 'auto' or 'terminal', got {where!r}")
-    if where == "terminal" and sys.__stderr__ is not None and "file" not in kwargs:
-        kwargs["file"] = sys.__stderr__
+    if where == "terminal" and "file" not in kwargs:
+        terminal = _terminal()
+        if terminal is None:
+            kwargs["disable"] = True
+        else:
+            kwargs["file"] = terminal
     return tqdm(iterable, **kwargs)

@@ -3,31 +3,56 @@
 from __future__ import annotations
 
 import io
+import os
 import sys
 
 import pytest
 
+from srlib import _progress
 from srlib._progress import progress_bar
 
 
-def test_terminal_progress_goes_to_the_original_stderr(monkeypatch, capsys):
-    terminal = io.StringIO()
-    monkeypatch.setattr(sys, "__stderr__", terminal)
+class _KernelStderr(io.StringIO):
+    """Like a Jupyter kernel's sys.stderr: text goes to the notebook, fileno() to the terminal."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+
+def test_terminal_progress_goes_to_the_descriptor_behind_stderr(monkeypatch):
+    read, write = os.pipe()
+    notebook = _KernelStderr(write)
+    monkeypatch.setattr(sys, "stderr", notebook)
     monkeypatch.setenv("SRLIB_PROGRESS", "terminal")
     for _ in progress_bar(range(3), desc="to the terminal"):
         pass
-    assert "to the terminal" in terminal.getvalue()
-    assert "to the terminal" not in capsys.readouterr().err
+    _progress._terminals.pop(write).close()
+    os.close(write)
+    with os.fdopen(read) as terminal:
+        assert "to the terminal" in terminal.read()
+    assert "to the terminal" not in notebook.getvalue()
 
 
-def test_default_progress_goes_to_stderr(monkeypatch, capsys):
-    terminal = io.StringIO()
-    monkeypatch.setattr(sys, "__stderr__", terminal)
+def test_terminal_progress_without_a_descriptor_is_not_shown(monkeypatch):
+    notebook = io.StringIO()  # fileno() raises
+    monkeypatch.setattr(sys, "stderr", notebook)
+    monkeypatch.setenv("SRLIB_PROGRESS", "terminal")
+    for _ in progress_bar(range(3), desc="nowhere"):
+        pass
+    assert notebook.getvalue() == ""
+
+
+def test_default_progress_goes_to_stderr(monkeypatch):
+    notebook = _KernelStderr(-1)
+    monkeypatch.setattr(sys, "stderr", notebook)
     monkeypatch.delenv("SRLIB_PROGRESS", raising=False)
     for _ in progress_bar(range(3), desc="to stderr"):
         pass
-    assert "to stderr" in capsys.readouterr().err
-    assert terminal.getvalue() == ""
+    assert "to stderr" in notebook.getvalue()
 
 
 def test_bad_setting_is_named(monkeypatch):
