@@ -197,11 +197,17 @@ def cpu_seconds(repeats: int = 3) -> float:
         ndimage.binary_erosion(solid, iterations=3)
         np.fft.rfftn(volume)
 
-    work()
+    return _median_seconds(work, repeats=repeats, warmup=1)
+
+
+def _median_seconds(fn, *, repeats: int, warmup: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
-        work()
+        fn()
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
 
@@ -237,14 +243,8 @@ def _step_seconds(profile, alpha: int, *, bf16: bool, repeats: int) -> float:
         F.binary_cross_entropy_with_logits(logits.float(), y).backward()
         optimizer.step()
 
-    step()
-    step()  # oneDNN picks its kernels on the first calls
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    # two untimed steps: oneDNN picks its kernels on the first calls
+    return _median_seconds(step, repeats=repeats, warmup=2)
 
 
 def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> MachineReport:
