@@ -403,6 +403,8 @@ def _one_writer(root: Path, key: dict):
     """
     path = root / WRITER_LOCK
     mine = {"key": key, "pid": os.getpid(), "host": socket.gethostname()}
+    same = json.loads(json.dumps(key))  # the key as the lock file holds it
+    owner = False
     for _ in range(100):
         try:
             fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
@@ -412,9 +414,8 @@ def _one_writer(root: Path, key: dict):
             except (OSError, ValueError):  # being written by its holder this very moment
                 time.sleep(0.05)
                 continue
-            if holder.get("key") == json.loads(json.dumps(key)):
-                yield  # the same settings: share, and leave the lock to its holder
-                return
+            if holder.get("key") == same:
+                break  # the same settings: share, and leave the lock to its holder
             if _holder_alive(holder):
                 raise ValueError(
                     f"{root} is being built by process {holder.get('pid')} on "
@@ -422,15 +423,18 @@ def _one_writer(root: Path, key: dict):
                     "for it to end or use another root (delete the lock file only if that "
                     "process is gone)") from None
             path.unlink(missing_ok=True)  # its holder died: take it over
-            continue
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(mine))
-        try:
-            yield
-        finally:
+        else:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(mine))
+            owner = True
+            break
+    else:
+        raise ValueError(f"{path}: cannot take the database's writer lock")
+    try:
+        yield
+    finally:
+        if owner:
             path.unlink(missing_ok=True)
-        return
-    raise ValueError(f"{path}: cannot take the database's writer lock")
 
 
 def build_database(profile: Profile, *, samples=None, root=None, scheduler=None,
