@@ -309,12 +309,11 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
         raise ValueError(f"the database has no low-resolution images for alpha {missing}")
     out_dir = Path(out_dir)
     device = profile.device if device is None else device
+    before = {(k, a) for k in kinds for a in profile.alphas
+              if (out_dir / f"{network_name(k, a)}.pt").exists()}
+    # with nothing to train no ranks start: the loop below loads (and checks) every network
     if nproc is not None and positive_int(nproc, "nproc") > 1 \
-            and distributed.world_size() == 1:
-        before = {(k, a) for k in kinds for a in profile.alphas
-                  if (out_dir / f"{network_name(k, a)}.pt").exists()}
-        if len(before) == len(kinds) * len(profile.alphas):  # nothing to train: no ranks
-            return load_networks(profile, out_dir, kinds=kinds)
+            and distributed.world_size() == 1 and len(before) < len(kinds) * len(profile.alphas):
         _check_launch(profile, nproc, device)
         distributed.launch(nproc, db.root, profile, out_dir, kinds=kinds, device=device,
                            num_threads=num_threads, num_workers=num_workers, progress=progress)
