@@ -73,8 +73,9 @@ class Profile:
         Wall-time budget per network in seconds; training stops after the epoch in which it
         runs out. None: no budget (paper).
     tomo_size : int or None
-        Edge of the centred crop of each tomographic sample used for evaluation (paper: the
-        whole 416³ image); must be divisible by ``2 * max(alphas)``.
+        Edge of the centred crop of each tomographic sample used for evaluation; must be
+        divisible by ``2 * max(alphas)``. None (``paper``): the largest such edge that fits
+        the sample (:meth:`tomo_edge`; the paper's whole 416³ images qualify).
     connectivity : str
         FEM mesh convention for transport ("face" or "vertex"); see :mod:`srlib.transport`.
     device : str
@@ -208,6 +209,28 @@ class Profile:
         if alpha not in self.alphas:
             raise ValueError(f"alpha={alpha} is not among this profile's alphas {self.alphas}")
         return self.batch_sizes[self.alphas.index(alpha)]
+
+    def tomo_edge(self, shape) -> int:
+        """Edge of the centred cubic crop of a tomographic sample of ``shape`` (section 3).
+
+        ``tomo_size`` when the profile sets one; otherwise (``paper``) the largest edge that
+        fits the sample and is divisible by ``2 * max(alphas)``, as the protocol's eight
+        sub-images at every α need (the paper's own 416³ images are; the public sandstones,
+        200³, 500³ and 100³, give 192, 496 and 96).
+
+        Raises
+        ------
+        ValueError
+            If the sample is smaller than ``tomo_size``, or than ``2 * max(alphas)``.
+        """
+        smallest = min(int(n) for n in shape)
+        step = 2 * max(self.alphas)
+        edge = self.tomo_size if self.tomo_size is not None else smallest // step * step
+        if edge < step or edge > smallest:
+            raise ValueError(f"a tomographic sample of shape {tuple(shape)} cannot give a "
+                             f"centred crop of edge {edge}: it needs at least "
+                             f"{max(step, edge)} voxels along every axis")
+        return edge
 
     def max_epochs_for(self, alpha: int) -> int:
         """Maximum number of epochs for scaling factor ``alpha``."""

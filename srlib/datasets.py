@@ -53,6 +53,7 @@ from srlib.samples import (  # noqa: F401 (re-exported: the samples are part of 
     crop_center,
     folder_samples,
     public_samples,
+    tomographic_crop,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ __all__ = [
     "load_bits",
     "public_samples",
     "save_bits",
+    "tomographic_crop",
 ]
 
 _CONNECTIVITIES = ("face", "vertex")

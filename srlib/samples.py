@@ -32,6 +32,7 @@ __all__ = [
     "crop_center",
     "folder_samples",
     "public_samples",
+    "tomographic_crop",
 ]
 
 PORESPY_VERSION = "3.2.0"
@@ -250,6 +251,15 @@ def folder_samples(folder, *, solid: str = "bright") -> list[Sample]:
         samples.append(Sample(name=p.stem, image=image, voxel_size_um=None,
                               source=f"user volume {p}"))
     return samples
+
+
+def tomographic_crop(image, profile) -> np.ndarray:
+    """The centred crop of a tomographic sample that a profile evaluates (section 3).
+
+    Its edge is :meth:`srlib.config.Profile.tomo_edge`: the profile's ``tomo_size``, or the
+    largest edge divisible by ``2 * max(alphas)`` that fits the sample.
+    """
+    return crop_center(image, profile.tomo_edge(np.shape(image)))
 
 
 def crop_center(image, size: int | None) -> np.ndarray:
