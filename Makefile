@@ -59,7 +59,11 @@ book: install
 rerun: install
 	$(PY) -m tools.book rerun --profile $(PROFILE)
 
+# The paper profile: its plan is checked against the samples first (seconds), so a size that
+# would fail hours in is refused before anything runs.
 paper:
+	$(MAKE) install TORCH_SPEC="$(TORCH_SPEC)" TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)"
+	$(VENV)/bin/srlib plan --profile paper
 	$(MAKE) rerun PROFILE=paper TORCH_SPEC="$(TORCH_SPEC)" TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)"
 
 # A measured dry run of the paper profile on this machine (800³, few of each; ~24 GB, hours on

@@ -18,17 +18,23 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _SUBMODULES = (
+    "baselines",
+    "capacity",
     "cli",
     "samples",
     "comparison",
     "config",
     "datasets",
     "evaluation",
+    "findings",
     "geodesic",
     "inference",
     "io",
+    "machine",
     "metrics",
     "network",
+    "parallel",
+    "plan",
     "plotting",
     "resample",
     "stochastic",

@@ -14,6 +14,8 @@ Otsu-binarised) and keeping every output of a profile under ``<results-root>/<pr
     srlib evaluate sr.tif hr.tif --alpha 4             # every metric of section 2.3, as JSON
     srlib bench --profile quick                        # this machine's training steps and the
                                                        # predicted time of a cold `make book`
+    srlib plan --profile paper                         # every stage's sizes checked against
+                                                       # the samples, nothing computed
 
 Run ``srlib <command> --help`` for the options.
 
@@ -155,6 +157,17 @@ def cmd_bench(args) -> int:
 
     report = machine.measure(_profile(args), repeats=args.repeats, threads=args.threads)
     print(machine.format_report(report))
+    return 0
+
+
+def cmd_plan(args) -> int:
+    """Check every stage of a profile against the samples' shapes and print the sizes."""
+    from srlib import plan
+
+    profile = _profile(args)
+    shapes = {s.name: s.image.shape for s in _samples(args, profile)}
+    print(plan.format_plan(plan.plan(profile, shapes)))
+    print(f"profile {profile.name}: every stage fits its samples")
     return 0
 
 
@@ -303,6 +316,15 @@ def _parser() -> argparse.ArgumentParser:
                    help="timed steps per alpha (default 3)")
     p.add_argument("--threads", type=_positive_int_arg, default=None, help="torch CPU threads")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("plan", help="check every stage of a profile against the samples' "
+                                    "shapes, computing nothing")
+    p.add_argument("--samples", help="folder of your volumes (default: the public samples)")
+    p.add_argument("--profile", default=None, help="paper, quick or tiny "
+                                                   "(default $SRLIB_PROFILE or quick)")
+    p.add_argument("--solid", choices=("bright", "dark"), default="bright",
+                   help="solid side of grayscale input (Otsu)")
+    p.set_defaults(func=cmd_plan)
     return parser
 
 
