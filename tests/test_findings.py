@@ -138,3 +138,15 @@ def test_findings_of_an_empty_table_are_not_measured():
     empty = _table(PAPER_LIKE).iloc[:0]
     got = findings.findings(empty)
     assert [f.verdict for f in got] == ["not measured"] * 4
+
+
+def test_finding_iii_follows_the_paper_for_the_alphas_present():
+    """Re-executed with alphas=[2, 4], (iii) demanded that N^diffu lose at alpha = 4 (the
+    largest present), the opposite of the paper's statement."""
+    two_four = {m: {a: v for a, v in per.items() if a in (2, 4)} for m, per in PAPER_LIKE.items()}
+    got = _by_key(findings.findings(_table(two_four)))
+    assert got["iii"].verdict == "holds"  # diffu better at 2 and 4, as the paper says
+    worse_at_4 = {**two_four, "diffu": {2: 0.955, 4: 0.94}}
+    assert _by_key(findings.findings(_table(worse_at_4)))["iii"].verdict == "fails"
+    only_eight = {m: {8: per[8]} for m, per in PAPER_LIKE.items()}
+    assert _by_key(findings.findings(_table(only_eight)))["iii"].verdict == "holds"
