@@ -425,6 +425,8 @@ def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None =
 
 _KEY_COLUMNS = ("method", "sub_image", "network_id", "effective_computed", "variant", "channels",
                 "connectivity", "axis", "image")
+#: Columns of a stored part read as text (identities and digests, never numbers).
+_PART_DTYPES = {"network_id": str, "channels": str, "image": str}
 
 
 
@@ -506,7 +508,7 @@ def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, 
         frame["network_id"] = frame["method"].map(shared["ids"][alpha])
         frame["image"] = digest
     if part.exists():
-        stored = pd.read_csv(part, dtype={"network_id": str, "channels": str, "image": str})
+        stored = pd.read_csv(part, dtype=_PART_DTYPES)
         keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
         if len(keep):
             frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
@@ -640,8 +642,7 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
             path = part_path(dataset, sample, alpha)
             current = set()
             if path.exists():
-                stored = pd.read_csv(path, dtype={"network_id": str, "channels": str,
-                                                  "image": str})
+                stored = pd.read_csv(path, dtype=_PART_DTYPES)
                 current = _current_methods(stored, ids[alpha], effective=effective,
                                            effective_sub_images=effective_sub_images,
                                            settings={**settings, "image": digests[i]},
@@ -671,8 +672,7 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                      for i, alpha, wanted in groups]
             run_tasks(client, _group_task, tasks, desc="evaluation (image, α)",
                       progress=progress)
-    frames = [pd.read_csv(part_path(d, s, a), dtype={"network_id": str, "channels": str,
-                                                     "image": str})
+    frames = [pd.read_csv(part_path(d, s, a), dtype=_PART_DTYPES)
               for d, s, _ in images for a in alphas]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table):

@@ -184,7 +184,11 @@ class Finding:
 
 def _medians(table, metric: str) -> dict:
     """``{(dataset, alpha, method): median}`` of the groups whose median is defined."""
-    return {k: v for k, v in _all_medians(table, metric).items() if not np.isnan(v)}
+    return _defined(_all_medians(table, metric))
+
+
+def _defined(medians: dict) -> dict:
+    return {k: v for k, v in medians.items() if not np.isnan(v)}
 
 
 def _all_medians(table, metric: str) -> dict:
@@ -353,7 +357,7 @@ def findings(table, *, metric: str = "accuracy", much: float = 0.02, flat: float
     if missing:
         raise ValueError(f"table lacks the column(s) {sorted(missing)}")
     everything = _all_medians(table, metric)
-    med = {k: v for k, v in everything.items() if not np.isnan(v)}
+    med = _defined(everything)
     left_out = tuple(sorted(k for k in everything if k not in med))
     datasets = sorted({d for d, _, _ in med})
     alphas = sorted({a for _, a, _ in med})
