@@ -29,6 +29,7 @@ _SUBMODULES = (
     "findings",
     "geodesic",
     "inference",
+    "intervals",
     "io",
     "machine",
     "metrics",

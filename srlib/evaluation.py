@@ -55,7 +55,6 @@ import numpy as np
 from srlib import metrics
 from srlib._checks import as_binary, check_alpha, check_axis, positive_int
 from srlib.baselines import interpolate
-from srlib.findings import compare_methods, median_table  # table summaries live there
 from srlib.io import atomic_path, image_digest, remove_stale_temp
 from srlib.parallel import SCHEDULER_ENV, dask_client, run_tasks, share, submit
 from srlib.resample import downsample, interpolate_quadratic_binary, subdivide
@@ -69,9 +68,7 @@ __all__ = [
     "N_SUB_IMAGES",
     "PAPER_METHODS",
     "VARIANTS",
-    "compare_methods",
     "evaluate_image",
-    "median_table",
     "method_resolvers",
     "network_ids",
     "network_resolver",

@@ -95,6 +95,9 @@ def plan(profile, sample_shapes: dict) -> list[PlanStep]:
         batch = profile.batch_size(a)
         steps.append(PlanStep("training", f"batch at α = {a}",
                               f"{batch} × {profile.cutout}³ → {a * profile.cutout}³"))
+    if profile.seed_alphas:
+        steps.append(PlanStep("training", "second training (seed + 1), N^bin and N^diffu",
+                              "α = " + ", ".join(map(str, profile.replica().alphas))))
     edges = {"simulated (HR test realization)": hr}
     for name in names:
         try:

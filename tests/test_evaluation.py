@@ -159,28 +159,6 @@ def test_run_protocol_recomputes_groups_written_with_other_settings(hr, tmp_path
     assert table.effective_computed.tolist() == [k == 0 for k in range(8)]
 
 
-def test_compare_methods_medians_and_paired_wins():
-    import pandas as pd
-
-    rows = []
-    for k in range(5):
-        for method, acc in (("a", 0.9 + 0.01 * k), ("b", 0.85 + 0.01 * k)):
-            rows.append({"dataset": "d", "sample": "s", "alpha": 2, "sub_image": k,
-                         "method": method, "accuracy": acc,
-                         "tau": -np.inf if (method == "a" and k == 0) else 0.5})
-    table = pd.DataFrame(rows)
-    out = evaluation.compare_methods(table, ["accuracy", "tau"], "a", "b")
-    acc = out[out.metric == "accuracy"].iloc[0]
-    assert acc.median_a == pytest.approx(0.92) and acc.median_b == pytest.approx(0.87)
-    assert acc.difference == pytest.approx(0.05) and acc.higher
-    assert (acc.wins, acc.losses, acc.pairs) == (5, 0, 5)
-    assert acc.p_sign == pytest.approx(0.0625)
-    tau = out[out.metric == "tau"].iloc[0]
-    assert (tau.wins, tau.losses, tau.ties) == (0, 1, 4)  # a lost path is a loss
-    med = evaluation.median_table(table, ["tau"])
-    assert med.loc[("d", 2, "a"), "tau"] == 0.5
-
-
 def test_stored_results_of_retrained_networks_are_recomputed(tmp_path, monkeypatch):
     from types import SimpleNamespace
 

@@ -90,6 +90,8 @@ def tiny_book(tmp_path_factory):
 def test_notebooks_run_at_tiny_profile_and_book_builds(tiny_book):
     new_figures, html = tiny_book
     for name, new in new_figures.items():
+        if name.startswith("08_"):  # the conclusions show chapter 5's interval figure
+            continue
         assert new, f"{name} wrote no new figure"
     page = html / "notebooks" / f"{NOTEBOOKS[0].stem}.html"
     assert page.exists()
@@ -103,7 +105,8 @@ def test_notebooks_run_at_tiny_profile_and_book_builds(tiny_book):
     intro = (html / "book" / "intro.html").read_text()
     answer = intro[intro.index('id="the-answer"'):intro.index('id="the-paper"')]
     assert "<img" in answer
-    verdicts = re.findall(r"\((i|ii|iii|iv)\) [^<]*?: (holds|fails|not measured)", answer)
+    verdicts = re.findall(r"\((i|ii|iii|iv)\) [^<]*?: (holds|fails|tie|undecided|not measured)",
+                          answer)
     assert [key for key, _ in verdicts] == ["i", "ii", "iii", "iv"], verdicts
     assert "Local headroom" in answer and "**" not in answer
 

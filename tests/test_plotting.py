@@ -435,3 +435,27 @@ def test_fig_capacity_rejects_a_table_without_runs():
         plotting.fig_capacity(table[table.method != "bin"])
     with pytest.raises(ValueError, match="gain"):
         plotting.fig_capacity(table.drop(columns="gain"))
+
+
+def test_fig_paired_intervals_marks_ties_open_and_counts_infinite_values():
+    import pandas as pd
+
+    rows = []
+    for dataset in ("simulated", "tomographic"):
+        for alpha in (2, 4):
+            rows.append({"comparison": "A − B", "dataset": dataset, "alpha": alpha,
+                         "metric": "accuracy", "difference": 0.01, "lo": 0.005, "hi": 0.02})
+            rows.append({"comparison": "C − B", "dataset": dataset, "alpha": alpha,
+                         "metric": "accuracy", "difference": 0.001, "lo": -0.002, "hi": 0.004})
+    rows.append({"comparison": "C − B", "dataset": "simulated", "alpha": 2, "metric": "tau",
+                 "difference": -np.inf, "lo": -np.inf, "hi": 0.0})
+    fig, axes = plotting.fig_paired_intervals(pd.DataFrame(rows),
+                                              {"accuracy": "acc", "tau": "tau"})
+    lines = [ln for ln in axes[0].get_lines() if ln.get_marker() == "o"]
+    assert len(lines) == 8  # one marker per comparison, alpha and data set
+    open_ = [ln for ln in lines if ln.get_markerfacecolor() == "white"]
+    assert len(open_) == 4  # the C − B intervals cover zero
+    assert [t.get_text() for t in axes[0].get_yticklabels()] == [
+        "A − B, α = 2", "A − B, α = 4", "C − B, α = 2", "C − B, α = 4"]
+    assert any("1 not drawn" in t.get_text() for t in axes[1].texts)
+    plt.close(fig)

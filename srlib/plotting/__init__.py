@@ -38,7 +38,7 @@ from .statistics import (
     box_summary,
     fig6_boxplots,
     fig6_companion,
-    fig_median_differences,
+    fig_paired_intervals,
     figA2_tortuosity,
     metric_boxplots,
 )
@@ -74,7 +74,7 @@ __all__ = [
     "fig6_companion",
     "figA1_slices",
     "figA2_tortuosity",
-    "fig_median_differences",
+    "fig_paired_intervals",
     "fig_refinement",
     "fig_sample_slices",
     "fig_training_curves",

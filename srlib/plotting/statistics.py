@@ -20,6 +20,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 
 from ._style import METHOD_LABELS, PAPER_METHODS, method_colors, method_legend_label
@@ -34,7 +35,7 @@ __all__ = [
     "fig6_boxplots",
     "fig6_companion",
     "figA2_tortuosity",
-    "fig_median_differences",
+    "fig_paired_intervals",
     "metric_boxplots",
 ]
 
@@ -478,53 +479,69 @@ def figA2_tortuosity(table, **options):
     return metric_boxplots(table, FIGA2_METRICS, **options)
 
 
-def fig_median_differences(comparisons, metrics: dict):
-    """Differences of medians between methods per α: one panel per metric.
+def fig_paired_intervals(comparisons, metrics: dict):
+    """Forest plot of paired differences between methods, with their confidence intervals.
 
     Parameters
     ----------
     comparisons : pandas.DataFrame
-        Rows of :func:`srlib.evaluation.compare_methods` (columns ``dataset``, ``alpha``,
-        ``metric``, ``difference``, ``p_sign``) with an added column ``comparison`` naming the
-        pair (e.g. ``"N^bin − interpolation"``); one line per comparison and data set.
+        Rows of :func:`srlib.intervals.compare_methods` (columns ``dataset``, ``alpha``,
+        ``metric``, ``difference``, ``lo``, ``hi``) with an added column ``comparison`` naming
+        the pair (e.g. ``"N^bin − interpolation"``).
     metrics : dict
-        Metric column -> panel title.
+        Metric column -> panel title; one panel per metric.
 
     Returns
     -------
     tuple
-        ``(fig, axes)``; filled markers where the paired sign test gives p < 0.05, open
-        markers otherwise; a dashed line at zero (no difference).
+        ``(fig, axes)``. One row per comparison and α, one marker per data set: the median of
+        the paired differences over the sub-images with its interval as a bar; filled where the
+        interval excludes zero, open where it covers zero (a tie). Infinite values (lost paths)
+        cannot be drawn; their number is written in the panel.
     """
     cols = list(metrics)
-    fig, axes = plt.subplots(1, len(cols), figsize=(4.2 * len(cols), 3.6), squeeze=False)
-    axes = axes[0]
-    styles = {"simulated": "-", "tomographic": "--"}
     names = list(dict.fromkeys(comparisons["comparison"]))
-    palette = sns.color_palette("colorblind", max(len(names), 1))
-    colours = {name: palette[k % len(palette)] for k, name in enumerate(names)}
+    alphas = sorted(int(a) for a in comparisons["alpha"].unique())
+    rows = [(n, a) for n in names for a in alphas]
+    datasets = list(dict.fromkeys(comparisons["dataset"]))
+    palette = dict(zip(datasets, sns.color_palette("colorblind", max(len(datasets), 1)),
+                       strict=False))
+    offsets = dict(zip(datasets, np.linspace(-0.15, 0.15, len(datasets)), strict=True))
+    fig, axes = plt.subplots(1, len(cols), figsize=(3.3 * len(cols) + 1.6, 0.34 * len(rows) + 1.6),
+                             sharey=True, squeeze=False)
+    axes = axes[0]
     for ax, metric in zip(axes, cols, strict=True):
         sub = comparisons[comparisons["metric"] == metric]
-        for (name, dataset), line in sub.groupby(["comparison", "dataset"], sort=False):
-            line = line.sort_values("alpha")
-            x, y = line["alpha"].to_numpy(), line["difference"].to_numpy(float)
-            ax.plot(x, y, ls=styles.get(dataset, ":"), color=colours[name], lw=1.2)
-            sig = line["p_sign"].to_numpy(float) < 0.05
-            ax.plot(x[sig], y[sig], "o", color=colours[name], ms=5)
-            ax.plot(x[~sig], y[~sig], "o", mfc="white", mec=colours[name], ms=5)
-        ax.axhline(0, color="0.3", lw=0.8, ls=":")
-        ax.set_xscale("log", base=2)
-        alphas = sorted(int(a) for a in sub["alpha"].unique())
-        ax.set_xticks(alphas, [f"α = {a}" for a in alphas])
-        ax.minorticks_off()
+        hidden = 0
+        for r in sub.itertuples():
+            y = rows.index((r.comparison, int(r.alpha))) + offsets[r.dataset]
+            values = np.array([r.difference, r.lo, r.hi], dtype=float)
+            if not np.isfinite(values).all():
+                hidden += 1
+                continue
+            tie = r.lo <= 0 <= r.hi
+            ax.errorbar(r.difference, y, xerr=[[r.difference - r.lo], [r.hi - r.difference]],
+                        fmt="o", ms=4.5, color=palette[r.dataset], capsize=2, lw=1.1,
+                        mfc="white" if tie else palette[r.dataset])
+        ax.axvline(0, color="0.3", lw=0.8, ls=":")
+        for k in range(1, len(names)):
+            ax.axhline(k * len(alphas) - 0.5, color="0.85", lw=0.8)
         ax.set_title(metrics[metric], fontsize=9)
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel("difference of medians")
-    handles = [Line2D([], [], color=colours[n], lw=1.2, label=n) for n in names]
-    handles += [Line2D([], [], color="0.3", ls=s, label=d) for d, s in styles.items()]
-    handles += [Line2D([], [], color="0.3", marker="o", ls="none", label="sign test p < 0.05"),
+        ax.grid(axis="x", alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(4))
+        if hidden:
+            ax.text(0.98, 0.02, f"{hidden} not drawn (infinite)", transform=ax.transAxes,
+                    ha="right", va="bottom", fontsize=7, color="#C0392B")
+    axes[0].set_yticks(range(len(rows)), [f"{n}, α = {a}" for n, a in rows], fontsize=8)
+    axes[0].set_ylim(len(rows) - 0.5, -0.5)
+    handles = [Line2D([], [], color=palette[d], marker="o", ls="none", label=d)
+               for d in datasets]
+    handles += [Line2D([], [], color="0.3", marker="o", ls="none", label="interval excludes 0"),
                 Line2D([], [], color="0.3", marker="o", mfc="white", ls="none",
-                       label="p ≥ 0.05")]
-    fig.tight_layout(rect=(0, 0.12, 1, 1))
+                       label="interval covers 0 (tie)")]
+    bottom = 0.9 / fig.get_figheight()
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.text(0.5, bottom * 0.75, "median paired difference over sub-images, with its 95 % "
+             "bootstrap interval", ha="center", va="top", fontsize=9)
     fig.legend(handles=handles, loc="lower center", ncol=4, fontsize=8, frameon=False)
     return fig, axes
