@@ -15,7 +15,7 @@ its peak RSS (``ru_maxrss``) during the solve above the RSS (``VmRSS``) it had j
 and of an 8³ block for TauFactor); ``bytes/unknown`` divides that rise
 by the number of unknowns (srlib: mesh nodes; TauFactor: voxels of the phase). The table gives,
 per phase and for both together, srlib's time, TauFactor's, their ratio and bytes per unknown;
-it is written as JSON to ``benchmarks/out/transport.json``. The budgets in DESIGN.md:
+it is written as JSON to ``benchmarks/out/transport.json``. The budgets:
 both phases, and the solid phase alone, in at most half of TauFactor's time
 (``BUDGET_RATIO``); at most 250 bytes per unknown. Wall times depend on the load: the load
 average is printed with every row.
@@ -42,40 +42,21 @@ from pathlib import Path
 import numpy as np
 
 from srlib import transport
+from srlib.stochastic import ModelParams, sample
 
 OUT = Path(__file__).resolve().parent / "out" / "transport.json"
 CORRELATION_LENGTH = 10.0  # 1/γ² in voxels
 SOLID_FRACTION = 0.7
 
-#: Largest ratio of srlib's solve time to TauFactor's within the budget (DESIGN.md).
+#: Largest ratio of srlib's solve time to TauFactor's within the budget.
 BUDGET_RATIO = 0.5
 
 
 def chi2_image(size: int, seed: int) -> tuple[np.ndarray, str]:
-    """The χ² structure, from srlib.stochastic when available, else from a small local helper."""
+    """The χ² structure of the benchmark (srlib.stochastic.sample) and where it came from."""
     gamma = 1.0 / math.sqrt(CORRELATION_LENGTH)
-    try:
-        from srlib.stochastic import ModelParams, sample
-    except ImportError:
-        return _chi2_fallback(size, gamma, seed), "local FFT helper"
     params = ModelParams.from_solid_fraction(SOLID_FRACTION, gamma=gamma)
     return sample((size,) * 3, params, seed=seed), "srlib.stochastic.sample"
-
-
-def _chi2_fallback(size: int, gamma: float, seed: int) -> np.ndarray:
-    """Y = X1² + X2², X Gaussian with covariance exp(-γ² h), by FFT on a padded periodic grid."""
-    n = size + int(8 * CORRELATION_LENGTH)
-    k = np.fft.fftfreq(n) * n
-    h2 = np.minimum(k, n - k) ** 2
-    dist = np.sqrt(h2[:, None, None] + h2[None, :, None] + h2[None, None, :])
-    spectrum = np.fft.fftn(np.exp(-(gamma**2) * dist)).real
-    rng = np.random.default_rng(seed)
-    noise = rng.standard_normal((n,) * 3) + 1j * rng.standard_normal((n,) * 3)
-    field = np.fft.ifftn(np.sqrt(np.maximum(spectrum, 0.0)) * np.fft.fftn(noise))
-    field = field[:size, :size, :size]
-    x1, x2 = field.real, field.imag
-    x1, x2 = x1 / x1.std(), x2 / x2.std()
-    return x1**2 + x2**2 >= -2.0 * math.log(SOLID_FRACTION)
 
 
 def _current_rss_kib() -> int:

@@ -82,8 +82,8 @@ PAPER = {"hr_size": 800, "scenarios": 5, "realizations": 10, "val_realizations":
          "steps_per_network": 1000 * 400, "epochs": 1000, "val_cutouts": 30, "cutout": 24,
          "tomo_size": 416}
 GIB = 1024**3
-# Memory models used before anything was measured (bytes): DESIGN.md's FEM budget per
-# unknown, and per voxel of the padded FFT grid of a realization (a complex64 field, the
+# Memory models used before anything was measured (bytes): the FEM budget per unknown
+# (bench_transport), and per voxel of the padded FFT grid of a realization (a complex64 field, the
 # float32 spectrum and the binary output: 12.6 B measured at 256³ on a 512³ grid).
 FEM_BYTES_PER_UNKNOWN = 250.0
 REALIZATION_BYTES_PER_GRID_VOXEL = 13.0

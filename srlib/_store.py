@@ -24,13 +24,11 @@ import logging
 import os
 import shutil
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
-from srlib._checks import as_binary
-from srlib.io import atomic_path, is_temp_name, temp_prefix
+from srlib.io import is_temp_name, temp_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -219,70 +217,3 @@ def ensure_groups(root: Path, names) -> None:
     for name in names:
         if not (root / name / "zarr.json").exists():
             zarr.open_group(store, path=name, mode="a")
-
-
-def migrate_legacy(root: Path, names) -> None:
-    """Convert the files of the earlier format (``.npz`` bits, ``.npy`` channels) to arrays."""
-    legacy = [p for s in names for pattern in ("r*_*.npz", "r*_diffu*.npy")
-              for p in sorted((root / s).glob(pattern))]
-    if not legacy:
-        return
-    logger.warning("converting the database in %s (%d files) to the chunked zarr format",
-                   root, len(legacy))
-    ensure_groups(root, names)
-    for path in legacy:
-        try:
-            data = (load_bits(path) if path.suffix == ".npz"
-                    else np.load(path, allow_pickle=False).astype(np.float32, copy=False))
-        except (OSError, ValueError, EOFError) as err:
-            logger.warning("dropping unreadable %s (%s); the next build recomputes it",
-                           path, err)
-        else:
-            write_array(path.with_suffix(""), data)
-        path.unlink(missing_ok=True)
-
-
-# ----------------------------------------------------------------------------- the earlier format
-
-
-def save_bits(path, image) -> Path:
-    """Save a binary 3D image bit-packed (8× smaller than bool), atomically.
-
-    Parameters
-    ----------
-    path : path
-        Target ``.npz`` file.
-    image : array_like
-        Binary image.
-
-    Returns
-    -------
-    pathlib.Path
-        The path written.
-    """
-    img = as_binary(image)
-    path = Path(path)
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez(fh, bits=np.packbits(img, axis=None), shape=np.array(img.shape))
-    return path
-
-
-def load_bits(path) -> np.ndarray:
-    """Load a binary image written by :func:`save_bits`.
-
-    Raises
-    ------
-    ValueError
-        If the file is missing, truncated or not written by :func:`save_bits` (names the file).
-    """
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            shape = tuple(int(n) for n in data["shape"])
-            bits = data["bits"]
-            n = int(np.prod(shape))
-            if len(shape) != 3 or bits.size != (n + 7) // 8:
-                raise ValueError(f"holds {bits.size} bytes for shape {shape}")
-            return np.unpackbits(bits, count=n).reshape(shape).astype(bool)
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
-        raise ValueError(f"cannot read binary image {path}: {err or type(err).__name__}; "
-                         "delete it and rebuild") from err

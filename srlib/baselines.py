@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from srlib._checks import as_binary, as_volume, check_alpha, positive_int
+from srlib.methods import GRIDS
 from srlib.resample import _upsample_axis, interpolate_quadratic
 
 __all__ = [
     "Baselines",
-    "CONVENTIONS",
     "LocalBayes",
     "corner_patterns",
     "fit_baselines",
@@ -44,10 +44,10 @@ __all__ = [
     "interpolation_cutouts",
 ]
 
-#: Grid conventions of the interpolation: Eq. (3)-aligned and pixel-centre.
-CONVENTIONS = ("aligned", "centred")
 #: Number of 2×2×2 binary corner patterns.
 N_PATTERNS = 256
+
+
 def interpolate_quadratic_centred(lr, alpha: int, *, dtype=None) -> np.ndarray:
     r"""Up-sample a 3D image by tri-quadratic interpolation on the pixel-centre grid.
 
@@ -109,8 +109,8 @@ def interpolate_quadratic_centred(lr, alpha: int, *, dtype=None) -> np.ndarray:
 
 
 def _check_convention(convention) -> str:
-    if convention not in CONVENTIONS:
-        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}")
+    if convention not in GRIDS:
+        raise ValueError(f"convention must be one of {GRIDS}, got {convention!r}")
     return convention
 
 
@@ -499,7 +499,7 @@ def fit_baselines(db, alphas=None, *, cutout: int = 24, stride: int | None = Non
         alpha = check_alpha(alpha)
         val = pairs_from_database(db, "val", alpha, scenarios=scenarios)
         thresholds = {c: fit_interpolation_threshold(val, convention=c, cutout=cutout,
-                                                     stride=stride) for c in CONVENTIONS}
+                                                     stride=stride) for c in GRIDS}
         fitted[alpha] = Baselines(alpha=alpha, thresholds=thresholds,
                                   local_bayes=LocalBayes.from_database(db, alpha,
                                                                        scenarios=scenarios))

@@ -39,13 +39,14 @@ import numpy as np
 
 from srlib._checks import check_alpha, positive_int
 from srlib.io import atomic_path
+from srlib.methods import BIN, GRIDS, INTERPOLATION, LOCAL_BAYES, interpolation
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["REFERENCE_METHODS", "capacity_study", "reference_accuracies"]
 
 #: The reference lines of the study (methods that are not networks).
-REFERENCE_METHODS = ("interpolation", "interpolation_centred", "local_bayes")
+REFERENCE_METHODS = (interpolation("aligned"), interpolation("centred"), LOCAL_BAYES)
 
 
 def reference_accuracies(db, alpha: int, *, scenarios=None) -> dict:
@@ -72,11 +73,9 @@ def reference_accuracies(db, alpha: int, *, scenarios=None) -> dict:
     alpha = check_alpha(alpha)
     names = db.scenario_names if scenarios is None else list(scenarios)
     table = LocalBayes.from_database(db, alpha, scenarios=names)
-    methods = {
-        "interpolation": lambda lr: interpolate(lr, alpha),
-        "interpolation_centred": lambda lr: interpolate(lr, alpha, convention="centred"),
-        "local_bayes": table.predict,
-    }
+    methods = {interpolation(grid): (lambda lr, g=grid: interpolate(lr, alpha, convention=g))
+               for grid in GRIDS}
+    methods[LOCAL_BAYES] = table.predict
     scores = {m: [] for m in methods}
     for s in names:
         for i in db.indices("val"):
@@ -223,7 +222,7 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
             seconds = time.perf_counter() - t0
             scores = [accuracy(super_resolve(model, p.input, threshold=mu, device=device,
                                              progress=False), p.target) for p in val_pairs]
-            row = {"method": "bin", "alpha": alpha, "features": f, "start": start, "steps": b,
+            row = {"method": BIN, "alpha": alpha, "features": f, "start": start, "steps": b,
                    "accuracy": float(np.median(scores)), "threshold": mu,
                    "best_epoch": result.best_epoch, "steps_run": result.steps,
                    "seconds": seconds, "seed": seed}
@@ -235,7 +234,7 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
         torch.set_num_threads(old_threads)
     rows += [{"method": m, "alpha": alpha, "accuracy": v} for m, v in refs.items()]
     table = pd.DataFrame(rows)
-    table["gain"] = table["accuracy"] - refs["interpolation"]
+    table["gain"] = table["accuracy"] - refs[INTERPOLATION]
     with atomic_path(Path(out_dir) / "capacity.csv") as tmp:
         table.to_csv(tmp, index=False)
     return table

@@ -40,6 +40,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+from srlib.methods import BIN, INTERPOLATION, PAPER
+
 __all__ = ["main"]
 
 
@@ -190,7 +192,7 @@ def cmd_super_resolve(args) -> int:
     if target.is_dir():
         raise ValueError(f"output {target} is a folder; give a file name")
     lr = io.load_binary(args.input, solid=args.solid)
-    if args.method == "interpolation":
+    if args.method == INTERPOLATION:
         sr = interpolate_quadratic_binary(lr, alpha)
     else:
         from srlib import training
@@ -293,7 +295,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("input")
     p.add_argument("output")
     p.add_argument("--alpha", type=int, required=True)
-    p.add_argument("--method", choices=("bin", "diffu", "interpolation"), default="bin")
+    p.add_argument("--method", choices=PAPER, default=BIN)
     common(p, profile=True)
     p.set_defaults(func=cmd_super_resolve)
 

@@ -26,14 +26,9 @@ from typing import NamedTuple
 import numpy as np
 
 from srlib._checks import as_binary, check_axis, check_phase
-from srlib.transport import (
-    CONNECTIVITIES,
-    DEFAULT_TOL,
-    _check_connectivity,
-    _spanning_voxels,
-    element_stiffness,
-    solve_laplace,
-)
+from srlib.fem.mesh import element_stiffness, spanning_voxels
+from srlib.methods import CONNECTIVITIES, check_connectivity
+from srlib.transport import DEFAULT_TOL, solve_laplace
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +117,7 @@ def _taufactor(mask: np.ndarray, axis: int, conv_crit: float, device: str):
         raise ImportError(
             "taufactor_tortuosity needs the optional package taufactor (pip install taufactor)"
         ) from err
-    if not _spanning_voxels(mask, axis, "face").any():
+    if not spanning_voxels(mask, axis, "face").any():
         # TauFactor's own answer is inf too, but its check for it can miss (a layer with a
         # transient negative flux) and leave it iterating to its limit on a meaningless value.
         logger.info("no face-connected path along axis %d: tau = inf without TauFactor", axis)
@@ -238,7 +233,7 @@ def compare_tortuosity(
     """
     img = as_binary(image)
     axis = check_axis(axis)
-    connectivities = [_check_connectivity(c) for c in connectivities]
+    connectivities = [check_connectivity(c) for c in connectivities]
     element_stiffness()  # scikit-fem's one-off assembly, outside the timings
     if finite_volumes:
         _taufactor(np.ones((2, 2, 2), bool), 0, conv_crit, device)  # import torch untimed

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from srlib._checks import ALPHAS, positive_float, positive_int
+from srlib.methods import check_connectivity
 
 __all__ = ["LR_SCHEDULES", "PAPER_CHOICES", "PROFILES", "Profile", "get_profile", "results_dir"]
 
@@ -174,8 +175,7 @@ class Profile:
                 f"({smallest} voxels at alpha={max(self.alphas)}): aligned mirror augmentation "
                 "needs one spare low-resolution voxel (srlib.training.cutout_at)"
             )
-        if self.connectivity not in ("face", "vertex"):
-            raise ValueError(f"connectivity must be 'face' or 'vertex', got {self.connectivity!r}")
+        check_connectivity(self.connectivity)
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, "
                              f"got {self.lr_schedule!r}")

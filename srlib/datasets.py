@@ -38,9 +38,9 @@ import numpy as np
 
 from srlib import _store, stochastic
 from srlib._checks import check_alpha, check_axis, check_choice, positive_int
-from srlib._store import load_bits, save_bits
 from srlib.config import Profile, results_dir
 from srlib.io import atomic_path, image_digest, is_hidden, remove_stale_temp
+from srlib.methods import check_connectivity
 from srlib.resample import downsample
 from srlib.samples import (  # noqa: F401 (re-exported: the samples are part of the data)
     PORESPY_SDIST_SHA256,
@@ -67,13 +67,10 @@ __all__ = [
     "cache_dir",
     "crop_center",
     "folder_samples",
-    "load_bits",
     "public_samples",
-    "save_bits",
     "tomographic_crop",
 ]
 
-_CONNECTIVITIES = ("face", "vertex")
 
 
 # ----------------------------------------------------------------------------- database
@@ -107,9 +104,7 @@ class Database:
     image), ``rNN_lr{α}`` (its Eq. 3 down-sampling) and ``rNN_diffu{α}`` (``float32``
     diffusion channels of the LR image, ``(2, *lr.shape)``, ``[pore, solid]``), chunked in
     32³ cubes and compressed (see :mod:`srlib._store`). ``NN`` counts from 1 (realization
-    ``i`` of the paper). A database of the earlier format (``rNN_hr.npz`` bit-packed files,
-    ``rNN_diffu{α}.npy``) found at ``root`` is converted in place when it is opened; a file
-    of it that cannot be read is dropped, and the next build recomputes it.
+    ``i`` of the paper).
 
     :meth:`hr`, :meth:`lr` and :meth:`channels` read whole volumes (checked against their
     digests); :meth:`read_region` and :meth:`array` read only the chunks a region touches,
@@ -145,7 +140,6 @@ class Database:
         #: samples' images, calibrated scenarios); networks trained on it record it.
         self.key = hashlib.sha256(meta.read_bytes()).hexdigest()[:16]
         self._arrays = {}
-        _store.migrate_legacy(self.root, self.scenario_names)
 
     def __getstate__(self):  # opened arrays are not pickled
         return self.__dict__ | {"_arrays": {}}
@@ -568,7 +562,7 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
 
     if not isinstance(db, Database):
         raise ValueError(f"db must be a srlib.datasets.Database, got {db!r}")
-    check_choice(connectivity, _CONNECTIVITIES, "connectivity")
+    check_connectivity(connectivity)
     key = {"connectivity": connectivity, "axis": check_axis(axis)}
     remove_stale_temp(db.root, recursive=True)
     _store.remove_stale_arrays(db.root)

@@ -52,6 +52,7 @@ from pathlib import Path
 
 import numpy as np
 
+from srlib import methods as method_registry
 from srlib import metrics
 from srlib._checks import as_binary, check_alpha, check_axis, positive_int
 from srlib.baselines import interpolate
@@ -77,30 +78,21 @@ __all__ = [
     "sub_image_tortuosities",
 ]
 
-#: Method names in the results table: the networks, the interpolation baselines (aligned to
-#: Eq. 3 or pixel-centre; threshold 0.5 or fitted by Eq. 18) and the local-Bayes table.
-METHODS = ("bin", "diffu", "interpolation", "interpolation_centred", "interpolation_fitted",
-           "interpolation_centred_fitted", "local_bayes")
+#: Method names in the results table (:mod:`srlib.methods`): the networks, the interpolation
+#: baselines (aligned to Eq. 3 or pixel-centre; threshold 0.5 or fitted by Eq. 18) and the
+#: local-Bayes table.
+METHODS = tuple(method_registry.METHODS)
 #: The paper's three methods (Fig. 6).
-PAPER_METHODS = ("bin", "diffu", "interpolation")
+PAPER_METHODS = method_registry.PAPER
 #: Plain-text names of the methods for tables and prose.
-METHOD_LABELS = {
-    "bin": "N^bin",
-    "diffu": "N^diffu",
-    "interpolation": "interpolation (Eq. 3-aligned, threshold 0.5)",
-    "interpolation_centred": "interpolation (pixel-centre, threshold 0.5)",
-    "interpolation_fitted": "interpolation (Eq. 3-aligned, fitted threshold)",
-    "interpolation_centred_fitted": "interpolation (pixel-centre, fitted threshold)",
-    "local_bayes": "local Bayes (2×2×2 corner table)",
-}
+METHOD_LABELS = {k: m.label for k, m in method_registry.METHODS.items()}
 #: Definitions of N^diffu's diffusion channels at test time.
 CHANNELS = ("whole", "sub_image")
 #: Protocol variants: sub-images super-resolved on their own, or cut from the whole SR image.
 VARIANTS = ("sub_image", "whole_image")
 #: Sub-images per image (2 × 2 × 2, :func:`srlib.resample.subdivide`).
 N_SUB_IMAGES = 8
-_NETWORK_METHODS = ("bin", "diffu")
-_FITTED = {"interpolation_fitted": "aligned", "interpolation_centred_fitted": "centred"}
+_NETWORK_METHODS = method_registry.NETWORKS
 
 
 def _effective_here(k: int, effective: bool, effective_sub_images: int | None) -> bool:
@@ -129,8 +121,7 @@ def sub_image_tortuosities(hr, *, axis: int = 0, effective: bool = True,
                            connectivity: str = "face") -> list[dict]:
     """Tortuosities of the 8 HR sub-images of an image (the same for every α).
 
-    (Named ``reference_tortuosities`` before; that name is
-    :func:`srlib.metrics.reference_tortuosities`, of one image, which this calls per sub-image.)
+    It calls :func:`srlib.metrics.reference_tortuosities`, of one image, per sub-image.
 
     Parameters
     ----------
@@ -207,7 +198,7 @@ def network_resolver(network, *, connectivity: str = "face", device=None):
 
     def resolve(lr: np.ndarray, *, channels=None) -> np.ndarray:
         x = lr.astype(np.float32)[None]
-        if network.kind == "diffu":
+        if method_registry.METHODS[network.kind].needs_channels:
             if channels is None:
                 channels = diffusion_channels(lr, connectivity=connectivity)
             channels = np.asarray(channels, dtype=np.float32)
@@ -218,7 +209,7 @@ def network_resolver(network, *, connectivity: str = "face", device=None):
         return super_resolve(network.model, x, threshold=network.threshold, device=device,
                              progress=False)
 
-    resolve.needs_channels = network.kind == "diffu"
+    resolve.needs_channels = method_registry.METHODS[network.kind].needs_channels
     return resolve
 
 
@@ -334,6 +325,15 @@ def _write_csv(frame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
+def _interpolator(alpha: int, grid: str, threshold: float | None = None):
+    """The interpolation baseline on ``grid``, thresholded at 0.5 or at ``threshold``."""
+    if threshold is None and grid == "aligned":
+        return lambda lr: interpolate_quadratic_binary(lr, alpha)
+    if threshold is None:
+        return lambda lr: interpolate(lr, alpha, convention=grid)
+    return lambda lr: interpolate(lr, alpha, convention=grid, threshold=threshold)
+
+
 def method_resolvers(alpha: int, networks: dict, *, methods=PAPER_METHODS,
                      baselines: dict | None = None, connectivity: str = "face",
                      device=None) -> dict:
@@ -366,21 +366,18 @@ def method_resolvers(alpha: int, networks: dict, *, methods=PAPER_METHODS,
     fitted = (baselines or {}).get(alpha)
     resolvers = {}
     for method in methods:
-        if method == "interpolation":
-            resolvers[method] = lambda lr, a=alpha: interpolate_quadratic_binary(lr, a)
-        elif method == "interpolation_centred":
-            resolvers[method] = lambda lr, a=alpha: interpolate(lr, a, convention="centred")
-        elif method in _NETWORK_METHODS and (method, alpha) in networks:
+        m = method_registry.METHODS[method_registry.check_method(method)]
+        if m.family == "interpolation" and not m.fitted:
+            resolvers[method] = _interpolator(alpha, m.grid)
+        elif m.family == "network" and (method, alpha) in networks:
             resolvers[method] = network_resolver(networks[(method, alpha)],
                                                  connectivity=connectivity, device=device)
-        elif method in _FITTED and fitted is not None:
-            resolvers[method] = (lambda lr, a=alpha, c=_FITTED[method],
-                                 t=fitted.thresholds[_FITTED[method]]:
-                                 interpolate(lr, a, convention=c, threshold=t))
-        elif method == "local_bayes" and fitted is not None:
+        elif m.family == "interpolation" and fitted is not None:
+            resolvers[method] = _interpolator(alpha, m.grid, fitted.thresholds[m.grid])
+        elif m.family == "table" and fitted is not None:
             resolvers[method] = fitted.local_bayes.predict
         else:
-            what = "trained network" if method in _NETWORK_METHODS else "fitted baseline"
+            what = "trained network" if m.family == "network" else "fitted baseline"
             logger.warning("no %s %s for alpha=%d; skipped", what, method, alpha)
     return resolvers
 
@@ -399,25 +396,30 @@ def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None =
     fitted = (baselines or {}).get(alpha)
     ids = {}
     for method in methods:
-        if method in ("interpolation", "interpolation_centred"):
+        m = method_registry.METHODS[method_registry.check_method(method)]
+        if m.family == "interpolation" and not m.fitted:
             ids[method] = "-"
-        elif method in _FITTED:
+        elif m.family == "interpolation":
             if fitted is not None:
-                ids[method] = f"mu:{fitted.thresholds[_FITTED[method]]:.6f}"
-        elif method == "local_bayes":
+                ids[method] = f"mu:{fitted.thresholds[m.grid]:.6f}"
+        elif m.family == "table":
             if fitted is not None:
                 ids[method] = f"table:{fitted.local_bayes.digest}"
         elif (method, alpha) in networks:
-            import torch  # only with a network
-
-            net = networks[(method, alpha)]
-            digest = hashlib.sha256()
-            for name, tensor in net.model.state_dict().items():
-                t = tensor.detach().cpu().contiguous()
-                digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-                digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-            ids[method] = f"{digest.hexdigest()[:16]}:{net.threshold:.6f}"
+            ids[method] = _network_id(networks[(method, alpha)])
     return ids
+
+
+def _network_id(net) -> str:
+    """SHA-256 prefix of a network's parameter names, shapes, dtypes and values, and μ*."""
+    import torch  # only with a network
+
+    digest = hashlib.sha256()
+    for name, tensor in net.model.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return f"{digest.hexdigest()[:16]}:{net.threshold:.6f}"
 
 
 _KEY_COLUMNS = ("method", "sub_image", "network_id", "effective_computed", "variant", "channels",
@@ -437,7 +439,8 @@ def _current_methods(frame, ids: dict, *, effective: bool, effective_sub_images,
         if method not in ids or sorted(rows["sub_image"]) != list(range(N_SUB_IMAGES)):
             continue
         wanted = {**settings, "network_id": ids[method],
-                  "channels": settings["channels"] if method == "diffu" else "-"}
+                  "channels": (settings["channels"]
+                               if method_registry.METHODS[method].needs_channels else "-")}
         if any(str(v) != str(wanted[c]) for c in wanted for v in rows[c]):
             continue
         here = effective and (effective_methods is None or method in effective_methods)

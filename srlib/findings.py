@@ -38,6 +38,7 @@ from srlib.intervals import (
     median_interval,
     paired_differences,
 )
+from srlib.methods import BIN, DIFFU, GRIDS, INTERPOLATION, LOCAL_BAYES, NETWORKS, interpolation
 
 __all__ = [
     "CONVENTION_METHODS",
@@ -51,11 +52,10 @@ __all__ = [
 ]
 
 #: The interpolation method of each baseline convention (threshold 0.5; the paper states none).
-CONVENTION_METHODS = {"aligned": "interpolation", "centred": "interpolation_centred"}
+CONVENTION_METHODS = {grid: interpolation(grid) for grid in GRIDS}
 _CONVENTION_WORDS = {"aligned": "the Eq. 3-aligned interpolation",
                      "centred": "the pixel-centre interpolation"}
-_NETWORKS = ("bin", "diffu")
-_NET_WORDS = {"bin": "N^bin", "diffu": "N^diffu"}
+_NETWORKS = NETWORKS
 _METRIC_WORDS = {"accuracy": "accuracy", "surface_accuracy": "surface accuracy",
                  "tau_geod_acc_mean": "geodesic tortuosity accuracy",
                  "tau_eff_acc_mean": "effective tortuosity accuracy"}
@@ -405,7 +405,7 @@ class _DiffuVsBin(_Judge):
     def checks(self, wide, metric, th, layout):
         out = []
         for d, a in layout:
-            pair = wide.paired(d, ("diffu", a), ("bin", a))
+            pair = wide.paired(d, (DIFFU, a), (BIN, a))
             if pair is None:
                 continue
             iv = th.interval(paired_differences(*pair))
@@ -498,7 +498,7 @@ def headroom(table, *, metric: str = "accuracy", thresholds: Thresholds | None =
     wide = PairedTable(table, metric)
     out: dict = {}
     for d, a in _layout(table):
-        pair = wide.paired(d, ("local_bayes", a), ("interpolation", a))
+        pair = wide.paired(d, (LOCAL_BAYES, a), (INTERPOLATION, a))
         if pair is not None:
             out.setdefault(d, {})[a] = th.interval(paired_differences(*pair))
     return out

@@ -25,11 +25,10 @@ import statistics
 import time
 from dataclasses import dataclass, field
 
+from srlib.methods import NETWORKS
+
 __all__ = ["REFERENCE", "BuildReference", "MachineReport", "cpu_seconds", "format_report",
            "measure", "predict_build", "training_steps"]
-
-KINDS = ("bin", "diffu")
-
 
 @dataclass(frozen=True)
 class BuildReference:
@@ -165,8 +164,8 @@ def predict_build(profile, step_s: dict, cpu_s: float,
 
     quick = get_profile("quick")
     ref_steps = sum(training_steps(quick, a) * reference.f32_step_s[a] for a in quick.alphas)
-    overhead = reference.train_s / (len(KINDS) * ref_steps)
-    train = len(KINDS) * overhead * sum(training_steps(profile, a) * step_s[a]
+    overhead = reference.train_s / (len(NETWORKS) * ref_steps)
+    train = len(NETWORKS) * overhead * sum(training_steps(profile, a) * step_s[a]
                                         for a in profile.alphas)
     rest = ((reference.total_s - reference.train_s) * cpu_s / reference.cpu_s
             if profile == quick else math.nan)

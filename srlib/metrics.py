@@ -36,9 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-from srlib._checks import as_binary, check_alpha, check_axis, check_choice
-
-CONNECTIVITIES = ("face", "vertex")
+from srlib._checks import as_binary, check_alpha, check_axis
+from srlib.methods import check_connectivity
 
 __all__ = [
     "BAND_RADIUS_FACTOR",
@@ -253,7 +252,7 @@ class Evaluation:
     absent). ``tau_<kind>_acc_<phase>`` is :func:`relative_accuracy` of the pair (``nan`` if
     ``hr`` has no path, ``-inf`` if only ``sr`` has none), and ``tau_<kind>_acc_mean`` its mean
     over the phases whose ground truth has a path (``nan`` if neither has). The ``eff`` fields
-    are None when :func:`evaluate` was called with ``effective=False``.
+    are None when :func:`evaluate` gets ``effective=False``.
 
     Attributes
     ----------
@@ -401,7 +400,7 @@ def reference_tortuosities(
     """
     hr = as_binary(hr, name="hr")
     axis = check_axis(axis)
-    check_choice(connectivity, CONNECTIVITIES, "connectivity")
+    check_connectivity(connectivity)
     funcs = _tortuosity_functions(connectivity)
     kinds = ("geod", "eff") if effective else ("geod",)
     return {kind: {name: _tortuosity(funcs[kind], hr, phase, axis) for name, phase in _PHASES}
@@ -481,7 +480,7 @@ def evaluate(
         "accuracy": accuracy(sr, hr),
         "surface_accuracy": surface_accuracy(sr, hr, alpha),
     }
-    check_choice(connectivity, CONNECTIVITIES, "connectivity")
+    check_connectivity(connectivity)
     funcs = _tortuosity_functions(connectivity)
     kinds = ("geod", "eff") if effective else ("geod",)
     for kind in kinds:

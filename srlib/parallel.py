@@ -201,11 +201,10 @@ def _in_task(threads: int, func: Callable, *args):
     """Run ``func(*args)`` with numba limited to ``threads`` threads, BLAS and OpenMP to one.
 
     The sums are the same on any number of threads (the transport solver's reductions are
-    blocked, :data:`srlib._multigrid._BLOCK`; BLAS stays single-threaded), so results do not
+    blocked, :data:`srlib.fem.kernels.BLOCK`; BLAS stays single-threaded), so results do not
     depend on how many workers share a machine. Limiting the threads keeps the workers from
     oversubscribing its cores: numba's parallel kernels with a thread per core in every
-    worker process made the tiny evaluation protocol 3x slower with 2 workers than with one
-    thread each (measured, 34.7 s against 10.9 s).
+    worker process make the workers wait for each other (engineering notes of the book).
     """
     import numba
     from threadpoolctl import threadpool_limits

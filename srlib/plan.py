@@ -16,8 +16,8 @@ from dataclasses import dataclass
 __all__ = ["FEM_BYTES_PER_UNKNOWN", "REALIZATION_BYTES_PER_VOXEL", "PlanStep", "format_plan",
            "plan"]
 
-#: Budget of the transport solver's memory (DESIGN.md; `benchmarks/bench_transport.py`
-#: measures it), used to estimate the peak of a finite-element solve.
+#: Budget of the transport solver's memory (`benchmarks/bench_transport.py` measures it),
+#: used to estimate the peak of a finite-element solve.
 FEM_BYTES_PER_UNKNOWN = 250
 #: Peak bytes per voxel of drawing one HR realization with its LR versions: the paper dry run
 #: measured 16.0 GiB for 800³ (Reproducing page).

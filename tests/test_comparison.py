@@ -14,7 +14,7 @@ from test_transport import (
     staircase,
 )
 
-from srlib import comparison, transport
+from srlib import comparison
 from srlib.transport import effective_tortuosity
 
 
@@ -135,11 +135,3 @@ def test_compare_tortuosity_with_finite_volumes():
     expected = [(p, m) for p in ("pore", "solid") for m in methods]
     assert [(r.phase, r.method) for r in rows] == expected
     assert all(r.tau_eff == pytest.approx(1.0, rel=1e-3) and r.converged for r in rows)
-
-
-def test_moved_names_stay_importable_from_transport_with_a_warning():
-    for name in comparison.__all__:
-        with pytest.warns(DeprecationWarning, match="srlib.comparison"):
-            assert getattr(transport, name) is getattr(comparison, name)
-    with pytest.raises(AttributeError):
-        transport.no_such_name  # noqa: B018

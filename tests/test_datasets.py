@@ -36,12 +36,6 @@ def test_folder_samples(tmp_path, rng):
         datasets.folder_samples(tmp_path / "missing")
 
 
-def test_bits_roundtrip(tmp_path, rng):
-    img = rng.random((5, 6, 7)) < 0.3
-    path = datasets.save_bits(tmp_path / "x.npz", img)
-    assert np.array_equal(datasets.load_bits(path), img)
-
-
 def test_crop_center():
     img = np.arange(6**3).reshape(6, 6, 6)
     assert np.array_equal(datasets.crop_center(img, 2), img[2:4, 2:4, 2:4])
@@ -204,37 +198,6 @@ def test_build_database_recomputes_damaged_arrays(tmp_path, small_samples):
                                  progress=False)
     assert _same(_arrays(db), before)
     assert not stale.exists() and not legacy_stale.exists()
-
-
-def test_a_database_of_the_earlier_format_is_converted(tmp_path, small_samples, monkeypatch):
-    profile = get_profile("tiny")
-    db = datasets.build_database(profile, samples=small_samples, root=tmp_path / "new",
-                                 workers=1, progress=False)
-    rng = np.random.default_rng(0)
-    channels = {a: rng.random((2, *db.lr("s0", 1, a).shape)).astype(np.float32)
-                for a in db.alphas}
-    before = _arrays(db)
-    old = tmp_path / "old"                                # the .npz/.npy layout of before
-    for s in db.scenario_names:
-        (old / s).mkdir(parents=True)
-        for i in db.indices():
-            datasets.save_bits(old / s / f"r{i:02d}_hr.npz", db.hr(s, i))
-            for a in db.alphas:
-                datasets.save_bits(old / s / f"r{i:02d}_lr{a}.npz", db.lr(s, i, a))
-    for a in db.alphas:
-        np.save(old / "s0" / f"r01_diffu{a}.npy", channels[a])
-        before[("s0", 1, f"diffu{a}")] = channels[a]
-    (old / "s1" / "r02_lr8.npz").write_bytes(b"PK\x03")  # a truncated file of it
-    shutil.copy(tmp_path / "new" / "scenarios.json", old / "scenarios.json")
-    (old / "channels.json").write_text('{"connectivity": "face", "axis": 0}')
-    converted = datasets.Database(old)
-    assert not list(old.rglob("*.np[yz]"))
-    assert converted.channels("s0", 1, 2, connectivity="face", axis=0).dtype == np.float32
-    with pytest.raises(ValueError, match="r02_lr8 is missing"):
-        converted.lr("s1", 2, 8)
-    datasets.build_database(profile, samples=small_samples, root=old, workers=1,
-                            progress=False)
-    assert _same(_arrays(datasets.Database(old)), before)
 
 
 def test_corrupt_scenarios_json_names_the_file(tmp_path, small_samples):

@@ -1,4 +1,4 @@
-"""Tests of the multigrid solver behind srlib.transport (srlib._multigrid)."""
+"""Tests of the finite-element solver behind srlib.transport (srlib.fem)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from srlib import _gridlevel, _multigrid, transport
+from srlib import fem
+from srlib.fem import gridlevel, kernels, mesh
 
 
 def _structure(shape, porosity, seed):
@@ -18,15 +19,15 @@ def _structure(shape, porosity, seed):
 def _system(image, phase, connectivity, axis=0):
     """The inputs of ``solve_free`` for one phase, as ``transport`` builds them."""
     mask = np.asarray(image) == phase
-    domain, _ = transport._clusters(mask, axis, connectivity)
-    voxels, nodes, node_vertex = transport._mesh(domain, connectivity)
+    domain, _ = mesh.clusters(mask, axis, connectivity)
+    voxels, nodes, node_vertex = mesh.number_mesh(domain, connectivity)
     vertex_shape = np.array([n + 1 for n in image.shape], dtype=np.int64)
     plane = np.zeros(node_vertex.size, dtype=np.uint8)
     free_id = np.empty(node_vertex.size, dtype=nodes.dtype)
-    n_free = transport._number_free(node_vertex, vertex_shape, axis, plane, free_id)
+    n_free = mesh.number_free(node_vertex, vertex_shape, axis, plane, free_id)
     zyx = np.empty((n_free, 3), dtype=np.int32)
-    transport._free_coordinates(node_vertex, vertex_shape, free_id, zyx)
-    is_main = transport._main_nodes(node_vertex)
+    mesh.free_coordinates(node_vertex, vertex_shape, free_id, zyx)
+    is_main = mesh.main_nodes(node_vertex)
     x0 = zyx[:, axis] / image.shape[axis]
     return dict(nodes=nodes, free_id=free_id, is_outlet=plane == 2, zyx=zyx, x0=x0,
                 voxels=voxels, is_main=is_main)
@@ -38,11 +39,11 @@ def test_grid_level_applies_the_assembled_matrix(connectivity, phase):
     """The matrix-free fine level equals the ELLPACK assembly (12 A), split nodes included."""
     image = _structure((14, 17, 12), 0.55, seed=3)
     s = _system(image, phase, connectivity)
-    slot, k12, n_slots = _multigrid._fine_tables(transport.element_stiffness())
+    slot, k12, n_slots = kernels.fine_tables(mesh.element_stiffness())
     n_free = s["zyx"].shape[0]
-    nbr, val, diag, b = _multigrid._assemble_fine(s["nodes"], s["free_id"], s["is_outlet"], slot,
+    nbr, val, diag, b = kernels.assemble_fine(s["nodes"], s["free_id"], s["is_outlet"], slot,
                                                   k12, n_free, n_slots)
-    level, comb, b_grid = _gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
+    level, comb, b_grid = gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
                                                   s["zyx"].copy(), k12, image.shape,
                                                   s["voxels"], s["is_main"])
     if connectivity == "face":
@@ -52,7 +53,7 @@ def test_grid_level_applies_the_assembled_matrix(connectivity, phase):
     for dtype in (np.float64, np.float32):
         u = rng.standard_normal(n_free).astype(dtype)
         expected = np.empty_like(u)
-        _multigrid._matvec(nbr, val, diag, u, expected)
+        kernels.matvec(nbr, val, diag, u, expected)
         x = np.zeros(level.n, dtype=dtype)
         x[comb] = u
         y = level.matvec(x, np.full(level.n, np.nan, dtype=dtype))
@@ -63,10 +64,10 @@ def test_grid_level_applies_the_assembled_matrix(connectivity, phase):
         assert not np.any(y[rest])
         assert 1.0 / level.inv_diag[comb] == pytest.approx(diag)
     # the first coarse level, summed from the elements, is exactly P^T A P of the assembly
-    agg, coarse_zyx, _ = _multigrid._aggregate(s["zyx"])
-    galerkin = _multigrid._galerkin(nbr, val, diag, agg, coarse_zyx, coarse_zyx.shape[0])
-    np.testing.assert_array_equal(_multigrid._to_dense(*level.coarse.levels[0]),
-                                  _multigrid._to_dense(*galerkin))
+    agg, coarse_zyx, _ = kernels.aggregate(s["zyx"])
+    galerkin = kernels.galerkin(nbr, val, diag, agg, coarse_zyx, coarse_zyx.shape[0])
+    np.testing.assert_array_equal(kernels.to_dense(*level.coarse.levels[0]),
+                                  kernels.to_dense(*galerkin))
     # stored as int8: the entries of the first coarse level lie in [-20, 0] on any domain
     coarse_val = level.coarse.levels[0][1]
     assert coarse_val.dtype == np.int8 and -20 <= coarse_val.min() and coarse_val.max() <= 0
@@ -77,7 +78,7 @@ def test_levels_are_narrowed_only_where_exact():
     nbr, diag = np.zeros((3, 2), dtype=np.int32), np.ones(3, dtype=np.float32)
     for values, dtype in (([-20, 0], np.int8), ([-300, 0], np.int16), ([-40000, 0], np.float32)):
         val = np.array([values] * 3, dtype=np.float32)
-        narrowed = _multigrid._narrow(nbr, val, diag)[1]
+        narrowed = kernels.narrow(nbr, val, diag)[1]
         assert narrowed.dtype == dtype
         np.testing.assert_array_equal(narrowed, val)
 
@@ -88,8 +89,8 @@ def test_chebyshev_bound_holds_and_is_tight():
 
     image = sample((32, 32, 32), ModelParams.from_solid_fraction(0.7, gamma=10**-0.5), seed=1)
     s = _system(image, True, "face")
-    _, k12, _ = _multigrid._fine_tables(transport.element_stiffness())
-    level, comb, _ = _gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
+    _, k12, _ = kernels.fine_tables(mesh.element_stiffness())
+    level, comb, _ = gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
                                              s["zyx"].copy(), k12, image.shape, s["voxels"],
                                              s["is_main"])
     v = np.zeros(level.n)
@@ -100,7 +101,7 @@ def test_chebyshev_bound_holds_and_is_tight():
         w = level.inv_diag * level.matvec(v, np.empty(level.n))
         lam = float(v @ w)
         v = w
-    assert 1.4 < lam <= _gridlevel.LAMBDA_MAX * (1 + 1e-9)
+    assert 1.4 < lam <= gridlevel.LAMBDA_MAX * (1 + 1e-9)
 
 
 @pytest.mark.parametrize("connectivity", ["face", "vertex"])
@@ -108,11 +109,11 @@ def test_grid_and_matrix_fine_levels_give_the_same_solution(connectivity):
     """The matrix-free fine level and the ELLPACK hierarchy solve the same system."""
     image = _structure((24, 20, 22), 0.5, seed=5)
     s = _system(image, False, connectivity, axis=1)
-    k = transport.element_stiffness()
-    grid = _multigrid.solve_free(s["nodes"], s["free_id"], s["is_outlet"], s["zyx"].copy(), k,
+    k = mesh.element_stiffness()
+    grid = fem.solve_free(s["nodes"], s["free_id"], s["is_outlet"], s["zyx"].copy(), k,
                                  s["x0"].copy(), 1e-10, 1000, shape=image.shape,
                                  voxels=s["voxels"], is_main=s["is_main"])
-    matrix = _multigrid.solve_free(s["nodes"], s["free_id"], s["is_outlet"], s["zyx"].copy(), k,
+    matrix = fem.solve_free(s["nodes"], s["free_id"], s["is_outlet"], s["zyx"].copy(), k,
                                    s["x0"].copy(), 1e-10, 1000)
     assert grid[2] and matrix[2]
     np.testing.assert_allclose(grid[0], matrix[0], atol=1e-8)

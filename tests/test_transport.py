@@ -10,6 +10,7 @@ from scipy import ndimage, sparse
 from scipy.sparse.linalg import spsolve
 
 from srlib import transport
+from srlib.fem import mesh
 from srlib.transport import diffusion_channels, effective_tortuosity, solve_laplace
 
 CONNECTIVITIES = ("face", "vertex")
@@ -79,7 +80,7 @@ def structure():
 
 
 def test_element_stiffness_is_the_trilinear_cube_matrix():
-    k = transport.element_stiffness()
+    k = mesh.element_stiffness()
     corners = np.array([((c >> 2) & 1, (c >> 1) & 1, c & 1) for c in range(8)])
     differing = np.abs(corners[:, None, :] - corners[None, :, :]).sum(axis=2)
     expected = np.select([differing == 0, differing == 1], [1 / 3, 0.0], -1 / 12)
@@ -293,7 +294,7 @@ def test_d_eff_is_the_energy_and_insensitive_to_the_tolerance(structure, connect
     loose = solve_laplace(structure, False, connectivity=connectivity, tol=1e-5)
     assert loose.iterations < tight.iterations
     nodal = tight.solution[tight.element_nodes]
-    energy = np.einsum("ea,ab,eb->", nodal, transport.element_stiffness(), nodal)
+    energy = np.einsum("ea,ab,eb->", nodal, mesh.element_stiffness(), nodal)
     assert tight.d_eff == pytest.approx(energy * 32 / 32**2, rel=1e-12)
     assert loose.d_eff == pytest.approx(tight.d_eff, rel=1e-7)
 
@@ -317,7 +318,7 @@ def test_solution_satisfies_the_generically_assembled_system(structure, connecti
     """Re-assemble K from the element matrix by plain COO summation and check K u = 0 inside."""
     result = solve_laplace(structure[:16, :16, :16], True, connectivity=connectivity)
     nodes = result.element_nodes
-    k = transport.element_stiffness()
+    k = mesh.element_stiffness()
     n = result.solution.size
     rows = np.repeat(nodes, 8, axis=1).ravel()
     cols = np.tile(nodes, (1, 8)).ravel()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from srlib.methods import METHODS, PAPER
+
 #: ``imshow`` options of a binary image: solid white, pore black, as in the paper.
 BINARY = {"cmap": "gray", "vmin": 0, "vmax": 1, "interpolation": "nearest"}
 
@@ -23,33 +25,16 @@ ERROR_COLORS = {
     "false pore": (0.0, 0.0, 1.0),
 }
 
-#: The methods of the results table (column ``method``): key, short label (panel titles;
-#: ``\alpha`` is replaced by the scaling factor where one is known), what the method is
-#: (legends) and colour (Okabe-Ito). The first three are the paper's (Fig. 6).
-_METHODS = (
-    ("bin", r"$N^{\mathrm{bin},\alpha}$", "network, binary LR input", "#0072B2"),
-    ("diffu", r"$N^{\mathrm{diffu},\alpha}$", "network, LR input + diffusion channels",
-     "#E69F00"),
-    ("interpolation", "tri-quadratic interpolation", "grid aligned with Eq. (3), threshold 0.5",
-     "#999999"),
-    ("interpolation_centred", "interpolation, pixel centres",
-     "tri-quadratic on the pixel-centre grid, threshold 0.5", "#CC79A7"),
-    ("interpolation_fitted", "interpolation, fitted threshold",
-     "tri-quadratic, aligned grid, threshold by Eq. (18)", "#009E73"),
-    ("interpolation_centred_fitted", "interpolation, pixel centres, fitted threshold",
-     "tri-quadratic, threshold by Eq. (18)", "#F0E442"),
-    ("local_bayes", "local Bayes lookup",
-     "majority vote per 2³ LR pattern and HR offset (no network)", "#D55E00"),
-)
-
-#: Method key -> short label (panel titles).
-METHOD_LABELS = {key: label for key, label, _, _ in _METHODS}
+#: Method key -> label for figures, from :mod:`srlib.methods` (``\alpha`` is replaced by the
+#: scaling factor where one is known).
+METHOD_LABELS = {key: m.tex for key, m in METHODS.items()}
 #: Method key -> what the method is (legends).
-METHOD_DESCRIPTIONS = {key: text for key, _, text, _ in _METHODS}
+METHOD_DESCRIPTIONS = {key: m.description for key, m in METHODS.items()}
 #: Method key -> colour (colour-blind-safe Okabe-Ito palette).
-METHOD_COLORS = {key: colour for key, _, _, colour in _METHODS}
-#: The paper's three methods, drawn in Fig. 6 and Fig. A2.
-PAPER_METHODS = ("bin", "diffu", "interpolation")
+METHOD_COLORS = {key: m.colour for key, m in METHODS.items()}
+#: The paper's three methods (Fig. 6).
+PAPER_METHODS = PAPER
+
 # colours for methods missing from the table (seaborn's colour-blind palette, not in use above)
 _SPARE_COLORS = ("#56B4E9", "#000000", "#8C564B", "#7F7F7F")
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+from srlib.methods import BIN, INTERPOLATION, NETWORKS
+
 from ._style import METHOD_COLORS, METHOD_LABELS
 
 __all__ = ["fig_capacity", "fig_refinement", "fig_training_curves", "fig_two_point"]
@@ -119,7 +121,7 @@ def fig_refinement(estimates):
 
 # ----------------------------------------------------------------------------- training
 
-_KIND_COLORS = {kind: METHOD_COLORS[kind] for kind in ("bin", "diffu")}
+_KIND_COLORS = {kind: METHOD_COLORS[kind] for kind in NETWORKS}
 
 
 def fig_training_curves(histories, *, steps_per_epoch: int | None = None, log: bool = False):
@@ -217,10 +219,10 @@ def fig_capacity(table):
     missing = {"method", "gain", "features", "steps"} - set(table.columns)
     if missing:
         raise ValueError(f"table lacks the column(s) {sorted(missing)}")
-    runs = table[table["method"] == "bin"]
+    runs = table[table["method"] == BIN]
     if not len(runs):
         raise ValueError("table holds no run (method 'bin')")
-    refs = table[table["method"] != "bin"]
+    refs = table[table["method"] != BIN]
     fig, ax = plt.subplots(figsize=(6.2, 3.8))
     starts = runs["start"] if "start" in runs.columns else None
     groups = runs.assign(start=starts if starts is not None else "").groupby(
@@ -230,13 +232,13 @@ def fig_capacity(table):
         label = f"$N^{{\\mathrm{{bin}}}}$, {int(features)} features" + (
             f" ({start})" if start else "")
         ax.plot(line["steps"], line["gain"], marker=_WIDTH_MARKERS[k % len(_WIDTH_MARKERS)],
-                ms=5, lw=1.4, color=METHOD_COLORS["bin"], alpha=1.0 - 0.35 * (k % 2),
+                ms=5, lw=1.4, color=METHOD_COLORS[BIN], alpha=1.0 - 0.35 * (k % 2),
                 ls="-" if k % 2 == 0 else "--", label=label)
     for row in refs.itertuples():
         colour = METHOD_COLORS.get(row.method, "0.4")
-        ax.axhline(row.gain, color=colour, lw=1.2, ls=":" if row.method != "interpolation"
+        ax.axhline(row.gain, color=colour, lw=1.2, ls=":" if row.method != INTERPOLATION
                    else "-", label=METHOD_LABELS.get(row.method, row.method)
-                   + (" (Eq. 3-aligned)" if row.method == "interpolation" else ""))
+                   + (" (Eq. 3-aligned)" if row.method == INTERPOLATION else ""))
     ax.set_xscale("log")
     steps = sorted(int(s) for s in runs["steps"].unique())
     ax.set_xticks(steps, [str(s) for s in steps])

@@ -11,6 +11,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy import ndimage
 
+from srlib.methods import PAPER
+
 from ._style import BINARY, ERROR_COLORS, METHOD_LABELS, _slice
 
 __all__ = [
@@ -288,7 +290,7 @@ def _error_legend(fig, *, ncol: int = 4):
     return fig.legend(handles=handles, loc="lower center", ncol=ncol, fontsize=8, frameon=False)
 
 
-def fig5_error_maps(rows, *, alpha: int, methods=("bin", "diffu", "interpolation")):
+def fig5_error_maps(rows, *, alpha: int, methods=PAPER):
     """Fig. 5: error maps of one slice per data set (rows) and method (columns).
 
     Parameters
@@ -327,7 +329,7 @@ def fig5_error_maps(rows, *, alpha: int, methods=("bin", "diffu", "interpolation
 
 
 
-def figA1_slices(rows, *, methods=("bin", "diffu", "interpolation"), input_column: bool = True,
+def figA1_slices(rows, *, methods=PAPER, input_column: bool = True,
                  title: str | None = None):
     """Fig. A1: slices of super-resolved data, one row per α, columns methods and ground truth.
 

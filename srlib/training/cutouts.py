@@ -460,9 +460,9 @@ def _database_arrays(db, scenario: str, i: int, alpha: int, diffu: bool, checks:
 
 
 #: Pairs of one role whose arrays take at most this many bytes in memory are loaded whole by
-#: :func:`pairs_from_database`: a cutout sliced from memory costs microseconds, one read
-#: from the zarr store about 2 ms (at the quick profile's α = 2, the reads of a batch of 8
-#: cutouts took 55 ms of a 170 ms training step). Larger databases stream.
+#: :func:`pairs_from_database`: a cutout sliced from memory is a view, one read from the zarr
+#: store decompresses a chunk, a large share of a small training step (engineering notes of
+#: the book). Larger databases stream.
 PRELOAD_BYTES = 64 * 2**20
 
 

@@ -175,7 +175,7 @@ def launch(nproc: int, db_root, profile, out_dir, *, kinds, device=None,
         path = Path(tmp) / "spec.pkl"
         path.write_bytes(pickle.dumps(spec))
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc_per_node={nproc}", "-m", "srlib.training.distributed", str(path)]
+               f"--nproc_per_node={nproc}", "-m", "srlib.training.ranks", str(path)]
         logger.info("launching %s", " ".join(cmd))
         env = dict(os.environ)
         if num_threads is not None:
@@ -184,24 +184,3 @@ def launch(nproc: int, db_root, profile, out_dir, *, kinds, device=None,
     if done.returncode != 0:
         raise ChildProcessError(f"data-parallel training with {nproc} ranks failed (exit code "
                            f"{done.returncode}); see the ranks' messages above")
-
-
-def _main(spec_path: str) -> int:
-    from srlib.datasets import Database
-    from srlib.training.study import train_networks
-
-    spec = pickle.loads(Path(spec_path).read_bytes())
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        train_networks(Database(spec["db_root"]), spec["profile"], spec["out_dir"],
-                       kinds=spec["kinds"], device=spec["device"],
-                       num_threads=spec["num_threads"], num_workers=spec["num_workers"],
-                       progress=spec["progress"] and is_main())
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main(sys.argv[1]))

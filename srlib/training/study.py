@@ -24,6 +24,7 @@ import torch
 
 from srlib._checks import check_alpha, positive_int
 from srlib.io import atomic_path, remove_stale_temp
+from srlib.methods import METHODS, NETWORKS
 from srlib.network import SRResNet3d, load_model, save_model
 from srlib.training import distributed
 from srlib.training.cutouts import pairs_from_database
@@ -49,8 +50,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 #: The two input types: ``"bin"`` (Eq. (11), 1 channel) and ``"diffu"`` (Eq. (13), 3 channels).
-KINDS = ("bin", "diffu")
-_IN_CHANNELS = {"bin": 1, "diffu": 3}
+KINDS = NETWORKS
 _NETWORK_FORMAT = 1
 
 
@@ -140,7 +140,7 @@ def training_settings(profile, kind: str | None = None) -> dict:
     settings = {k: getattr(profile, k) for k in keys}
     if profile.lr_schedule is not None:  # absent for constant rates: older networks still load
         settings["lr_schedule"] = profile.lr_schedule
-    if kind is not None and _check_kind(kind) == "diffu":
+    if kind is not None and METHODS[_check_kind(kind)].needs_channels:
         settings["connectivity"] = profile.connectivity
     return json.loads(json.dumps(settings))
 
@@ -172,8 +172,6 @@ def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> Train
     if not all(isinstance(info.get(k), dict) for k in ("settings", "result", "model")):
         raise ValueError(f"{meta} is damaged (its settings, result or model are missing); "
                          f"delete {weights} to retrain")
-    if kind == "diffu":  # written before the key was recorded, when "face" was the only use
-        info["settings"].setdefault("connectivity", "face")
     if info["settings"].get("name") != settings["name"]:
         raise ValueError(
             f"{weights} belongs to profile {info['settings'].get('name')!r}, not "
@@ -195,11 +193,11 @@ def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> Train
     except TypeError as err:  # a missing or unknown field
         raise ValueError(f"{meta} is damaged ({err}); delete {weights} to retrain") from err
     model = load_model(weights, device="cpu")
-    if (model.alpha, model.in_channels) != (alpha, _IN_CHANNELS[kind]) or any(
+    if (model.alpha, model.in_channels) != (alpha, METHODS[kind].in_channels) or any(
             model.config.get(k) != v for k, v in info["model"].items()):
         raise ValueError(
             f"{weights} holds a network for alpha={model.alpha} with {model.in_channels} "
-            f"input channel(s), not {stem} (alpha={alpha}, {_IN_CHANNELS[kind]}) as its "
+            f"input channel(s), not {stem} (alpha={alpha}, {METHODS[kind].in_channels}) as its "
             f"metadata {meta.name} says; delete both to retrain")
     return TrainedNetwork(kind=kind, alpha=alpha, model=model,
                           threshold=float(info["threshold"]), result=result, path=weights,
@@ -332,8 +330,9 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
     def pairs(role, alpha, kind):
         key = (role, alpha, kind)
         if key not in pairs_cache:
-            pairs_cache[key] = pairs_from_database(db, role, alpha, diffu=kind == "diffu",
-                                                   connectivity=profile.connectivity)
+            pairs_cache[key] = pairs_from_database(
+                db, role, alpha, diffu=METHODS[kind].needs_channels,
+                connectivity=profile.connectivity)
         return pairs_cache[key]
 
     if num_threads is not None:
@@ -383,7 +382,7 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
                progress, num_workers) -> TrainedNetwork:
     seed = _network_seed(profile, alpha)
     if previous is None:
-        model = make_model(_IN_CHANNELS[kind], alpha, seed=seed, features=profile.features,
+        model = make_model(METHODS[kind].in_channels, alpha, seed=seed, features=profile.features,
                            blocks=profile.blocks)
     else:
         model = transfer_model(previous, alpha, seed=seed)
@@ -393,7 +392,7 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     # The checkpoint records what its inputs were made with, beyond the loop's settings:
     # "face" (the default) is left out so that checkpoints from before still resume.
     context = ({"connectivity": profile.connectivity}
-               if kind == "diffu" and profile.connectivity != "face" else {})
+               if METHODS[kind].needs_channels and profile.connectivity != "face" else {})
     config = TrainConfig(
         cutout=profile.cutout, batch_size=profile.batch_size(alpha),
         steps_per_epoch=profile.steps_per_epoch, max_epochs=profile.max_epochs_for(alpha),

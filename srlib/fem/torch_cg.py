@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from srlib import _multigrid
+from srlib.fem.kernels import assemble_fine, fine_tables
 
 # Rows per chunk of the matrix-vector product (bounds its float64 temporary to ~320 MB).
 _CHUNK = 1 << 21
@@ -49,9 +49,9 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter, device):
     import torch
 
     device = torch.device(device)
-    slot, k12, n_slots = _multigrid._fine_tables(k)
+    slot, k12, n_slots = fine_tables(k)
     n_free = int(free_id.max()) + 1 if free_id.size else 0
-    nbr, val, diag, b = _multigrid._assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free,
+    nbr, val, diag, b = assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free,
                                                   n_slots)
     # The system is 12 A x = 12 b: the integer matrix and right-hand side of the assembly.
     nbr_t = torch.from_numpy(nbr).to(device)  # int32: 80 bytes a row

@@ -1,11 +1,9 @@
-"""The fine level of :mod:`srlib._multigrid` on the voxel grid, without a stored matrix.
+"""The fine level of the multigrid on the voxel grid, without a stored matrix (:mod:`srlib.fem`).
 
-Contract. :func:`grid_system` turns the element-node table of a voxel mesh (as
-:func:`srlib._multigrid.solve_free` receives it) into a :class:`GridLevel`: ``12 A x`` on the
-free nodes in the *combined* numbering, a Chebyshev-smoothed symmetric cycle over the matrix
-hierarchy of :mod:`srlib._multigrid` (whose first coarse level it sums straight from the
-elements), the combined number of each free node and the right-hand side. Only
-:mod:`srlib._multigrid` imports it; the method is described there.
+Contract. :func:`grid_system` turns the element-node table of a voxel mesh into a
+:class:`GridLevel` (``12 A x`` on the padded vertex grid with a mask of regular elements, the
+others element by element; Chebyshev smoothing) above the matrix :class:`Hierarchy` of its
+first coarse level, summed straight from the elements.
 """
 
 from __future__ import annotations
@@ -13,13 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from srlib._multigrid import (
-    COARSE_SCALE,
-    GRID_COARSE_SWEEPS,
-    _aggregate,
-    _Hierarchy,
-    _prolong_add,
-)
+from srlib.fem.hierarchy import Hierarchy
+from srlib.fem.kernels import COARSE_SCALE, GRID_COARSE_SWEEPS, aggregate, prolong_add
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -82,9 +75,8 @@ def _element_matvec(elements, layers, x, y):  # pragma: no cover
 
     The elements are in raster order of their voxels, ``layers[z]`` the first one in voxel
     layer ``z``; pairs of voxel layers run in parallel (:func:`_layer_pair`): two sweeps
-    through memory in increasing node order. Sorted by voxel parity instead (eight parallel
-    sweeps) a float32 product took 3.0-7.5 ms against 1.2-2.1 ms on the 82,107 elements of a
-    128³ χ² solid.
+    through memory in increasing node order, where sorting them by voxel parity would make
+    eight (slower: engineering notes of the book).
     Every node sums its elements in raster order on any number of threads. Row ``a`` of
     ``12 K`` is 4 on the diagonal and -1 at the face-diagonal corners ``a ^ 3``, ``a ^ 5``,
     ``a ^ 6`` and the body-diagonal one ``a ^ 7``. Dirichlet corners point at the sink, the
@@ -195,10 +187,8 @@ class GridLevel:
                                                          tuple(int(n) for n in shape),
                                                          self.m.reshape(-1), self.f.reshape(-1),
                                                          grid_shape)
-        # int32 node numbers for the float32 cycle, int64 for CG's float64 products: numba's
-        # code for the two other pairings ran 2-2.3x slower (0.74 / 1.84 ms against 1.5 /
-        # 4.3 ms a product on the 82,107 split-node elements of a 128³ χ² solid, measured
-        # with the elements sorted by voxel parity)
+        # int32 node numbers for the float32 cycle, int64 for CG's float64 products: the two
+        # pairings numba compiles to the fastest code (engineering notes of the book)
         self.elements64 = self.elements.astype(np.int64)
         self.inv_diag = np.zeros(n_comb, dtype=np.float32)
         nonzero = diag_comb > 0
@@ -248,9 +238,9 @@ class GridLevel:
         self._b[:] = b
         x = self._x
         self._smooth(x, self._b, True)
-        _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse._b[0],
+        _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse.rhs(0),
                              self.grid_shape[1] * self.grid_shape[2], self.n_grid)
-        _prolong_add(x, self.coarse._cycle(0), self.agg, COARSE_SCALE)
+        prolong_add(x, self.coarse.cycle(0), self.agg, COARSE_SCALE)
         self._smooth(x, self._b, False)
         return x
 
@@ -258,13 +248,13 @@ class GridLevel:
 def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     """The fine level and its hierarchy, the combined numbers and the right-hand side.
 
-    Returns the :class:`GridLevel` (its coarse :class:`_Hierarchy` inside), the combined
+    Returns the :class:`GridLevel` (its coarse :class:`Hierarchy` inside), the combined
     number of each free node and the right-hand side ``12 b`` by free node.
     """
     n_free = int(zyx.shape[0])
     # The fine matrix is never stored: its diagonal, the right-hand side and the first coarse
     # level P^T A P come straight from the elements.
-    agg, coarse_zyx, coarse_starts = _aggregate(zyx)
+    agg, coarse_zyx, coarse_starts = aggregate(zyx)
     layers = np.searchsorted(voxels, np.arange(shape[0] + 1) * (shape[1] * shape[2]))
     n_coarse = coarse_zyx.shape[0]
     # allocated by NumPy (huge pages), filled by the kernel
@@ -274,7 +264,7 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
                      (diag, b, *coarse_ops))
     del layers
-    coarse = _Hierarchy(*coarse_ops, coarse_zyx, coarse_starts,
+    coarse = Hierarchy(*coarse_ops, coarse_zyx, coarse_starts,
                         first_sweeps=GRID_COARSE_SWEEPS)
     del coarse_ops, coarse_zyx, coarse_starts
 
