@@ -255,7 +255,8 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
     import torch
 
     from srlib import datasets
-    from srlib.network import native_bfloat16, resolve_device, save_model
+    from srlib.devices import native_bfloat16, resolve_device
+    from srlib.network import save_model
     from srlib.training import (
         TrainConfig,
         make_model,
@@ -336,7 +337,7 @@ def stage_evaluation(s: dict, out: Path, steps: Steps) -> dict:
     """
     import numpy as np
 
-    from srlib import baselines, datasets, evaluation, metrics, transport
+    from srlib import baselines, datasets, evaluation, metrics, resolvers, transport
     from srlib.network import load_model
     from srlib.training import TrainedNetwork, TrainResult
 
@@ -376,7 +377,7 @@ def stage_evaluation(s: dict, out: Path, steps: Steps) -> dict:
         path = out / "networks" / f"N_{kind}_{alpha}.pt"
         network = TrainedNetwork(kind=kind, alpha=alpha, model=load_model(path), threshold=0.5,
                                  result=dummy, path=path, trained_now=False)
-        resolve = evaluation.network_resolver(network, connectivity=s["connectivity"],
+        resolve = resolvers.network_resolver(network, connectivity=s["connectivity"],
                                               device=device)
         # one torch thread, as in a protocol task (one task a core)
         with steps.step(f"N^{kind}: one {lr_edge}³ LR sub-image → {edge}³ (one torch thread)",

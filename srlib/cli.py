@@ -196,7 +196,7 @@ def cmd_super_resolve(args) -> int:
         sr = interpolate_quadratic_binary(lr, alpha)
     else:
         from srlib import training
-        from srlib.evaluation import network_resolver
+        from srlib.resolvers import network_resolver
 
         profile = _profile(args)
         folder = _out(args, profile) / "networks"

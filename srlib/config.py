@@ -97,7 +97,7 @@ class Profile:
         "auto" (CUDA when available), "cpu" or "cuda".
     mixed_precision : bool
         bfloat16 autocast in training where the device has it natively (see
-        :func:`srlib.network.native_bfloat16`); float32 elsewhere.
+        :func:`srlib.devices.native_bfloat16`); float32 elsewhere.
     seed : int
         Root seed of the whole study.
     epochs_per_alpha : tuple of (int, int) or None

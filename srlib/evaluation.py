@@ -44,7 +44,6 @@ the table rather than silent.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import time
@@ -54,11 +53,11 @@ import numpy as np
 
 from srlib import methods as method_registry
 from srlib import metrics
+from srlib import resolvers as resolution
 from srlib._checks import as_binary, check_alpha, check_axis, positive_int
-from srlib.baselines import interpolate
 from srlib.io import atomic_path, image_digest, remove_stale_temp
 from srlib.parallel import SCHEDULER_ENV, dask_client, run_tasks, share, submit
-from srlib.resample import downsample, interpolate_quadratic_binary, subdivide
+from srlib.resample import downsample, subdivide
 
 logger = logging.getLogger(__name__)
 
@@ -70,9 +69,6 @@ __all__ = [
     "PAPER_METHODS",
     "VARIANTS",
     "evaluate_image",
-    "method_resolvers",
-    "network_ids",
-    "network_resolver",
     "run_protocol",
     "sub_image_pairs",
     "sub_image_tortuosities",
@@ -171,48 +167,6 @@ def sub_image_pairs(hr, alpha: int) -> list[tuple[np.ndarray, np.ndarray]]:
     return list(zip(subdivide(downsample(hr, alpha)), subdivide(hr), strict=True))
 
 
-def network_resolver(network, *, connectivity: str = "face", device=None):
-    """A function ``lr -> bool SR image`` applying a trained network with its threshold μ*.
-
-    The function takes an optional keyword ``channels``: N^diffu's diffusion channels
-    ``(2, *lr.shape)`` of ``lr`` (e.g. a piece of the whole image's channels); without it they
-    are computed on ``lr`` itself (along axis 0, as in the database). Its attribute
-    ``needs_channels`` is True for N^diffu.
-
-    Parameters
-    ----------
-    network : srlib.training.TrainedNetwork
-        The network (kind "bin" or "diffu") and its threshold.
-    connectivity : str
-        Mesh convention of the diffusion channels of N^diffu's input.
-    device : str, optional
-        Torch device for inference.
-
-    Returns
-    -------
-    callable
-        Maps a binary LR image to the thresholded SR image (Eq. 17 with μ*).
-    """
-    from srlib.inference import super_resolve
-    from srlib.transport import diffusion_channels
-
-    def resolve(lr: np.ndarray, *, channels=None) -> np.ndarray:
-        x = lr.astype(np.float32)[None]
-        if method_registry.METHODS[network.kind].needs_channels:
-            if channels is None:
-                channels = diffusion_channels(lr, connectivity=connectivity)
-            channels = np.asarray(channels, dtype=np.float32)
-            if channels.shape != (2, *lr.shape):
-                raise ValueError(f"channels must have shape {(2, *lr.shape)}, "
-                                 f"got {channels.shape}")
-            x = np.concatenate([x, channels])
-        return super_resolve(network.model, x, threshold=network.threshold, device=device,
-                             progress=False)
-
-    resolve.needs_channels = method_registry.METHODS[network.kind].needs_channels
-    return resolve
-
-
 def _split_channels(channels: np.ndarray) -> list[np.ndarray]:
     """The 8 sub-images of a ``(2, *shape)`` channel image, split as :func:`subdivide`."""
     return [np.stack(parts) for parts in zip(*(subdivide(c) for c in channels), strict=True)]
@@ -233,8 +187,8 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
         Scaling factor.
     resolvers : dict
         Method name -> function mapping a binary LR image to a binary SR image; one with a
-        true ``needs_channels`` attribute (N^diffu, :func:`network_resolver`) is also given
-        the keyword ``channels``.
+        true ``needs_channels`` attribute (N^diffu,
+        :func:`srlib.resolvers.network_resolver`) is also given the keyword ``channels``.
     dataset : str
         Label of the data set ("simulated" or "tomographic").
     sample : str
@@ -325,103 +279,6 @@ def _write_csv(frame, path: Path) -> None:
         frame.to_csv(tmp, index=False)
 
 
-def _interpolator(alpha: int, grid: str, threshold: float | None = None):
-    """The interpolation baseline on ``grid``, thresholded at 0.5 or at ``threshold``."""
-    if threshold is None and grid == "aligned":
-        return lambda lr: interpolate_quadratic_binary(lr, alpha)
-    if threshold is None:
-        return lambda lr: interpolate(lr, alpha, convention=grid)
-    return lambda lr: interpolate(lr, alpha, convention=grid, threshold=threshold)
-
-
-def method_resolvers(alpha: int, networks: dict, *, methods=PAPER_METHODS,
-                     baselines: dict | None = None, connectivity: str = "face",
-                     device=None) -> dict:
-    """The super-resolution function of every method at one scaling factor.
-
-    Parameters
-    ----------
-    alpha : int
-        Scaling factor.
-    networks : dict
-        ``(kind, alpha) -> srlib.training.TrainedNetwork``.
-    methods : sequence of str
-        Subset of :data:`METHODS` (default the paper's three, :data:`PAPER_METHODS`); a network
-        method without a network at ``alpha``, or a fitted method without ``baselines`` at
-        ``alpha``, is skipped with a warning.
-    baselines : dict, optional
-        ``{alpha: srlib.baselines.Baselines}`` from :func:`srlib.baselines.fit_baselines`:
-        the fitted thresholds and the local-Bayes table.
-    connectivity : str
-        Mesh convention of N^diffu's diffusion channels.
-    device : str, optional
-        Torch device.
-
-    Returns
-    -------
-    dict
-        Method name -> function mapping a binary LR image to the binary SR image.
-    """
-    alpha = check_alpha(alpha)
-    fitted = (baselines or {}).get(alpha)
-    resolvers = {}
-    for method in methods:
-        m = method_registry.METHODS[method_registry.check_method(method)]
-        if m.family == "interpolation" and not m.fitted:
-            resolvers[method] = _interpolator(alpha, m.grid)
-        elif m.family == "network" and (method, alpha) in networks:
-            resolvers[method] = network_resolver(networks[(method, alpha)],
-                                                 connectivity=connectivity, device=device)
-        elif m.family == "interpolation" and fitted is not None:
-            resolvers[method] = _interpolator(alpha, m.grid, fitted.thresholds[m.grid])
-        elif m.family == "table" and fitted is not None:
-            resolvers[method] = fitted.local_bayes.predict
-        else:
-            what = "trained network" if m.family == "network" else "fitted baseline"
-            logger.warning("no %s %s for alpha=%d; skipped", what, method, alpha)
-    return resolvers
-
-
-def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None = None) -> dict:
-    """Identity of each method at ``alpha``: its network's weights and μ*, or fitted baseline.
-
-    Stored rows carry it (column ``network_id``), so results of networks that were retrained
-    (or baselines fitted again on other data) are recomputed rather than reused. A network's
-    identity is a SHA-256 prefix of its parameter names, shapes, dtypes and values (not the
-    weights file, whose bytes differ between saves of the same weights) and μ*; a fitted
-    interpolation's is its threshold, the local-Bayes table's the digest of its counts; the
-    fixed interpolations' is ``"-"``. Methods that cannot run at ``alpha`` (no network, no
-    fitted baseline) are left out.
-    """
-    fitted = (baselines or {}).get(alpha)
-    ids = {}
-    for method in methods:
-        m = method_registry.METHODS[method_registry.check_method(method)]
-        if m.family == "interpolation" and not m.fitted:
-            ids[method] = "-"
-        elif m.family == "interpolation":
-            if fitted is not None:
-                ids[method] = f"mu:{fitted.thresholds[m.grid]:.6f}"
-        elif m.family == "table":
-            if fitted is not None:
-                ids[method] = f"table:{fitted.local_bayes.digest}"
-        elif (method, alpha) in networks:
-            ids[method] = _network_id(networks[(method, alpha)])
-    return ids
-
-
-def _network_id(net) -> str:
-    """SHA-256 prefix of a network's parameter names, shapes, dtypes and values, and μ*."""
-    import torch  # only with a network
-
-    digest = hashlib.sha256()
-    for name, tensor in net.model.state_dict().items():
-        t = tensor.detach().cpu().contiguous()
-        digest.update(f"{name}{tuple(t.shape)}{t.dtype}".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-    return f"{digest.hexdigest()[:16]}:{net.threshold:.6f}"
-
-
 _KEY_COLUMNS = ("method", "sub_image", "network_id", "effective_computed", "variant", "channels",
                 "connectivity", "axis", "image")
 #: Columns of a stored part read as text (identities and digests, never numbers).
@@ -490,7 +347,7 @@ def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, 
     methods = shared["methods"]
     rows = []
     if wanted:
-        resolvers = method_resolvers(alpha, shared["networks"], methods=wanted,
+        resolvers = resolution.method_resolvers(alpha, shared["networks"], methods=wanted,
                                      baselines=shared["baselines"],
                                      connectivity=shared["connectivity"],
                                      device=shared["device"])
@@ -631,7 +488,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     def part_path(dataset, sample, alpha):
         return parts / f"{dataset}_{sample}_a{alpha}{suffix}.csv"
 
-    ids = {alpha: network_ids(networks, alpha, methods, baselines=baselines) for alpha in alphas}
+    ids = {alpha: resolution.network_ids(networks, alpha, methods, baselines=baselines)
+           for alpha in alphas}
     settings = {"variant": variant, "channels": channels, "connectivity": connectivity,
                 "axis": axis}
     groups = []  # (image index, alpha, methods to compute)

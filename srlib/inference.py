@@ -31,7 +31,8 @@ import torch
 from srlib._checks import positive_int
 from srlib._heap import keep_freed_memory
 from srlib._progress import progress_bar
-from srlib.network import SRResNet3d, resolve_device
+from srlib.devices import resolve_device
+from srlib.network import SRResNet3d
 
 __all__ = ["DEFAULT_TILE_BYTES", "auto_tile", "super_resolve"]
 
@@ -146,7 +147,7 @@ def super_resolve(
     threshold : float, optional
         μ in (0, 1). If given, return the binary image ``P ≥ μ`` (Eq. (17)), True = solid.
     device : str, torch.device or None
-        See :func:`~srlib.network.resolve_device` (CUDA when available, else the CPU).
+        See :func:`~srlib.devices.resolve_device` (CUDA when available, else the CPU).
     tile : int, optional
         Edge, in LR voxels and without halo, of the cubic tiles passed through the
         low-resolution stage of the network. Default: the largest whose estimated memory

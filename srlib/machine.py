@@ -2,7 +2,7 @@
 
 Contract. :func:`measure` times one training step of every network size of a profile on
 this machine, in the arithmetic its training would use (bfloat16 where
-:func:`srlib.network.native_bfloat16` says so and the profile asks for it, float32
+:func:`srlib.devices.native_bfloat16` says so and the profile asks for it, float32
 elsewhere), and :func:`predict_build` turns those times into the time of a cold ``make book``:
 the training notebook is the profile's step count times the step times, with the overhead
 (validation, data, checkpoints) of a measured reference build; everything else is the
@@ -269,7 +269,8 @@ def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> Ma
     from srlib._heap import keep_freed_memory
     from srlib.config import Profile, get_profile
     from srlib.network import SRResNet3d
-    from srlib.training.loop import TrainConfig, training_autocast
+    from srlib.training.loop import training_autocast
+    from srlib.training.settings import TrainConfig
 
     if not isinstance(profile, Profile):
         profile = get_profile(profile)

@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from srlib import evaluation
-from srlib.resample import downsample
+from srlib import resolvers as resolution
+from srlib.resample import downsample, interpolate_quadratic_binary
 
 
 @pytest.fixture
@@ -28,7 +29,7 @@ def test_oracle_scores_one_and_interpolation_less(hr):
     truth = {lr.tobytes(): h for lr, h in evaluation.sub_image_pairs(hr, 2)}
     resolvers = {
         "oracle": lambda lr: truth[lr.tobytes()],
-        "interpolation": lambda lr: evaluation.interpolate_quadratic_binary(lr, 2),
+        "interpolation": lambda lr: interpolate_quadratic_binary(lr, 2),
     }
     rows = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="simulated",
                                      sample="s", effective=False)
@@ -114,7 +115,7 @@ def test_unknown_method(tmp_path, hr):
 def test_sub_image_tortuosities_are_shared_by_all_alphas(hr, monkeypatch):
     refs = evaluation.sub_image_tortuosities(hr, effective=False)
     assert len(refs) == 8 and all(set(r) == {"geod"} for r in refs)
-    resolvers = {"interpolation": lambda lr: evaluation.interpolate_quadratic_binary(lr, 2)}
+    resolvers = {"interpolation": lambda lr: interpolate_quadratic_binary(lr, 2)}
     direct = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d",
                                        sample="s", effective=False)
     shared = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d",
@@ -133,7 +134,7 @@ def test_effective_sub_images_limits_and_marks_the_fem_rows(hr, monkeypatch):
         return 1.5
 
     monkeypatch.setattr(transport, "effective_tortuosity", fake)
-    resolvers = {"interpolation": lambda lr: evaluation.interpolate_quadratic_binary(lr, 2)}
+    resolvers = {"interpolation": lambda lr: interpolate_quadratic_binary(lr, 2)}
     rows = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d", sample="s",
                                      effective_sub_images=3)
     assert [r["effective_computed"] for r in rows] == [k < 3 for k in range(8)]
@@ -173,10 +174,10 @@ def test_stored_results_of_retrained_networks_are_recomputed(tmp_path, monkeypat
     save_model(model, tmp_path / "a.pt")
     reloaded = SimpleNamespace(kind="bin", alpha=2, threshold=0.5,
                                model=load_model(tmp_path / "a.pt"))
-    assert (evaluation.network_ids({("bin", 2): net}, 2, ("bin",))
-            == evaluation.network_ids({("bin", 2): reloaded}, 2, ("bin",)))
-    monkeypatch.setattr(evaluation, "network_resolver",
-                        lambda n, **kw: lambda lr: evaluation.interpolate_quadratic_binary(lr, 2))
+    assert (resolution.network_ids({("bin", 2): net}, 2, ("bin",))
+            == resolution.network_ids({("bin", 2): reloaded}, 2, ("bin",)))
+    monkeypatch.setattr(resolution, "network_resolver",
+                        lambda n, **kw: lambda lr: interpolate_quadratic_binary(lr, 2))
     images = [("simulated", "s", hr)]
     first = evaluation.run_protocol(images, {("bin", 2): net}, (2,), tmp_path,
                                     methods=("bin", "interpolation"), effective=False,
@@ -225,7 +226,7 @@ def test_diffu_input_is_the_split_of_the_whole_image_channels(hr, monkeypatch):
 
     capture = _Capture()
     monkeypatch.setattr(inference, "super_resolve", capture)
-    resolvers = evaluation.method_resolvers(2, {("diffu", 2): _fake_diffu(2)},
+    resolvers = resolution.method_resolvers(2, {("diffu", 2): _fake_diffu(2)},
                                             methods=("diffu",))
     assert resolvers["diffu"].needs_channels
     rows = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d", sample="s",
@@ -262,15 +263,15 @@ def test_whole_image_variant_cuts_sub_images_from_the_whole_super_resolution(hr,
 
     def recording(lr):
         seen.append(lr.shape)
-        return evaluation.interpolate_quadratic_binary(lr, 2)
+        return interpolate_quadratic_binary(lr, 2)
 
-    resolvers = {"diffu": evaluation.network_resolver(_fake_diffu(2)), "interpolation": recording}
+    resolvers = {"diffu": resolution.network_resolver(_fake_diffu(2)), "interpolation": recording}
     rows = evaluation.evaluate_image(hr, alpha=2, resolvers=resolvers, dataset="d", sample="s",
                                      effective=False, variant="whole_image")
     lr = downsample(hr, 2)
     assert seen == [lr.shape] and len(capture.inputs) == 1
     assert np.array_equal(capture.inputs[0][1:], diffusion_channels(lr))
-    sr = evaluation.interpolate_quadratic_binary(lr, 2)
+    sr = interpolate_quadratic_binary(lr, 2)
     from srlib.metrics import accuracy
 
     interp = [r for r in rows if r["method"] == "interpolation"]
@@ -313,13 +314,13 @@ def test_run_protocol_scores_every_baseline_and_adds_missing_methods(hr, tmp_pat
                                     **kw)
     assert set(first["method"]) == {"interpolation"}
     computed = []
-    original = evaluation.method_resolvers
+    original = resolution.method_resolvers
 
     def recording(alpha, networks, *, methods, **kwargs):
         computed.append(tuple(methods))
         return original(alpha, networks, methods=methods, **kwargs)
 
-    monkeypatch.setattr(evaluation, "method_resolvers", recording)
+    monkeypatch.setattr(resolution, "method_resolvers", recording)
     # no baselines: the fitted methods are skipped (and a network method without a network)
     table = evaluation.run_protocol(images, {}, (2,), tmp_path, **kw)
     assert computed == [("interpolation_centred",)]
@@ -384,7 +385,7 @@ def test_a_stored_part_with_a_subset_of_the_methods_is_completed(hr, tmp_path, m
 
     monkeypatch.setattr(inference, "super_resolve", _Capture())
     nets = {("diffu", 2): _fake_diffu(2)}
-    monkeypatch.setattr(evaluation, "network_ids", lambda networks, alpha, methods, **kw: {
+    monkeypatch.setattr(resolution, "network_ids", lambda networks, alpha, methods, **kw: {
         m: ("net" if m == "diffu" else "-") for m in methods
         if m != "diffu" or ("diffu", alpha) in networks})
     images = [("simulated", "s", hr)]

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 import torch
 
+from srlib.devices import resolve_device
 from srlib.network import (
     PixelShuffle3d,
     SRResNet3d,
     count_parameters,
     describe,
     load_model,
-    resolve_device,
     save_model,
     transfer_weights,
 )
@@ -265,7 +265,7 @@ def test_load_model_refuses_truncated_or_foreign_files(tmp_path):
 
 def test_bfloat16_switch_turns_native_bfloat16_off(monkeypatch):
     """SRLIB_BFLOAT16=off: no device counts as computing in bfloat16; bad values are named."""
-    from srlib.network import native_bfloat16
+    from srlib.devices import native_bfloat16
 
     monkeypatch.setenv("SRLIB_BFLOAT16", "off")
     assert native_bfloat16("cpu") is False

@@ -244,7 +244,7 @@ def test_huge_learning_rate_diverges(pairs):
 
 def test_mixed_precision_on_the_cpu(pairs, caplog):
     """bfloat16 autocast trains where the CPU has it natively and is refused, loudly, elsewhere."""
-    from srlib.network import native_bfloat16
+    from srlib.devices import native_bfloat16
 
     settings = {**SETTINGS, "cutout": 9}  # not narrower than the 9³ head (see the next test)
     vx, vy = T.validation_cutouts(pairs[2:], settings["val_cutouts"], 9, seed=settings["seed"])

@@ -19,6 +19,9 @@ One concept per module, every public name re-exported here:
     Atomic checkpoints; truncated or foreign ones refused with a ValueError naming the file.
 :mod:`srlib.training.models`
     :func:`make_model` and :func:`transfer_model`, re-exported by ``loop``.
+:mod:`srlib.training.settings`
+    :class:`TrainConfig` (one run's hyper-parameters, :meth:`TrainConfig.from_profile`),
+    :class:`TrainResult` and :class:`TrainingDiverged`.
 :mod:`srlib.training.loop`
     One network: :func:`train` (Adam on the binary cross-entropy, Eqs. (14)–(16), early
     stopping, an atomic checkpoint every epoch, bit-exact resume) with its hyper-parameters in
@@ -48,9 +51,6 @@ from srlib.training.cutouts import (
 )
 from srlib.training.data import CutoutDataset, draw_plan, make_loader, rank_share
 from srlib.training.loop import (
-    TrainConfig,
-    TrainingDiverged,
-    TrainResult,
     make_model,
     mean_loss,
     run_training,
@@ -58,6 +58,7 @@ from srlib.training.loop import (
     train,
     transfer_model,
 )
+from srlib.training.settings import TrainConfig, TrainingDiverged, TrainResult
 from srlib.training.study import (
     KINDS,
     TrainedNetwork,

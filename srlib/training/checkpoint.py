@@ -5,7 +5,7 @@ generator of the cutouts, the loss history, the best weights) atomically
 (:func:`srlib.network.atomic_torch_save`); :func:`load_checkpoint` reads it back and refuses,
 with a ValueError naming the file, one that is truncated or corrupt, of an unknown format, or
 written under other settings (the run's identity,
-:meth:`srlib.training.loop.TrainConfig.identity`).
+:meth:`srlib.training.settings.TrainConfig.identity`).
 """
 
 from __future__ import annotations

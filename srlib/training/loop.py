@@ -15,33 +15,30 @@ in are never modified.
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srlib._checks import positive_float, positive_int
+from srlib._checks import positive_int
 from srlib._heap import keep_freed_memory
 from srlib._progress import progress_bar
 from srlib.config import LR_SCHEDULES
-from srlib.network import SRResNet3d, native_bfloat16, resolve_device
+from srlib.devices import native_bfloat16, resolve_device
+from srlib.network import SRResNet3d
 from srlib.training import distributed
 from srlib.training.checkpoint import load_checkpoint, save_checkpoint, state_to_cpu
 from srlib.training.cutouts import Pair, as_pairs, validation_cutouts
 from srlib.training.data import CutoutDataset, EpochSampler, draw_plan, make_loader, rank_share
 from srlib.training.models import make_model, transfer_model
+from srlib.training.settings import TrainConfig, TrainingDiverged, TrainResult
 
 __all__ = [
-    "TrainConfig",
-    "TrainResult",
-    "TrainingDiverged",
     "make_model",
     "mean_loss",
     "run_training",
@@ -54,170 +51,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _COSINE_FLOOR = 0.01
-
-
-# --------------------------------------------------------------------------------------
-# Settings, results and errors of a run
-# --------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """The hyper-parameters of one training run, validated once.
-
-    Every field but ``context`` is the keyword argument of :func:`train` with the same name
-    and meaning (paper values: cutout 24, batch size 8, 8, 1 for α = 2, 4, 8, 400 steps per
-    epoch, at most 1000 epochs, patience 10, 30 validation cutouts). ``min_delta`` must be
-    non-negative, ``seed`` a non-negative integer, ``time_budget_s`` None or non-negative.
-
-    ``context`` (a mapping, or ``(name, value)`` pairs; stored sorted) holds further settings
-    that identify the run without entering the loop, e.g. the connectivity of the diffusion
-    channels the inputs were computed with: it is stored in the checkpoint and compared on
-    resume, so a run never resumes from a checkpoint made under another context.
-
-    Raises
-    ------
-    ValueError
-        Naming the first field that is out of range.
-    """
-
-    cutout: int = 24
-    batch_size: int = 8
-    steps_per_epoch: int = 400
-    max_epochs: int = 1000
-    patience: int = 10
-    min_delta: float = 0.0
-    val_cutouts: int = 30
-    learning_rate: float = 1e-4
-    lr_schedule: str | None = None
-    seed: int = 0
-    augment: bool = True
-    align_mirrors: bool = True
-    time_budget_s: float | None = None
-    mixed_precision: bool = False
-    context: tuple = ()
-
-    def __post_init__(self):
-        def put(name, value):
-            object.__setattr__(self, name, value)
-
-        for name in ("cutout", "batch_size", "steps_per_epoch", "max_epochs", "patience",
-                     "val_cutouts"):
-            put(name, positive_int(getattr(self, name), name))
-        put("learning_rate", positive_float(self.learning_rate, "learning_rate"))
-        delta = self.min_delta
-        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.number)) \
-                or not 0 <= delta < math.inf:
-            raise ValueError(f"min_delta must be a non-negative finite number, got {delta!r}")
-        put("min_delta", float(delta))
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, "
-                             f"got {self.lr_schedule!r}")
-        seed = self.seed
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        put("seed", int(seed))
-        budget = self.time_budget_s
-        if budget is not None:
-            if isinstance(budget, bool) or not isinstance(budget, (int, float, np.number)) \
-                    or not budget >= 0:
-                raise ValueError(f"time_budget_s must be None or non-negative, got {budget!r}")
-            put("time_budget_s", float(budget))
-        for name in ("augment", "align_mirrors", "mixed_precision"):
-            put(name, bool(getattr(self, name)))
-        context = self.context.items() if isinstance(self.context, Mapping) else self.context
-        put("context", tuple(sorted((str(k), v) for k, v in context)))
-
-    def identity(self, model: SRResNet3d, n_train: int, n_val: int) -> dict:
-        """What a checkpoint must agree on to be resumed: the model and the fixed settings.
-
-        ``max_epochs``, ``patience``, ``min_delta``, ``time_budget_s`` and
-        ``mixed_precision`` may change between sessions (e.g. to extend a run).
-        """
-        ident = {"model": model.config, "n_train_pairs": n_train, "n_val_pairs": n_val}
-        ident.update({k: getattr(self, k) for k in (
-            "cutout", "batch_size", "steps_per_epoch", "val_cutouts", "learning_rate", "seed",
-            "augment", "align_mirrors")})
-        if self.lr_schedule is not None:  # checkpoints of constant-rate runs keep their config
-            ident["lr_schedule"] = self.lr_schedule
-        if self.context:
-            ident["context"] = dict(self.context)
-        return ident
-
-
-@dataclass(frozen=True)
-class TrainResult:
-    """Summary of a training run returned by :func:`train`.
-
-    Attributes
-    ----------
-    train_loss : tuple of float
-        Mean training loss of each epoch.
-    val_loss : tuple of float
-        Validation loss after each epoch.
-    best_epoch : int
-        Epoch (1-based) with the lowest validation loss; the model holds its weights.
-    best_val_loss : float
-        That loss.
-    stopped_epoch : int
-        Number of epochs run.
-    stop_reason : str
-        "early_stopping", "max_epochs" or "time_budget".
-    steps : int
-        Training steps run.
-    seconds : float
-        Wall time spent training, summed over resumed sessions.
-    bfloat16 : bool
-        Whether the forward passes autocast to bfloat16 (:func:`training_autocast`; the
-        last session's arithmetic when the run was resumed), else float32.
-    """
-
-    train_loss: tuple[float, ...]
-    val_loss: tuple[float, ...]
-    best_epoch: int
-    best_val_loss: float
-    stopped_epoch: int
-    stop_reason: str
-    steps: int
-    seconds: float
-    bfloat16: bool = False
-
-    @property
-    def history(self) -> dict[str, list[float]]:
-        """Loss per epoch as ``{"train_loss": [...], "val_loss": [...]}``."""
-        return {"train_loss": list(self.train_loss), "val_loss": list(self.val_loss)}
-
-
-class TrainingDiverged(RuntimeError):
-    """A training run whose loss became NaN or infinite; nothing after it is trustworthy.
-
-    Parameters
-    ----------
-    epoch : int
-        Epoch (1-based) in which it happened.
-    which : str
-        "training" or "validation".
-    value : float
-        The loss.
-    alpha : int, optional
-        Scaling factor of the network.
-    kind : str, optional
-        Input type of the network ("bin" or "diffu"), when known.
-    """
-
-    def __init__(self, *, epoch: int, which: str, value: float, alpha: int | None = None,
-                 kind: str | None = None):
-        self.epoch, self.which, self.value, self.alpha, self.kind = epoch, which, value, alpha, kind
-        who = (f"network N_{kind}_{alpha}" if kind is not None and alpha is not None
-               else f"the alpha={alpha} network" if alpha is not None else "the network")
-        super().__init__(
-            f"training of {who} diverged in epoch {epoch}: the {which} loss is {value}; "
-            "lower the learning rate (the last checkpoint holds the epoch before)"
-        )
-
-    def __reduce__(self):  # picklable (e.g. raised in a worker process)
-        return functools.partial(type(self), epoch=self.epoch, which=self.which,
-                                 value=self.value, alpha=self.alpha, kind=self.kind), ()
 
 
 # --------------------------------------------------------------------------------------
@@ -239,7 +72,7 @@ def training_autocast(model, config, dev) -> bool:
     if not config.mixed_precision:
         return False
     if not native_bfloat16(dev):
-        logger.warning("%s has no native bfloat16 (see srlib.network.native_bfloat16); "
+        logger.warning("%s has no native bfloat16 (see srlib.devices.native_bfloat16); "
                        "training in float32", dev)
         return False
     widest = max((max(m.kernel_size) for m in model.modules()
@@ -290,10 +123,10 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
     batch_size : int
         Cutouts per forward pass.
     device : str, torch.device or None
-        See :func:`~srlib.network.resolve_device`; the model must already be there.
+        See :func:`~srlib.devices.resolve_device`; the model must already be there.
     mixed_precision : bool
         bfloat16 autocast where the device has it natively
-        (:func:`~srlib.network.native_bfloat16`).
+        (:func:`~srlib.devices.native_bfloat16`).
 
     Returns
     -------
@@ -439,10 +272,10 @@ def train(
     time_budget_s : float, optional
         Stop after the epoch in which this much wall time (summed over sessions) is spent.
     device : str, torch.device or None
-        See :func:`~srlib.network.resolve_device` (CUDA when available).
+        See :func:`~srlib.devices.resolve_device` (CUDA when available).
     mixed_precision : bool
         bfloat16 autocast of the forward passes (training and validation), where the device
-        computes in bfloat16 natively (:func:`~srlib.network.native_bfloat16`: Ampere or newer
+        computes in bfloat16 natively (:func:`~srlib.devices.native_bfloat16`: Ampere or newer
         GPUs, CPUs with AVX512-BF16 or AMX); elsewhere ignored with a warning. Weights,
         optimizer state and the loss stay float32.
     num_threads : int, optional

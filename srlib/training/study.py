@@ -393,14 +393,7 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     # "face" (the default) is left out so that checkpoints from before still resume.
     context = ({"connectivity": profile.connectivity}
                if METHODS[kind].needs_channels and profile.connectivity != "face" else {})
-    config = TrainConfig(
-        cutout=profile.cutout, batch_size=profile.batch_size(alpha),
-        steps_per_epoch=profile.steps_per_epoch, max_epochs=profile.max_epochs_for(alpha),
-        patience=profile.patience, val_cutouts=profile.val_cutouts,
-        learning_rate=profile.learning_rate, lr_schedule=profile.lr_schedule, seed=seed,
-        time_budget_s=profile.train_budget_s, mixed_precision=profile.mixed_precision,
-        context=context,
-    )
+    config = TrainConfig.from_profile(profile, alpha, seed=seed, context=context)
     try:
         result = run_training(model, train_pairs, val_pairs, config,
                               checkpoint=out_dir / f"{stem}.ckpt", device=device,

@@ -20,7 +20,8 @@ import torch
 
 from srlib._checks import positive_int
 from srlib._progress import progress_bar
-from srlib.network import SRResNet3d, resolve_device
+from srlib.devices import resolve_device
+from srlib.network import SRResNet3d
 from srlib.training.cutouts import as_pairs, cutout_at
 
 __all__ = ["fit_model_threshold", "fit_threshold", "porosity_error", "predict_cutouts"]
@@ -218,7 +219,7 @@ def predict_cutouts(model: SRResNet3d, pairs, *, cutout: int = 24, stride: int |
     batch_size : int
         Cutouts per forward pass.
     device : str, torch.device or None
-        See :func:`~srlib.network.resolve_device`.
+        See :func:`~srlib.devices.resolve_device`.
     progress : bool
         Show a tqdm progress bar.
 
@@ -305,7 +306,7 @@ def fit_model_threshold(model: SRResNet3d, pairs, *, cutout: int = 24,
     cutout, stride, batch_size : int
         See :func:`predict_cutouts`.
     device : str, torch.device or None
-        See :func:`~srlib.network.resolve_device`.
+        See :func:`~srlib.devices.resolve_device`.
     progress : bool
         Show a tqdm progress bar.
     max_bytes : int
