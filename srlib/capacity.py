@@ -139,18 +139,9 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
         Also written to ``<out_dir>/capacity.csv``.
     """
     import pandas as pd
-    import torch
 
     from srlib._progress import progress_bar
-    from srlib.inference import super_resolve
-    from srlib.metrics import accuracy
-    from srlib.training import (
-        fit_model_threshold,
-        make_model,
-        pairs_from_database,
-        train,
-        transfer_model,
-    )
+    from srlib.devices import torch_threads
 
     alpha = check_alpha(alpha)
     budgets = sorted({positive_int(b, "budgets") for b in budgets})
@@ -173,68 +164,85 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
         "mixed_precision": bool(profile.mixed_precision)}))
     if nested:
         settings["lr_schedule"] = None
-    ref_path = out / f"references_a{alpha}.json"
-    stored = json.loads(ref_path.read_text()) if ref_path.exists() else {}
-    if stored.get("scenarios") == names and stored.get("database") == settings["database"]:
-        refs = stored["accuracy"]
-    else:
-        refs = reference_accuracies(db, alpha, scenarios=names)
-        _write_json(ref_path, {"scenarios": names, "database": settings["database"],
-                               "accuracy": refs})
-    train_pairs = val_pairs = None
+    refs = _references(db, out, alpha, names, settings["database"])
     rows = []
+    data: dict = {}  # the training and validation pairs, read once when a run needs them
     runs = [(f, b) for f in features for b in budgets]
-    old_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(int(num_threads))
-    try:
+    with torch_threads(num_threads):
         for f, b in progress_bar(runs, desc=f"capacity study (alpha={alpha})",
                                  disable=not progress):
-            start = "transfer" if f in start_from else "scratch"
-            settings_f = {**settings, "start": start}
-            stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")
-            path = out / f"a{alpha}_f{f}_{start}_s{b}_seed{seed}{'_nested' if nested else ''}.json"
-            ckpt = out / f"{stem}.ckpt"
-            if path.exists():
-                row = json.loads(path.read_text())
-                if row.pop("settings", None) == settings_f:
-                    rows.append(row)
-                    continue
-                logger.warning("%s was computed with other settings; recomputing", path)
-                ckpt.unlink(missing_ok=True)
-            if train_pairs is None:
-                train_pairs = pairs_from_database(db, "train", alpha, scenarios=names)
-                val_pairs = pairs_from_database(db, "val", alpha, scenarios=names)
-            t0 = time.perf_counter()
-            if f in start_from:
-                model = transfer_model(start_from[f], alpha, seed=seed)
-            else:
-                model = make_model(1, alpha, seed=seed, features=f, blocks=profile.blocks)
-            result = train(
-                model, train_pairs, val_pairs, cutout=profile.cutout,
-                batch_size=profile.batch_size(alpha), steps_per_epoch=per_epoch,
-                max_epochs=b // per_epoch, patience=max(budgets) // per_epoch + 1,
-                val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate,
-                lr_schedule=settings["lr_schedule"], seed=seed, checkpoint=ckpt,
-                device=device, mixed_precision=profile.mixed_precision, progress=False)
-            mu = fit_model_threshold(model, val_pairs, cutout=profile.cutout, device=device,
-                                     progress=False)
-            seconds = time.perf_counter() - t0
-            scores = [accuracy(super_resolve(model, p.input, threshold=mu, device=device,
-                                             progress=False), p.target) for p in val_pairs]
-            row = {"method": BIN, "alpha": alpha, "features": f, "start": start, "steps": b,
-                   "accuracy": float(np.median(scores)), "threshold": mu,
-                   "best_epoch": result.best_epoch, "steps_run": result.steps,
-                   "seconds": seconds, "seed": seed}
-            _write_json(path, {**row, "settings": settings_f})
-            if not nested or b == budgets[-1]:
-                ckpt.unlink(missing_ok=True)
-            rows.append(row)
-    finally:
-        torch.set_num_threads(old_threads)
+            rows.append(_run(db, profile, out, alpha, f, b, budgets, settings, seed=seed,
+                             nested=nested, start_from=start_from, names=names,
+                             device=device, data=data))
     rows += [{"method": m, "alpha": alpha, "accuracy": v} for m, v in refs.items()]
     table = pd.DataFrame(rows)
     table["gain"] = table["accuracy"] - refs[INTERPOLATION]
     with atomic_path(Path(out_dir) / "capacity.csv") as tmp:
         table.to_csv(tmp, index=False)
     return table
+
+
+def _references(db, out: Path, alpha: int, names: list, database: str) -> dict:
+    """The reference methods' accuracies, stored beside the runs and reused for the same data."""
+    path = out / f"references_a{alpha}.json"
+    stored = json.loads(path.read_text()) if path.exists() else {}
+    if stored.get("scenarios") == names and stored.get("database") == database:
+        return stored["accuracy"]
+    refs = reference_accuracies(db, alpha, scenarios=names)
+    _write_json(path, {"scenarios": names, "database": database, "accuracy": refs})
+    return refs
+
+
+def _run(db, profile, out: Path, alpha: int, f: int, b: int, budgets: list, settings: dict, *,
+         seed: int, nested: bool, start_from: dict, names: list, device, data: dict) -> dict:
+    """One run of the study (width ``f``, budget ``b``): stored, or trained and scored."""
+    from srlib.inference import super_resolve
+    from srlib.metrics import accuracy
+    from srlib.training import (
+        fit_model_threshold,
+        make_model,
+        pairs_from_database,
+        train,
+        transfer_model,
+    )
+
+    per_epoch = int(profile.steps_per_epoch)
+    start = "transfer" if f in start_from else "scratch"
+    settings_f = {**settings, "start": start}
+    stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")
+    path = out / f"a{alpha}_f{f}_{start}_s{b}_seed{seed}{'_nested' if nested else ''}.json"
+    ckpt = out / f"{stem}.ckpt"
+    if path.exists():
+        row = json.loads(path.read_text())
+        if row.pop("settings", None) == settings_f:
+            return row
+        logger.warning("%s was computed with other settings; recomputing", path)
+        ckpt.unlink(missing_ok=True)
+    if not data:
+        data["train"] = pairs_from_database(db, "train", alpha, scenarios=names)
+        data["val"] = pairs_from_database(db, "val", alpha, scenarios=names)
+    t0 = time.perf_counter()
+    if f in start_from:
+        model = transfer_model(start_from[f], alpha, seed=seed)
+    else:
+        model = make_model(1, alpha, seed=seed, features=f, blocks=profile.blocks)
+    result = train(
+        model, data["train"], data["val"], cutout=profile.cutout,
+        batch_size=profile.batch_size(alpha), steps_per_epoch=per_epoch,
+        max_epochs=b // per_epoch, patience=max(budgets) // per_epoch + 1,
+        val_cutouts=profile.val_cutouts, learning_rate=profile.learning_rate,
+        lr_schedule=settings["lr_schedule"], seed=seed, checkpoint=ckpt,
+        device=device, mixed_precision=profile.mixed_precision, progress=False)
+    mu = fit_model_threshold(model, data["val"], cutout=profile.cutout, device=device,
+                             progress=False)
+    seconds = time.perf_counter() - t0
+    scores = [accuracy(super_resolve(model, p.input, threshold=mu, device=device,
+                                     progress=False), p.target) for p in data["val"]]
+    row = {"method": BIN, "alpha": alpha, "features": f, "start": start, "steps": b,
+           "accuracy": float(np.median(scores)), "threshold": mu,
+           "best_epoch": result.best_epoch, "steps_run": result.steps,
+           "seconds": seconds, "seed": seed}
+    _write_json(path, {**row, "settings": settings_f})
+    if not nested or b == budgets[-1]:
+        ckpt.unlink(missing_ok=True)
+    return row

@@ -8,12 +8,14 @@ bfloat16 off everywhere (to build the book as a CPU without it would).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 
 import torch
 
-__all__ = ["BFLOAT16_ENV", "bfloat16_switch", "native_bfloat16", "resolve_device"]
+__all__ = ["BFLOAT16_ENV", "bfloat16_switch", "native_bfloat16", "resolve_device",
+           "torch_threads"]
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +106,23 @@ def resolve_device(device=None) -> torch.device:
         logger.warning("CUDA was requested but is not available; computing on the CPU instead")
         return torch.device("cpu")
     return dev
+
+
+@contextlib.contextmanager
+def torch_threads(num_threads: int | None):
+    """Run the body with torch on ``num_threads`` CPU threads (None: unchanged), then restore.
+
+    Raises
+    ------
+    ValueError
+        If ``num_threads`` is not None or a positive integer.
+    """
+    from srlib._checks import positive_int
+
+    old = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(positive_int(num_threads, "num_threads"))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)

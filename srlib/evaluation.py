@@ -322,14 +322,10 @@ def _torch_threads(active: bool):
     if not active:
         yield
         return
-    import torch
+    from srlib.devices import torch_threads
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with torch_threads(1):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, hr, references,
@@ -451,27 +447,11 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     """
     import pandas as pd
 
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {METHODS}")
-    methods = tuple(methods)
-    effective_sub_images = _check_effective_sub_images(effective_sub_images)
-    if effective_methods is not None:
-        effective_methods = tuple(effective_methods)
-        if any(m not in METHODS for m in effective_methods):
-            raise ValueError(f"effective_methods must be methods of {METHODS}, "
-                             f"got {effective_methods!r}")
-    channels = _check_choice(channels, "channels", CHANNELS)
-    variant = _check_choice(variant, "variant", VARIANTS)
-    axis = check_axis(axis)
-    if workers is not None:
-        workers = positive_int(workers, "workers")
-    elif scheduler is None and not os.environ.get(SCHEDULER_ENV):
-        workers = 1
+    methods, effective_sub_images, effective_methods, channels, variant, axis, workers = \
+        _check_protocol(methods, effective_sub_images, effective_methods, channels, variant,
+                        axis, workers, scheduler)
     out_dir = Path(out_dir)
     parts = out_dir / "evaluation"
-    # a stage's start: the temporary files of killed writes of this stage's files only
-    # (out_dir may hold other stages' folders, e.g. a profile's results folder)
     alphas = [check_alpha(a) for a in alphas]
     if len(set(alphas)) != len(alphas):
         raise ValueError(f"alphas must be distinct, got {alphas}")
@@ -480,6 +460,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     if twice:
         raise ValueError(f"images must have distinct (dataset, sample) labels: {twice} "
                          "appear more than once (their results would overwrite each other)")
+    # a stage's start: the temporary files of killed writes of this stage's files only
+    # (out_dir may hold other stages' folders, e.g. a profile's results folder)
     remove_stale_temp(out_dir)
     remove_stale_temp(parts, recursive=True)
     suffix = ("" if variant == "sub_image" else f"_{variant}") + (
@@ -492,8 +474,54 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
            for alpha in alphas}
     settings = {"variant": variant, "channels": channels, "connectivity": connectivity,
                 "axis": axis}
-    groups = []  # (image index, alpha, methods to compute)
     digests = [image_digest(hr) for _, _, hr in images]  # a part is reused for its image only
+    groups = _missing_groups(images, alphas, methods, ids, part_path, settings, digests,
+                             effective=effective, effective_sub_images=effective_sub_images,
+                             effective_methods=effective_methods)
+    if groups:
+        shared = {"networks": networks, "baselines": baselines or {}, "methods": methods,
+                  "ids": ids, "effective": effective,
+                  "effective_sub_images": effective_sub_images, "connectivity": connectivity,
+                  "effective_methods": effective_methods,
+                  "axis": axis, "channels": channels, "variant": variant, "device": device}
+        _run_groups(groups, images, shared, part_path, digests, scheduler=scheduler,
+                    workers=workers, progress=progress)
+    frames = [pd.read_csv(part_path(d, s, a), dtype=_PART_DTYPES)
+              for d, s, _ in images for a in alphas]
+    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if len(table):
+        table = table[table["method"].isin(methods)].reset_index(drop=True)
+    _write_csv(table, out_dir / f"evaluation{suffix}.csv")
+    return table
+
+
+def _check_protocol(methods, effective_sub_images, effective_methods, channels, variant, axis,
+                    workers, scheduler) -> tuple:
+    """The protocol's options checked and normalised, in the order given."""
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; choose from {METHODS}")
+    effective_sub_images = _check_effective_sub_images(effective_sub_images)
+    if effective_methods is not None:
+        effective_methods = tuple(effective_methods)
+        if any(m not in METHODS for m in effective_methods):
+            raise ValueError(f"effective_methods must be methods of {METHODS}, "
+                             f"got {effective_methods!r}")
+    if workers is not None:
+        workers = positive_int(workers, "workers")
+    elif scheduler is None and not os.environ.get(SCHEDULER_ENV):
+        workers = 1
+    return (tuple(methods), effective_sub_images, effective_methods,
+            _check_choice(channels, "channels", CHANNELS),
+            _check_choice(variant, "variant", VARIANTS), check_axis(axis), workers)
+
+
+def _missing_groups(images, alphas, methods, ids, part_path, settings, digests, *, effective,
+                    effective_sub_images, effective_methods) -> list:
+    """``(image index, alpha, methods to compute)`` of every group without current rows."""
+    import pandas as pd
+
+    groups = []
     for i, (dataset, sample, _) in enumerate(images):
         for alpha in alphas:
             wanted = [m for m in methods if m in ids[alpha]]
@@ -510,30 +538,23 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                 if path.exists():
                     logger.warning("%s lacks current rows of %s; computing them", path, missing)
                 groups.append((i, alpha, missing))
-    if groups:
-        shared = {"networks": networks, "baselines": baselines or {}, "methods": methods,
-                  "ids": ids, "effective": effective,
-                  "effective_sub_images": effective_sub_images, "connectivity": connectivity,
-                  "effective_methods": effective_methods,
-                  "axis": axis, "channels": channels, "variant": variant, "device": device}
-        with dask_client(scheduler, workers=workers) as client:
-            # computed once, shipped once: the shared objects and each image to the workers,
-            # the ground truth's tortuosities of each image to its α groups (Dask dependencies)
-            shared = share(client, shared)
-            used = sorted({i for i, _, wanted in groups if wanted})
-            hrs = {i: share(client, as_binary(images[i][2], name="images")) for i in used}
-            references = {i: submit(client, _reference_task, hrs[i], axis, effective,
-                                    effective_sub_images, connectivity) for i in used}
-            tasks = [(images[i][0], images[i][1], alpha, wanted,
-                      str(part_path(images[i][0], images[i][1], alpha)),
-                      hrs.get(i), references.get(i), shared, digests[i])
-                     for i, alpha, wanted in groups]
-            run_tasks(client, _group_task, tasks, desc="evaluation (image, α)",
-                      progress=progress)
-    frames = [pd.read_csv(part_path(d, s, a), dtype=_PART_DTYPES)
-              for d, s, _ in images for a in alphas]
-    table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-    if len(table):
-        table = table[table["method"].isin(methods)].reset_index(drop=True)
-    _write_csv(table, out_dir / f"evaluation{suffix}.csv")
-    return table
+    return groups
+
+
+def _run_groups(groups, images, shared, part_path, digests, *, scheduler, workers, progress):
+    """Compute the groups as Dask tasks; each writes its part file."""
+    axis, effective = shared["axis"], shared["effective"]
+    with dask_client(scheduler, workers=workers) as client:
+        # computed once, shipped once: the shared objects and each image to the workers,
+        # the ground truth's tortuosities of each image to its α groups (Dask dependencies)
+        shared_future = share(client, shared)
+        used = sorted({i for i, _, wanted in groups if wanted})
+        hrs = {i: share(client, as_binary(images[i][2], name="images")) for i in used}
+        references = {i: submit(client, _reference_task, hrs[i], axis, effective,
+                                shared["effective_sub_images"], shared["connectivity"])
+                      for i in used}
+        tasks = [(images[i][0], images[i][1], alpha, wanted,
+                  str(part_path(images[i][0], images[i][1], alpha)),
+                  hrs.get(i), references.get(i), shared_future, digests[i])
+                 for i, alpha, wanted in groups]
+        run_tasks(client, _group_task, tasks, desc="evaluation (image, α)", progress=progress)

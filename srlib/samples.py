@@ -26,6 +26,8 @@ from srlib.io import is_hidden, load_binary, natural_sorted
 logger = logging.getLogger(__name__)
 
 __all__ = [
+    "PUBLIC_NAMES",
+    "PUBLIC_SHAPES",
     "DownloadError",
     "Sample",
     "cache_dir",
@@ -96,6 +98,10 @@ _PUBLIC = {
     ),
 }
 PUBLIC_NAMES = tuple(_PUBLIC)
+#: Shape of each public sample (tests check them against the decoded fixtures), for planning
+#: a study without downloading the samples.
+PUBLIC_SHAPES = {"berea": (200, 200, 200), "bentheimer": (500, 500, 500),
+                 "leopard": (100, 100, 100)}
 
 
 def cache_dir() -> Path:

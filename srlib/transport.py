@@ -184,41 +184,15 @@ def _check_device(device):
     return dev
 
 
-def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float,
-                 device=None) -> dict:
-    """Solve on the voxels of ``mask``; return the fields of :class:`TransportResult`."""
-    start = time.perf_counter()
-    shape = mask.shape
-    length = shape[axis]
-    area = mask.size // length
-    volume_fraction = float(np.count_nonzero(mask)) / mask.size
-    domain, outlet_only = mesh.clusters(mask, axis, connectivity)
-    voxels, nodes, node_vertex = mesh.number_mesh(domain, connectivity)
-    n_nodes = node_vertex.size
-    del domain
-    solution = np.zeros(n_nodes)
-    # voxel_values (8 bytes a voxel) is built after the solve, from outlet_only (1 byte a voxel).
-    empty = {
-        "solution": solution,
-        "element_voxels": voxels,
-        "element_nodes": nodes,
-        "node_vertex": node_vertex,
-        "voxel_values": None,
-        "d_eff": 0.0,
-        "tau_eff": float("inf"),
-        "flux_in": 0.0,
-        "flux_out": 0.0,
-        "volume_fraction": volume_fraction,
-        "percolating": False,
-        "converged": True,
-        "iterations": 0,
-    }
-    if voxels.size == 0:
-        logger.info("phase has no path between the faces along axis %d", axis)
-        empty["voxel_values"] = outlet_only.astype(np.float64)  # their exact solution u = 1
-        empty["seconds"] = time.perf_counter() - start
-        return empty
+def _solve_free_nodes(nodes, node_vertex, voxels, shape, axis: int, tol: float, device,
+                      solution: np.ndarray):
+    """Number the free nodes, solve for them and write them into ``solution`` (outlet: 1).
 
+    Returns the inlet and outlet masks of the nodes, the CG iterations and whether CG
+    converged.
+    """
+    length = shape[axis]
+    n_nodes = node_vertex.size
     vertex_shape = np.array([n + 1 for n in shape], dtype=np.int64)
     plane = np.zeros(n_nodes, dtype=np.uint8)  # 0 free, 1 inlet, 2 outlet
     free_id = np.empty(n_nodes, dtype=nodes.dtype)
@@ -265,6 +239,46 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float,
         )
         solution[is_free] = x
         del x
+    return is_inlet, is_outlet, iterations, converged
+
+
+def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float,
+                 device=None) -> dict:
+    """Solve on the voxels of ``mask``; return the fields of :class:`TransportResult`."""
+    start = time.perf_counter()
+    shape = mask.shape
+    length = shape[axis]
+    area = mask.size // length
+    volume_fraction = float(np.count_nonzero(mask)) / mask.size
+    domain, outlet_only = mesh.clusters(mask, axis, connectivity)
+    voxels, nodes, node_vertex = mesh.number_mesh(domain, connectivity)
+    n_nodes = node_vertex.size
+    del domain
+    solution = np.zeros(n_nodes)
+    # voxel_values (8 bytes a voxel) is built after the solve, from outlet_only (1 byte a voxel).
+    empty = {
+        "solution": solution,
+        "element_voxels": voxels,
+        "element_nodes": nodes,
+        "node_vertex": node_vertex,
+        "voxel_values": None,
+        "d_eff": 0.0,
+        "tau_eff": float("inf"),
+        "flux_in": 0.0,
+        "flux_out": 0.0,
+        "volume_fraction": volume_fraction,
+        "percolating": False,
+        "converged": True,
+        "iterations": 0,
+    }
+    if voxels.size == 0:
+        logger.info("phase has no path between the faces along axis %d", axis)
+        empty["voxel_values"] = outlet_only.astype(np.float64)  # their exact solution u = 1
+        empty["seconds"] = time.perf_counter() - start
+        return empty
+
+    is_inlet, is_outlet, iterations, converged = _solve_free_nodes(
+        nodes, node_vertex, voxels, shape, axis, tol, device, solution)
 
     # Reaction K u at the Dirichlet nodes: the flow through each face.
     reaction, means = np.zeros(n_nodes), np.empty(nodes.shape[0])

@@ -6,6 +6,7 @@ is tested, and the estimate's helpers on known answers); the GPU check runs with
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import json
 import os
@@ -26,9 +27,12 @@ def _run(script: str, *args: str, env: dict | None = None) -> subprocess.Complet
 
 @pytest.fixture(scope="module")
 def dry_run():
-    spec = importlib.util.spec_from_file_location("paper_dry_run", BENCH / "paper_dry_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    """The estimate of the dry-run package under benchmarks/ (with its constants)."""
+    sys.path.insert(0, str(BENCH))
+    try:
+        module = importlib.import_module("dry_run.estimate")
+    finally:
+        sys.path.remove(str(BENCH))
     return module
 
 
@@ -96,9 +100,11 @@ def test_paper_estimate_scales_the_database_by_voxels(dry_run):
     est = dry_run.estimate(records, s, cores=1, memory_bytes=64 * 2**30, cluster=50,
                            gpu_rates=None)
     row = est["rows"][0]
-    # 800³ has 8 times the voxels of 400³: 80 s and 1 + 8 GiB per realization
+    # 800³ has 8 times the voxels of 400³: 80 s and 1 + 8 GiB per realization; the paper
+    # profile has 3 scenarios (the public samples) of 10 realizations
+    assert dry_run.PAPER["scenarios"] == 3 and dry_run.PAPER["realizations"] == 10
     assert row["cluster"] == pytest.approx(80 + 1)
-    assert row["machine"] == pytest.approx(50 * 80 + 5 * 1)
+    assert row["machine"] == pytest.approx(30 * 80 + 3 * 1)
     assert row["peak"] == pytest.approx(9 * 2**30)
 
 
@@ -135,6 +141,8 @@ def test_paper_estimate_multiplies_the_evaluation_units(dry_run):
     group = group8 - 5
     # 50 workers: the references side by side, then every (image, α) group side by side
     assert row["cluster"] == pytest.approx(reference + group8)
-    tomo = (416 / 800) ** 3
+    # the paper profile's tomographic crops of the three sandstones (Profile.tomo_edge)
+    assert sorted(dry_run.PAPER["tomo_edges"].values()) == [96, 192, 496]
+    tomo = sum((e / 800) ** 3 for e in (96, 192, 496))
     # one worker: everything one after the other
-    assert row["machine"] == pytest.approx(5 * (1 + tomo) * (reference + group8 + 2 * group))
+    assert row["machine"] == pytest.approx((3 + tomo) * (reference + group8 + 2 * group))

@@ -9,6 +9,7 @@ import pytest
 
 from srlib import plan
 from srlib.config import get_profile
+from srlib.samples import PUBLIC_SHAPES
 
 
 @pytest.mark.network
@@ -16,6 +17,7 @@ from srlib.config import get_profile
 def test_every_profile_fits_the_real_samples(public, name):
     profile = get_profile(name)
     shapes = {n: s.image.shape for n, s in public.items()}
+    assert shapes == {n: PUBLIC_SHAPES[n] for n in shapes}  # what the dry run plans with
     steps = plan.plan(profile, shapes)
     stages = {s.stage for s in steps}
     assert stages == {"database", "channels", "training", "evaluation"}

@@ -80,6 +80,28 @@ def fig4_network(layers, input_shape, *, kernels=(9, 3, 3), title=None):
     tuple
         ``(fig, ax)``.
     """
+    rows, body, ups, per_block, main = _main_stages(layers, input_shape, kernels)
+    gap, h, y = 0.42, 1.5, 3.2
+    xs, x = [], 0.0
+    for item in main:
+        xs.append(x)
+        x += item[4] + gap
+    width = x - gap
+    fig, ax = plt.subplots(figsize=(max(10.0, 1.02 * width), 6.4))
+    _draw_stages(ax, main, xs, gap=gap, h=h, y=y)
+    _draw_details(ax, main, xs, body, ups, per_block, kernels, rows["head"].output_shape[1], y)
+    ax.set_xlim(-1.6, width + 0.2)
+    ax.set_ylim(-0.2, y + h + 1.3)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig, ax
+
+
+def _main_stages(layers, input_shape, kernels):
+    """The stage rows, the residual and upsampling rows, and the boxes of the main row."""
     rows = {r.name: r for r in layers}
     if "head" not in rows or "tail" not in rows or "trunk" not in rows:
         raise ValueError("layers must be the stage rows of srlib.network.describe(model, shape)")
@@ -111,14 +133,11 @@ def fig4_network(layers, input_shape, *, kernels=(9, 3, 3), title=None):
                  _fmt_count(rows["tail"].parameters), "conv", 1.1, 0, "output conv"))
     main.append(("sigmoid", _fmt_shape(rows["output"].output_shape), "", "act", 1.1, 0,
                  "P(solid)"))
+    return rows, body, ups, per_block, main
 
-    gap, h, y = 0.42, 1.5, 3.2
-    xs, x = [], 0.0
-    for item in main:
-        xs.append(x)
-        x += item[4] + gap
-    width = x - gap
-    fig, ax = plt.subplots(figsize=(max(10.0, 1.02 * width), 6.4))
+
+def _draw_stages(ax, main, xs, *, gap: float, h: float, y: float) -> None:
+    """The main row of boxes with shapes, parameter counts and the long skip connection."""
     centre_y = y + h / 2
     for k, ((label, shape, params, color, w, stack, note), x0) in enumerate(
             zip(main, xs, strict=True)):
@@ -148,6 +167,10 @@ def fig4_network(layers, input_shape, *, kernels=(9, 3, 3), title=None):
     ax.text(-0.05, y - 0.42, "parameters:", ha="right", va="top", fontsize=7, color="0.4")
     ax.text(-0.05, y - 0.12, "shape (C × D³):", ha="right", va="top", fontsize=7.5)
 
+
+def _draw_details(ax, main, xs, body, ups, per_block, kernels, f: int, y: float) -> None:
+    """The inside of one residual block and of one upsampling stage, under the main row."""
+    kb = kernels[1]
     # details: one residual block and one upsampling stage
     yd, hd = 0.35, 0.9
     cd = yd + hd / 2
@@ -199,12 +222,3 @@ def fig4_network(layers, input_shape, *, kernels=(9, 3, 3), title=None):
                 ha="center", va="top", fontsize=6.5)
         ax.text(starts[1] + 1.55 + 0.14, cd - hd / 2 - 0.08, _fmt_shape(r0.output_shape),
                 ha="center", va="top", fontsize=6.5)
-    ax.set_xlim(-1.6, width + 0.2)
-    ax.set_ylim(-0.2, y + h + 1.3)
-    ax.set_aspect("equal")
-    ax.axis("off")
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig, ax
-

@@ -29,7 +29,7 @@ from srlib._checks import positive_int
 from srlib._heap import keep_freed_memory
 from srlib._progress import progress_bar
 from srlib.config import LR_SCHEDULES
-from srlib.devices import native_bfloat16, resolve_device
+from srlib.devices import native_bfloat16, resolve_device, torch_threads
 from srlib.network import SRResNet3d
 from srlib.training import distributed
 from srlib.training.checkpoint import load_checkpoint, save_checkpoint, state_to_cpu
@@ -363,16 +363,11 @@ def run_training(model: SRResNet3d, train_pairs: Sequence[Pair], val_pairs: Sequ
                                       seed=config.seed)
     identity = config.identity(model, len(train_pairs), len(val_pairs))
     keep_freed_memory()  # steps reuse the heap's pages (srlib._heap): speed only
-    old_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(num_threads):
         return _train_loop(model, train_pairs, val_x, val_y, config, amp=amp,
                            identity=identity, dev=dev, checkpoint=checkpoint, resume=resume,
                            progress=progress, callback=callback, num_workers=num_workers,
                            label=label or f"training α={model.alpha}")
-    finally:
-        torch.set_num_threads(old_threads)
 
 
 def _check_pairs(model: SRResNet3d, train_pairs, val_pairs, config: TrainConfig) -> None:

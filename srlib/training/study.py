@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from srlib._checks import check_alpha, positive_int
+from srlib.devices import torch_threads
 from srlib.io import atomic_path, remove_stale_temp
 from srlib.methods import METHODS, NETWORKS
 from srlib.network import SRResNet3d, load_model, save_model
@@ -335,12 +336,7 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
                 connectivity=profile.connectivity)
         return pairs_cache[key]
 
-    if num_threads is not None:
-        num_threads = positive_int(num_threads, "num_threads")
-    old_threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
+    with torch_threads(num_threads):
         for kind in kinds:
             # the database is part of what made a network: the same profile's settings on
             # another database (other samples, another solid side) train other networks
@@ -358,8 +354,6 @@ def train_networks(db, profile, out_dir, *, kinds=KINDS, device=None, progress: 
                 networks[kind, alpha] = net
                 previous = net.model
             pairs_cache.clear()
-    finally:
-        torch.set_num_threads(old_threads)
     return networks
 
 
