@@ -7,7 +7,8 @@ variable ``SRLIB_PROGRESS`` is ``terminal``, the bar is written to the file desc
 original standard error: the terminal (or log) of whatever started the kernel. So a book
 build (``make book`` sets it) shows how far training has come while the rendered pages carry
 no progress logs. Where there is no such descriptor the bar is not shown. Unset or ``auto``:
-tqdm's default (the notebook's output in a kernel, the terminal elsewhere).
+the same inside a Jupyter kernel (a notebook run by papermill or a book build), tqdm's
+default elsewhere; ``notebook`` puts the bar in the notebook's output.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from tqdm import tqdm
 
 __all__ = ["PROGRESS_ENV", "progress_bar"]
 
-#: Environment variable choosing where progress bars go: "auto" (default) or "terminal".
+#: Environment variable choosing where progress bars go: "auto" (default), "terminal" or
+#: "notebook".
 PROGRESS_ENV = "SRLIB_PROGRESS"
 
 _terminals: dict = {}  # fd behind sys.stderr -> a text stream on a duplicate of it
@@ -41,7 +43,7 @@ def _terminal():
 
 
 def progress_bar(iterable=None, **kwargs) -> tqdm:
-    """A tqdm progress bar, sent to the terminal when ``SRLIB_PROGRESS=terminal``.
+    """A tqdm progress bar, sent to the terminal in a kernel or when ``SRLIB_PROGRESS=terminal``.
 
     Parameters
     ----------
@@ -61,8 +63,11 @@ def progress_bar(iterable=None, **kwargs) -> tqdm:
         If ``SRLIB_PROGRESS`` is neither "auto" nor "terminal".
     """
     where = os.environ.get(PROGRESS_ENV, "auto").strip().lower()
-    if where not in ("auto", "terminal"):
-        raise ValueError(f"{PROGRESS_ENV} must be 'auto' or 'terminal', got {where!r}")
+    if where not in ("auto", "terminal", "notebook"):
+        raise ValueError(f"{PROGRESS_ENV} must be 'auto', 'terminal' or 'notebook', "
+                         f"got {where!r}")
+    if where == "auto" and "ipykernel" in sys.modules:
+        where = "terminal"
     if where == "terminal" and "file" not in kwargs:
         terminal = _terminal()
         if terminal is None:

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from srlib._checks import check_alpha, positive_int
-from srlib.io import atomic_path
+from srlib.io import atomic_path, write_json
 from srlib.methods import BIN, GRIDS, INTERPOLATION, LOCAL_BAYES, interpolation
 
 logger = logging.getLogger(__name__)
@@ -83,11 +83,6 @@ def reference_accuracies(db, alpha: int, *, scenarios=None) -> dict:
             for m, f in methods.items():
                 scores[m].append(accuracy(f(lr), hr))
     return {m: float(np.median(v)) for m, v in scores.items()}
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
 
 
 def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100, 250),
@@ -189,7 +184,7 @@ def _references(db, out: Path, alpha: int, names: list, database: str) -> dict:
     if stored.get("scenarios") == names and stored.get("database") == database:
         return stored["accuracy"]
     refs = reference_accuracies(db, alpha, scenarios=names)
-    _write_json(path, {"scenarios": names, "database": database, "accuracy": refs})
+    write_json(path, {"scenarios": names, "database": database, "accuracy": refs})
     return refs
 
 
@@ -242,7 +237,7 @@ def _run(db, profile, out: Path, alpha: int, f: int, b: int, budgets: list, sett
            "accuracy": float(np.median(scores)), "threshold": mu,
            "best_epoch": result.best_epoch, "steps_run": result.steps,
            "seconds": seconds, "seed": seed}
-    _write_json(path, {**row, "settings": settings_f})
+    write_json(path, {**row, "settings": settings_f})
     if not nested or b == budgets[-1]:
         ckpt.unlink(missing_ok=True)
     return row

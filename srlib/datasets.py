@@ -39,7 +39,7 @@ import numpy as np
 from srlib import _store, stochastic
 from srlib._checks import check_alpha, check_axis, check_choice, positive_int
 from srlib.config import Profile, results_dir
-from srlib.io import atomic_path, image_digest, is_hidden, remove_stale_temp
+from srlib.io import image_digest, is_hidden, remove_stale_temp, write_json
 from srlib.methods import check_connectivity
 from srlib.resample import downsample
 from srlib.samples import (  # noqa: F401 (re-exported: the samples are part of the data)
@@ -52,6 +52,7 @@ from srlib.samples import (  # noqa: F401 (re-exported: the samples are part of 
     cache_dir,
     crop_center,
     folder_samples,
+    load_samples,
     public_samples,
     tomographic_crop,
 )
@@ -67,6 +68,7 @@ __all__ = [
     "cache_dir",
     "crop_center",
     "folder_samples",
+    "load_samples",
     "public_samples",
     "tomographic_crop",
 ]
@@ -511,8 +513,7 @@ def _build(profile, samples, root: Path, sample_keys: dict, *, scheduler, worker
         info = {"profile": _database_key(profile), "samples": sample_keys,
                 "roles": list(profile.roles), "alphas": list(profile.alphas),
                 "scenarios": [s.as_dict() for s in scenarios]}
-        with atomic_path(meta) as tmp:
-            tmp.write_text(json.dumps(info, indent=2))
+        write_json(meta, info)
     _store.ensure_groups(root, [s.name for s in scenarios])
     db = Database(root)
     tasks = []
@@ -575,8 +576,7 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
                            "with %s", db.root, db.channels_key, key)
         for p in stored:
             shutil.rmtree(p)
-        with atomic_path(db.root / "channels.json") as tmp:
-            tmp.write_text(json.dumps(key))
+        write_json(db.root / "channels.json", key, indent=None)
     db._arrays.clear()
     todo = [(str(db.root), s, i, a, connectivity, key["axis"])
             for (s, i, a), path in paths.items()

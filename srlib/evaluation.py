@@ -54,10 +54,11 @@ import numpy as np
 from srlib import methods as method_registry
 from srlib import metrics
 from srlib import resolvers as resolution
-from srlib._checks import as_binary, check_alpha, check_axis, positive_int
+from srlib._checks import as_binary, check_alpha, check_axis, check_choice, positive_int
 from srlib.io import atomic_path, image_digest, remove_stale_temp
 from srlib.parallel import SCHEDULER_ENV, dask_client, run_tasks, share, submit
 from srlib.resample import downsample, subdivide
+from srlib.samples import tomographic_crop
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ __all__ = [
     "PAPER_METHODS",
     "VARIANTS",
     "evaluate_image",
+    "protocol_images",
     "run_protocol",
     "sub_image_pairs",
     "sub_image_tortuosities",
@@ -104,12 +106,6 @@ def _check_effective_sub_images(effective_sub_images) -> int | None:
         raise ValueError(f"effective_sub_images must be None or an int in 0..{N_SUB_IMAGES}, "
                          f"got {effective_sub_images!r}")
     return effective_sub_images
-
-
-def _check_choice(value, name: str, choices) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value
 
 
 def sub_image_tortuosities(hr, *, axis: int = 0, effective: bool = True,
@@ -225,8 +221,8 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
 
     alpha = check_alpha(alpha)
     axis = check_axis(axis)
-    channels = _check_choice(channels, "channels", CHANNELS)
-    variant = _check_choice(variant, "variant", VARIANTS)
+    channels = check_choice(channels, CHANNELS, "channels")
+    variant = check_choice(variant, VARIANTS, "variant")
     effective_sub_images = _check_effective_sub_images(effective_sub_images)
     pairs = sub_image_pairs(hr, alpha)
     if references is None:
@@ -272,6 +268,18 @@ def evaluate_image(hr, *, alpha: int, resolvers: dict, dataset: str, sample: str
                          "channels": channels if method in needs else "-",
                          "connectivity": connectivity, "axis": axis})
     return rows
+
+
+def protocol_images(db, samples, profile) -> list[tuple[str, str, np.ndarray]]:
+    """The protocol's test images (section 3), as ``(dataset, sample, HR image)``.
+
+    Every simulated test realization of the database, then the tomographic crop of every
+    sample (:func:`srlib.samples.tomographic_crop`).
+    """
+    images = [("simulated", sc, db.hr(sc, i)) for sc in db.scenario_names
+              for i in db.indices("test")]
+    return images + [("tomographic", s.name, tomographic_crop(s.image, profile))
+                     for s in samples]
 
 
 def _write_csv(frame, path: Path) -> None:
@@ -512,8 +520,8 @@ def _check_protocol(methods, effective_sub_images, effective_methods, channels, 
     elif scheduler is None and not os.environ.get(SCHEDULER_ENV):
         workers = 1
     return (tuple(methods), effective_sub_images, effective_methods,
-            _check_choice(channels, "channels", CHANNELS),
-            _check_choice(variant, "variant", VARIANTS), check_axis(axis), workers)
+            check_choice(channels, CHANNELS, "channels"),
+            check_choice(variant, VARIANTS, "variant"), check_axis(axis), workers)
 
 
 def _missing_groups(images, alphas, methods, ids, part_path, settings, digests, *, effective,

@@ -39,6 +39,7 @@ __all__ = [
     "read_volume",
     "remove_stale_temp",
     "temp_prefix",
+    "write_json",
     "write_volume",
 ]
 
@@ -136,6 +137,16 @@ def atomic_path(path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(path.parent)
+
+
+def write_json(path, data, *, indent: int | None = 2) -> Path:
+    """Write ``data`` as JSON to ``path`` atomically (:func:`atomic_path`); returns the path."""
+    import json
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=indent))
+    return path
 
 
 def temp_prefix(path) -> str:

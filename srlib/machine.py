@@ -47,7 +47,8 @@ class BuildReference:
     cpu_s : float
         Median time of :func:`cpu_seconds`'s NumPy workload on that machine.
     train_s : float
-        Wall time of training the six networks (``training.csv``'s ``wall_time_s``, summed).
+        Wall time of training the networks, the second training included
+        (``wall_time_s`` of ``training.csv`` and ``training_replica.csv``, summed).
     total_s : float
         Wall time of the whole cold build, install included.
     """
@@ -127,7 +128,8 @@ def predict_build(profile, step_s: dict, cpu_s: float,
                   reference: BuildReference = REFERENCE) -> tuple[float, float]:
     """Predicted (training, rest) seconds of a cold build from step times.
 
-    Training: both kinds of network, every α, ``training_steps × step_s[α]``, times the
+    Training: both kinds of network, every α and the second training at ``seed_alphas``,
+    ``training_steps × step_s[α]``, times the
     reference build's ratio of its measured training time to the reference's float32 steps
     times the same counts (validation, data and checkpoints ride on the steps). The rest
     (install, numba, the FEM, geodesics, evaluation): the reference build's time outside
@@ -163,10 +165,12 @@ def predict_build(profile, step_s: dict, cpu_s: float,
     from srlib.config import get_profile
 
     quick = get_profile("quick")
-    ref_steps = sum(training_steps(quick, a) * reference.f32_step_s[a] for a in quick.alphas)
+    ref_steps = sum(training_steps(quick, a) * reference.f32_step_s[a]
+                    for a in (*quick.alphas, *quick.seed_alphas))
     overhead = reference.train_s / (len(NETWORKS) * ref_steps)
+    trained = [*profile.alphas, *profile.seed_alphas]
     train = len(NETWORKS) * overhead * sum(training_steps(profile, a) * step_s[a]
-                                        for a in profile.alphas)
+                                           for a in trained)
     rest = ((reference.total_s - reference.train_s) * cpu_s / reference.cpu_s
             if profile == quick else math.nan)
     return train, rest

@@ -33,6 +33,7 @@ __all__ = [
     "cache_dir",
     "crop_center",
     "folder_samples",
+    "load_samples",
     "public_samples",
     "tomographic_crop",
 ]
@@ -257,6 +258,19 @@ def folder_samples(folder, *, solid: str = "bright") -> list[Sample]:
         samples.append(Sample(name=p.stem, image=image, voxel_size_um=None,
                               source=f"user volume {p}"))
     return samples
+
+
+def load_samples(profile, folder=None) -> list[Sample]:
+    """The tomographic samples of a study: the public ones the profile names, or a folder's.
+
+    Parameters
+    ----------
+    profile : srlib.config.Profile
+        Its ``samples`` select the public samples (None: all of them).
+    folder : path, optional
+        A folder of the user's own segmented volumes (:func:`folder_samples`), used instead.
+    """
+    return public_samples(profile.samples) if folder is None else folder_samples(folder)
 
 
 def tomographic_crop(image, profile) -> np.ndarray:

@@ -24,7 +24,7 @@ import torch
 
 from srlib._checks import check_alpha, positive_int
 from srlib.devices import torch_threads
-from srlib.io import atomic_path, remove_stale_temp
+from srlib.io import remove_stale_temp, write_json
 from srlib.methods import METHODS, NETWORKS
 from srlib.network import SRResNet3d, load_model, save_model
 from srlib.training import distributed
@@ -150,11 +150,6 @@ def _network_seed(profile, alpha: int) -> int:
     # bin and diffu networks of the same alpha share the seed: the same initial body
     # weights, cutouts, augmentations and validation cutouts, so their curves compare directly.
     return int(profile.seed) * 1000 + alpha
-
-
-def _write_json(path: Path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2))
 
 
 def _load_network(out_dir: Path, kind: str, alpha: int, settings: dict) -> TrainedNetwork | None:
@@ -383,10 +378,8 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     stem = network_name(kind, alpha)
     logger.info("training %s", stem)
     train_pairs, val_pairs = pairs("train", alpha, kind), pairs("val", alpha, kind)
-    # The checkpoint records what its inputs were made with, beyond the loop's settings:
-    # "face" (the default) is left out so that checkpoints from before still resume.
-    context = ({"connectivity": profile.connectivity}
-               if METHODS[kind].needs_channels and profile.connectivity != "face" else {})
+    # The checkpoint records what its inputs were made with, beyond the loop's settings.
+    context = ({"connectivity": profile.connectivity} if METHODS[kind].needs_channels else {})
     config = TrainConfig.from_profile(profile, alpha, seed=seed, context=context)
     try:
         result = run_training(model, train_pairs, val_pairs, config,
@@ -406,7 +399,7 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     model = model.cpu().eval()
     weights = out_dir / f"{stem}.pt"
     if distributed.is_main():
-        _write_json(out_dir / f"{stem}.json", {
+        write_json(out_dir / f"{stem}.json", {
             "format": _NETWORK_FORMAT, "kind": kind, "alpha": alpha, "threshold": mu,
             "settings": settings, "model": model.config, "result": dataclasses.asdict(result),
         })
