@@ -31,7 +31,7 @@ import numpy as np
 
 from srlib._checks import as_binary, as_volume, check_alpha, positive_int
 from srlib.methods import GRIDS
-from srlib.resample import _upsample_axis, interpolate_quadratic
+from srlib.resample import interpolate_quadratic, upsample_axis
 
 __all__ = [
     "Baselines",
@@ -104,7 +104,7 @@ def interpolate_quadratic_centred(lr, alpha: int, *, dtype=None) -> np.ndarray:
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     out = arr
     for axis in range(3):
-        out = _upsample_axis(out, alpha, axis, dtype, centred=True)
+        out = upsample_axis(out, alpha, axis, dtype, centred=True)
     return out
 
 

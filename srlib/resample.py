@@ -96,7 +96,7 @@ def _dodgson_kernel(s: np.ndarray) -> np.ndarray:
 _TAPS = (-2, -1, 0, 1, 2)
 
 
-def _upsample_axis(arr: np.ndarray, alpha: int, axis: int, dtype, *,
+def upsample_axis(arr: np.ndarray, alpha: int, axis: int, dtype, *,
                    centred: bool = False) -> np.ndarray:
     """Interpolate ``arr`` along one axis onto a grid ``alpha`` times finer.
 
@@ -196,7 +196,7 @@ def interpolate_quadratic(lr, alpha: int, *, dtype=None) -> np.ndarray:
         raise ValueError(f"dtype must be a floating-point type, got {dtype}")
     out = arr
     for axis in range(3):
-        out = _upsample_axis(out, alpha, axis, dtype)
+        out = upsample_axis(out, alpha, axis, dtype)
     return out
 
 

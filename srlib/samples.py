@@ -113,9 +113,23 @@ def cache_dir() -> Path:
     return Path(base) / "srlib"
 
 
+def _pooch():
+    """pooch, imported without the warning of its tqdm.auto import in a kernel.
+
+    Without ipywidgets tqdm.auto warns once per kernel, a library warning on every page that
+    loads the samples; pooch shows no progress bar here.
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="IProgress not found")
+        import pooch
+    return pooch
+
+
 def _porespy_sdist(cache: Path, processor=None):
     """Fetch (or find in ``cache``) the porespy sdist with pooch, verified by its SHA-256."""
-    import pooch
+    pooch = _pooch()
 
     cache.mkdir(parents=True, exist_ok=True)
     try:
@@ -138,7 +152,7 @@ def _fixture(name: str, cache: Path) -> Path:
     so a filled cache stays valid); each is extracted by pooch into a hidden folder and moved
     into place, so an interrupted extraction never leaves a partial fixture.
     """
-    import pooch
+    pooch = _pooch()
 
     out = cache / "porespy-fixtures" / name
     if out.exists():

@@ -88,7 +88,7 @@ def save(fig, key: str, folder) -> list[Path]:
     return paths
 
 
-def _slice(image: np.ndarray, index: int | None = None, axis: int = 0) -> np.ndarray:
+def middle_slice(image: np.ndarray, index: int | None = None, axis: int = 0) -> np.ndarray:
     """The slice ``index`` (default: the central one) of ``image`` normal to ``axis``."""
     index = image.shape[axis] // 2 if index is None else index
     return np.take(image, index, axis=axis)

@@ -13,7 +13,7 @@ from scipy import ndimage
 
 from srlib.methods import PAPER
 
-from ._style import BINARY, ERROR_COLORS, METHOD_LABELS, _slice
+from ._style import BINARY, ERROR_COLORS, METHOD_LABELS, middle_slice
 
 __all__ = [
     "error_map",
@@ -46,7 +46,7 @@ def fig_sample_slices(samples, *, views: int = 1):
     for j, s in enumerate(samples):
         for v in range(views):
             ax = axes[v, j]
-            ax.imshow(_slice(s.image, axis=v), **BINARY)
+            ax.imshow(middle_slice(s.image, axis=v), **BINARY)
             ax.set_xticks([])
             ax.set_yticks([])
             if v == 0:

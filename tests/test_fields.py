@@ -1,0 +1,56 @@
+"""Field metrics (srlib.fields): known answers and the FEM's own solutions."""
+
+import numpy as np
+import pytest
+
+from srlib import fields, stochastic
+from srlib.transport import diffusion_channels, solve_laplace
+
+
+def _chi2(shape, solid, seed):
+    params = stochastic.ModelParams.from_solid_fraction(solid, gamma=0.3)
+    return stochastic.sample(shape, params, seed=seed)
+
+
+def test_a_straight_channel_has_tau_one_from_its_linear_field():
+    image = np.ones((12, 10, 10), dtype=bool)
+    image[:, 3:6, 4:7] = False  # a pore channel along axis 0
+    z = (np.arange(12) + 0.5) / 12  # the exact voxel means of u = z / L
+    field = np.broadcast_to(z[:, None, None], image.shape)
+    assert fields.tau_from_field(field, image, 0) == pytest.approx(1.0, rel=1e-8)
+    assert fields.relative_l2(field, field, image, 0) == 0.0
+
+
+@pytest.mark.parametrize("solid, seed", [(0.5, 1), (0.7, 2)])
+@pytest.mark.parametrize("phase", [0, 1])
+def test_the_fem_solution_gives_back_the_fem_tau_within_one_percent(solid, seed, phase):
+    """Differences of voxel means across faces are 8-24 % off here; the lift is not."""
+    image = _chi2((24, 24, 24), solid, seed)
+    fem = solve_laplace(image, phase)
+    channel = diffusion_channels(image)[1 if phase else 0]  # float32, as stored
+    tau = fields.tau_from_field(channel, image, phase)
+    assert tau == pytest.approx(fem.tau_eff, rel=0.01)
+    assert tau == pytest.approx(fem.tau_eff, rel=1e-4)  # in fact to the storage precision
+
+
+def test_a_wrong_field_gives_another_tau_and_a_relative_error():
+    image = _chi2((20, 20, 20), 0.5, 3)
+    channel = diffusion_channels(image)[0]
+    tau = fields.tau_from_field(channel, image, 0)
+    noisy = channel + np.random.default_rng(0).normal(0, 0.05, channel.shape)
+    assert fields.tau_from_field(noisy, image, 0) != pytest.approx(tau, rel=1e-3)
+    err = fields.relative_l2(noisy, channel, image, 0)
+    assert 0.0 < err < 1.0
+
+
+def test_no_path_and_bad_input():
+    image = np.zeros((8, 8, 8), dtype=bool)
+    image[4] = True  # a solid wall across the pore
+    assert fields.tau_from_field(np.zeros(image.shape), image, 0) == np.inf
+    with pytest.raises(ValueError, match="shape"):
+        fields.tau_from_field(np.zeros((4, 4, 4)), image, 0)
+    with pytest.raises(ValueError, match="finite"):
+        fields.tau_from_field(np.full(image.shape, np.nan), image, 0)
+    with pytest.raises(ValueError, match="weight"):
+        fields.tau_from_field(np.zeros(image.shape), image, 1, weight=0)
+    assert np.isnan(fields.relative_l2(np.zeros(image.shape), np.zeros(image.shape), image, 1))
