@@ -20,16 +20,30 @@ finite-element solution on the true high-resolution image by:
 
 Only the clusters of the phase that touch both faces are meshed, as in the FEM; a phase
 without such a cluster gives ``inf``. Inputs are never modified.
+
+The targets: :func:`build_hr_channels` stores the two channels of Eqs. (7)-(8) of every
+high-resolution realization of a database beside its low-resolution ones (array
+``rNN_hrdiffu``, settings in ``hr_channels.json``), one Dask task per realization writing its
+array atomically, resumable; :func:`hr_channels` reads them back, checked against the settings
+asked for.
 """
 
 from __future__ import annotations
+
+import json
+import shutil
 
 import numpy as np
 
 from srlib._checks import as_binary, check_axis, check_phase
 from srlib.methods import check_connectivity
 
-__all__ = ["LIFT_WEIGHT", "relative_l2", "tau_from_field"]
+__all__ = ["HR_CHANNELS", "LIFT_WEIGHT", "build_hr_channels", "hr_channels", "relative_l2",
+           "tau_from_field"]
+
+#: Name of a realization's HR diffusion channels in the database (``rNN_hrdiffu``).
+HR_CHANNELS = "hrdiffu"
+_KEY_FILE = "hr_channels.json"
 
 #: Weight μ of the voxel means in the lift, relative to the energy (per element: the FEM
 #: matrix has entries of order 1 per element, so μ = 1e3 holds the means to about 1e-3 of
@@ -148,3 +162,91 @@ def tau_from_field(field, image, phase, *, axis: int = 0, connectivity: str = "f
     area = mask.size // length
     d_eff = energy * length / area
     return float(mask.mean() / d_eff) if d_eff > 0 else float("inf")
+
+
+def _hr_channels_task(root: str, scenario: str, i: int, connectivity: str, axis: int) -> str:
+    """Compute and write the diffusion channels of one HR realization (a Dask task)."""
+    from pathlib import Path
+
+    from srlib import _store, transport
+
+    folder = Path(root) / scenario
+    hr = _store.read_array(folder / f"r{i:02d}_hr")
+    channels = transport.diffusion_channels(hr, axis=axis, connectivity=connectivity)
+    _store.write_array(folder / f"r{i:02d}_{HR_CHANNELS}", np.asarray(channels, np.float32))
+    return f"{scenario}/{i}"
+
+
+def _stored_key(db) -> dict | None:
+    path = db.root / _KEY_FILE
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def build_hr_channels(db, *, connectivity: str = "face", axis: int = 0, roles=None,
+                      scheduler=None, workers: int | None = None, progress: bool = True):
+    """Compute and store the diffusion channels of the database's HR realizations.
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The database.
+    connectivity, axis
+        FEM convention and transport axis (as for the LR channels).
+    roles : sequence of str, optional
+        Realizations of these roles only ("train", "val", "test"); default all.
+    scheduler, workers, progress
+        As for :func:`srlib.datasets.build_diffusion_channels`.
+
+    Returns
+    -------
+    list of str
+        The realizations computed now (``"scenario/i"``); stored ones are kept.
+    """
+    from srlib import _store
+    from srlib.io import remove_stale_temp, write_json
+    from srlib.parallel import dask_client, run_tasks
+
+    key = {"connectivity": check_connectivity(connectivity), "axis": check_axis(axis)}
+    indices = sorted({i for r in (roles or ("train", "val", "test")) for i in db.indices(r)})
+    paths = {(s, i): db.path(s, i, HR_CHANNELS) for s in db.scenario_names
+             for i in db.indices()}
+    remove_stale_temp(db.root, recursive=True)
+    if _stored_key(db) != key:
+        for path in paths.values():
+            if path.exists():
+                shutil.rmtree(path)
+        write_json(db.root / _KEY_FILE, key, indent=None)
+    todo = [(str(db.root), s, i, key["connectivity"], key["axis"])
+            for (s, i), path in paths.items() if i in indices
+            and not _store.array_ok(path, (2, *db.array("hr", s, i).shape), np.float32)]
+    if todo:
+        with dask_client(scheduler, workers=workers) as client:
+            return run_tasks(client, _hr_channels_task, todo, desc="HR diffusion channels",
+                             progress=progress)
+    return []
+
+
+def hr_channels(db, scenario: str, i: int, *, connectivity: str | None = None,
+                axis: int | None = None) -> np.ndarray:
+    """The stored HR diffusion channels ``(2, *hr.shape)`` (``[pore, solid]``, float32).
+
+    Raises
+    ------
+    ValueError
+        If they are missing, damaged, or were computed with another ``connectivity`` or
+        ``axis`` than the one given.
+    """
+    from srlib import _store
+
+    key = _stored_key(db)
+    asked = {"connectivity": connectivity, "axis": axis}
+    for name, value in asked.items():
+        if value is not None and (key is None or key[name] != value):
+            raise ValueError(f"the HR channels in {db.root} were computed with "
+                             f"{name}={None if key is None else key[name]!r}, not {value!r}; "
+                             "rerun build_hr_channels")
+    path = db.path(scenario, i, HR_CHANNELS)
+    shape = (2, *db.array("hr", scenario, i).shape)
+    if not _store.array_ok(path, shape, np.float32):
+        raise ValueError(f"{path} is missing or damaged; run srlib.fields.build_hr_channels")
+    return _store.read_array(path)

@@ -54,3 +54,34 @@ def test_no_path_and_bad_input():
     with pytest.raises(ValueError, match="weight"):
         fields.tau_from_field(np.zeros(image.shape), image, 1, weight=0)
     assert np.isnan(fields.relative_l2(np.zeros(image.shape), np.zeros(image.shape), image, 1))
+
+
+def test_hr_channels_are_the_direct_solve_stored_resumably_and_checked(tmp_path):
+    from srlib import datasets
+    from srlib.config import get_profile
+
+    params = stochastic.ModelParams.from_solid_fraction(0.7, gamma=0.4)
+    samples = [datasets.Sample(name="s0", image=stochastic.sample(32, params, seed=0),
+                               voxel_size_um=None, source="test")]
+    db = datasets.build_database(get_profile("tiny"), samples=samples, root=tmp_path / "db",
+                                 workers=1, progress=False)
+    done = fields.build_hr_channels(db, roles=("test",), workers=1, progress=False)
+    (test,) = db.indices("test")
+    assert done == [f"s0/{test}"]
+    stored = fields.hr_channels(db, "s0", test, connectivity="face", axis=0)
+    np.testing.assert_array_equal(stored, diffusion_channels(db.hr("s0", test)))
+    assert stored.dtype == np.float32 and stored.shape == (2, 32, 32, 32)
+    # a second call finds them: nothing recomputed; the other roles are added
+    assert fields.build_hr_channels(db, roles=("test",), workers=1, progress=False) == []
+    assert len(fields.build_hr_channels(db, workers=1, progress=False)) == 2
+    with pytest.raises(ValueError, match="connectivity='face', not 'vertex'"):
+        fields.hr_channels(db, "s0", test, connectivity="vertex")
+    # other settings: every stored array is dropped and the asked ones recomputed
+    fields.build_hr_channels(db, connectivity="vertex", roles=("test",), workers=1,
+                             progress=False)
+    train = db.indices("train")[0]
+    with pytest.raises(ValueError, match="missing"):
+        fields.hr_channels(db, "s0", train)
+    np.testing.assert_array_equal(
+        fields.hr_channels(db, "s0", test, connectivity="vertex"),
+        diffusion_channels(db.hr("s0", test), connectivity="vertex"))
