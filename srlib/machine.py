@@ -284,7 +284,7 @@ def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> Ma
     if threads is not None:
         torch.set_num_threads(positive_int(threads, "threads"))
     try:
-        config = TrainConfig(cutout=profile.cutout, mixed_precision=profile.mixed_precision)
+        config = TrainConfig.from_profile(profile, min(profile.alphas), seed=profile.seed)
         model = SRResNet3d(1, min(profile.alphas), features=profile.features,
                            blocks=profile.blocks)
         bf16 = training_autocast(model, config, torch.device("cpu"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -190,6 +191,7 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
     )
 
     db = datasets.Database(out / "database")
+    profile = make_profile(s)  # the paper's run settings with the dry run's counts
     nets = out / "networks"
     nets.mkdir(parents=True, exist_ok=True)
     device = resolve_device(None if s["device"] == "auto" else s["device"])
@@ -212,10 +214,9 @@ def stage_training(s: dict, out: Path, steps: Steps) -> dict:
             # Two epochs: the first starts the DataLoader workers and the kernels (warm-up),
             # the second, timed between the epoch callbacks, gives the rate of steady steps.
             per_epoch = max(1, math.ceil(s["steps"] / 2))
-            config = TrainConfig(cutout=c, batch_size=batch, steps_per_epoch=per_epoch,
-                                 max_epochs=2, patience=2, val_cutouts=s["val_cutouts"],
-                                 learning_rate=1e-4, seed=seed,
-                                 mixed_precision=native_bfloat16(device))
+            config = dataclasses.replace(
+                TrainConfig.from_profile(profile, alpha, seed=seed), steps_per_epoch=per_epoch,
+                max_epochs=2, patience=2, mixed_precision=native_bfloat16(device))
             ends = []
             with steps.step(f"N^{kind} α = {alpha}: 2 × {per_epoch} steps + validation",
                             voxels=2 * per_epoch * batch * (alpha * c) ** 3,
