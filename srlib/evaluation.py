@@ -47,6 +47,7 @@ import contextlib
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -68,6 +69,7 @@ __all__ = [
     "METHOD_LABELS",
     "N_SUB_IMAGES",
     "PAPER_METHODS",
+    "ProtocolSettings",
     "VARIANTS",
     "evaluate_image",
     "protocol_images",
@@ -342,43 +344,89 @@ def _group_task(dataset: str, sample: str, alpha: int, wanted: list, part: str, 
 
     The part's stored rows of the other requested methods are kept (the caller found them
     current). ``shared`` holds what every task uses, computed once by the caller: the
-    networks, the fitted baselines, the methods, the identities of :func:`network_ids` per α
-    and the settings. Returns the number of rows computed.
+    networks, the fitted baselines, the identities of :func:`srlib.resolvers.network_ids` per
+    α, the device and the :class:`ProtocolSettings`. Returns the number of rows computed.
     """
     import pandas as pd
 
     part = Path(part)
-    methods = shared["methods"]
+    ps = shared["settings"]
     rows = []
     if wanted:
         resolvers = resolution.method_resolvers(alpha, shared["networks"], methods=wanted,
-                                     baselines=shared["baselines"],
-                                     connectivity=shared["connectivity"],
-                                     device=shared["device"])
+                                                baselines=shared["baselines"],
+                                                connectivity=ps.connectivity,
+                                                device=shared["device"])
         with _torch_threads(any(m in _NETWORK_METHODS for m in resolvers)):
             rows = evaluate_image(hr, alpha=alpha, resolvers=resolvers, dataset=dataset,
-                                  sample=sample, axis=shared["axis"],
-                                  effective=shared["effective"],
-                                  connectivity=shared["connectivity"],
-                                  effective_sub_images=shared["effective_sub_images"],
-                                  references=references, channels=shared["channels"],
-                                  variant=shared["variant"],
-                                  effective_methods=shared["effective_methods"])
+                                  sample=sample, axis=ps.axis, effective=ps.effective,
+                                  connectivity=ps.connectivity,
+                                  effective_sub_images=ps.effective_sub_images,
+                                  references=references, channels=ps.channels,
+                                  variant=ps.variant, effective_methods=ps.effective_methods)
     frame = pd.DataFrame(rows)
     if len(frame):
         frame["network_id"] = frame["method"].map(shared["ids"][alpha])
         frame["image"] = digest
     if part.exists():
         stored = pd.read_csv(part, dtype=_PART_DTYPES)
-        keep = stored[stored["method"].isin(methods) & ~stored["method"].isin(wanted)]
+        keep = stored[stored["method"].isin(ps.methods) & ~stored["method"].isin(wanted)]
         if len(keep):
             frame = pd.concat([keep, frame], ignore_index=True) if len(frame) else keep
     if len(frame):
-        order = {m: i for i, m in enumerate(methods)}
+        order = {m: i for i, m in enumerate(ps.methods)}
         frame = frame.sort_values(["sub_image", "method"], key=lambda c: c.map(order)
                                   if c.name == "method" else c, kind="stable")
     _write_csv(frame.reset_index(drop=True), part)
     return len(rows)
+
+
+@dataclass(frozen=True)
+class ProtocolSettings:
+    """The options of :func:`run_protocol` that decide its rows, checked once.
+
+    Attributes are the keyword arguments of :func:`run_protocol` with the same names.
+    :attr:`suffix` names the table (``evaluation<suffix>.csv``) and its parts;
+    :meth:`row_settings` is what a stored row must match, beside its method's identity.
+    """
+
+    methods: tuple = METHODS
+    effective: bool = True
+    effective_sub_images: int | None = None
+    effective_methods: tuple | None = None
+    connectivity: str = "face"
+    axis: int = 0
+    channels: str = "whole"
+    variant: str = "sub_image"
+
+    def __post_init__(self):
+        def put(name, value):
+            object.__setattr__(self, name, value)
+
+        unknown = sorted(set(self.methods) - set(METHODS))
+        if unknown:
+            raise ValueError(f"unknown method(s) {unknown}; choose from {METHODS}")
+        put("methods", tuple(self.methods))
+        put("effective_sub_images", _check_effective_sub_images(self.effective_sub_images))
+        if self.effective_methods is not None:
+            put("effective_methods", tuple(self.effective_methods))
+            if any(m not in METHODS for m in self.effective_methods):
+                raise ValueError(f"effective_methods must be methods of {METHODS}, "
+                                 f"got {self.effective_methods!r}")
+        put("channels", check_choice(self.channels, CHANNELS, "channels"))
+        put("variant", check_choice(self.variant, VARIANTS, "variant"))
+        put("axis", check_axis(self.axis))
+
+    @property
+    def suffix(self) -> str:
+        """``""``, ``"_whole_image"``, ``"_sub_image_channels"`` or both."""
+        return ("" if self.variant == "sub_image" else f"_{self.variant}") + (
+            "" if self.channels == "whole" else f"_{self.channels}_channels")
+
+    def row_settings(self) -> dict:
+        """The settings columns of a row."""
+        return {"variant": self.variant, "channels": self.channels,
+                "connectivity": self.connectivity, "axis": self.axis}
 
 
 def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
@@ -455,9 +503,14 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     """
     import pandas as pd
 
-    methods, effective_sub_images, effective_methods, channels, variant, axis, workers = \
-        _check_protocol(methods, effective_sub_images, effective_methods, channels, variant,
-                        axis, workers, scheduler)
+    ps = ProtocolSettings(methods=methods, effective=effective,
+                          effective_sub_images=effective_sub_images,
+                          effective_methods=effective_methods, connectivity=connectivity,
+                          axis=axis, channels=channels, variant=variant)
+    if workers is not None:
+        workers = positive_int(workers, "workers")
+    elif scheduler is None and not os.environ.get(SCHEDULER_ENV):
+        workers = 1
     out_dir = Path(out_dir)
     parts = out_dir / "evaluation"
     alphas = [check_alpha(a) for a in alphas]
@@ -472,75 +525,44 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     # (out_dir may hold other stages' folders, e.g. a profile's results folder)
     remove_stale_temp(out_dir)
     remove_stale_temp(parts, recursive=True)
-    suffix = ("" if variant == "sub_image" else f"_{variant}") + (
-        "" if channels == "whole" else f"_{channels}_channels")
 
     def part_path(dataset, sample, alpha):
-        return parts / f"{dataset}_{sample}_a{alpha}{suffix}.csv"
+        return parts / f"{dataset}_{sample}_a{alpha}{ps.suffix}.csv"
 
-    ids = {alpha: resolution.network_ids(networks, alpha, methods, baselines=baselines)
+    ids = {alpha: resolution.network_ids(networks, alpha, ps.methods, baselines=baselines)
            for alpha in alphas}
-    settings = {"variant": variant, "channels": channels, "connectivity": connectivity,
-                "axis": axis}
     digests = [image_digest(hr) for _, _, hr in images]  # a part is reused for its image only
-    groups = _missing_groups(images, alphas, methods, ids, part_path, settings, digests,
-                             effective=effective, effective_sub_images=effective_sub_images,
-                             effective_methods=effective_methods)
+    groups = _missing_groups(images, alphas, ps, ids, part_path, digests)
     if groups:
-        shared = {"networks": networks, "baselines": baselines or {}, "methods": methods,
-                  "ids": ids, "effective": effective,
-                  "effective_sub_images": effective_sub_images, "connectivity": connectivity,
-                  "effective_methods": effective_methods,
-                  "axis": axis, "channels": channels, "variant": variant, "device": device}
+        shared = {"networks": networks, "baselines": baselines or {}, "ids": ids,
+                  "device": device, "settings": ps}
         _run_groups(groups, images, shared, part_path, digests, scheduler=scheduler,
                     workers=workers, progress=progress)
     frames = [pd.read_csv(part_path(d, s, a), dtype=_PART_DTYPES)
               for d, s, _ in images for a in alphas]
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if len(table):
-        table = table[table["method"].isin(methods)].reset_index(drop=True)
-    _write_csv(table, out_dir / f"evaluation{suffix}.csv")
+        table = table[table["method"].isin(ps.methods)].reset_index(drop=True)
+    _write_csv(table, out_dir / f"evaluation{ps.suffix}.csv")
     return table
 
 
-def _check_protocol(methods, effective_sub_images, effective_methods, channels, variant, axis,
-                    workers, scheduler) -> tuple:
-    """The protocol's options checked and normalised, in the order given."""
-    unknown = sorted(set(methods) - set(METHODS))
-    if unknown:
-        raise ValueError(f"unknown method(s) {unknown}; choose from {METHODS}")
-    effective_sub_images = _check_effective_sub_images(effective_sub_images)
-    if effective_methods is not None:
-        effective_methods = tuple(effective_methods)
-        if any(m not in METHODS for m in effective_methods):
-            raise ValueError(f"effective_methods must be methods of {METHODS}, "
-                             f"got {effective_methods!r}")
-    if workers is not None:
-        workers = positive_int(workers, "workers")
-    elif scheduler is None and not os.environ.get(SCHEDULER_ENV):
-        workers = 1
-    return (tuple(methods), effective_sub_images, effective_methods,
-            check_choice(channels, CHANNELS, "channels"),
-            check_choice(variant, VARIANTS, "variant"), check_axis(axis), workers)
-
-
-def _missing_groups(images, alphas, methods, ids, part_path, settings, digests, *, effective,
-                    effective_sub_images, effective_methods) -> list:
+def _missing_groups(images, alphas, ps: ProtocolSettings, ids, part_path, digests) -> list:
     """``(image index, alpha, methods to compute)`` of every group without current rows."""
     import pandas as pd
 
     groups = []
     for i, (dataset, sample, _) in enumerate(images):
         for alpha in alphas:
-            wanted = [m for m in methods if m in ids[alpha]]
+            wanted = [m for m in ps.methods if m in ids[alpha]]
             path = part_path(dataset, sample, alpha)
             current = set()
             if path.exists():
                 stored = pd.read_csv(path, dtype=_PART_DTYPES)
-                current = _current_methods(stored, ids[alpha], effective=effective,
-                                           effective_sub_images=effective_sub_images,
-                                           settings={**settings, "image": digests[i]},
-                                           effective_methods=effective_methods)
+                current = _current_methods(stored, ids[alpha], effective=ps.effective,
+                                           effective_sub_images=ps.effective_sub_images,
+                                           settings={**ps.row_settings(), "image": digests[i]},
+                                           effective_methods=ps.effective_methods)
             missing = [m for m in wanted if m not in current]
             if missing or not path.exists():
                 if path.exists():
@@ -551,15 +573,15 @@ def _missing_groups(images, alphas, methods, ids, part_path, settings, digests, 
 
 def _run_groups(groups, images, shared, part_path, digests, *, scheduler, workers, progress):
     """Compute the groups as Dask tasks; each writes its part file."""
-    axis, effective = shared["axis"], shared["effective"]
+    ps = shared["settings"]
     with dask_client(scheduler, workers=workers) as client:
         # computed once, shipped once: the shared objects and each image to the workers,
         # the ground truth's tortuosities of each image to its α groups (Dask dependencies)
         shared_future = share(client, shared)
         used = sorted({i for i, _, wanted in groups if wanted})
         hrs = {i: share(client, as_binary(images[i][2], name="images")) for i in used}
-        references = {i: submit(client, _reference_task, hrs[i], axis, effective,
-                                shared["effective_sub_images"], shared["connectivity"])
+        references = {i: submit(client, _reference_task, hrs[i], ps.axis, ps.effective,
+                                ps.effective_sub_images, ps.connectivity)
                       for i in used}
         tasks = [(images[i][0], images[i][1], alpha, wanted,
                   str(part_path(images[i][0], images[i][1], alpha)),
