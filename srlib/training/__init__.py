@@ -65,6 +65,7 @@ from srlib.training.study import (
     load_networks,
     network_name,
     train_networks,
+    training_scale_text,
     training_settings,
 )
 from srlib.training.symmetry import (
@@ -123,6 +124,7 @@ __all__ = [
     "scheduled_rate",
     "train",
     "train_networks",
+    "training_scale_text",
     "training_settings",
     "transfer_model",
     "validation_cutouts",

@@ -45,6 +45,7 @@ __all__ = [
     "load_networks",
     "network_name",
     "train_networks",
+    "training_scale_text",
     "training_settings",
 ]
 
@@ -407,3 +408,44 @@ def _train_one(kind, alpha, previous, pairs, profile, settings, out_dir, *, devi
     distributed.barrier()
     return TrainedNetwork(kind=kind, alpha=alpha, model=model, threshold=mu, result=result,
                           path=weights, trained_now=True)
+
+
+def training_scale_text(profile, paper, networks: dict) -> tuple[str, str]:
+    """Two Markdown sentences for the book on how the networks were trained.
+
+    The first states the profile's training budget against the paper's and the steps the
+    networks ran; the second whether N^diffu ran fewer steps than N^bin (an unequal training
+    that a comparison of the two would mix with the value of the diffusion channels).
+
+    Parameters
+    ----------
+    profile, paper : srlib.config.Profile
+        The profile built and the ``paper`` profile.
+    networks : dict
+        ``{(kind, alpha): TrainedNetwork}`` of :func:`load_networks`.
+    """
+    steps = {key: net.result.steps for key, net in networks.items()}
+    alphas = sorted({a for _, a in steps})
+    tex = {k: METHODS[k].tex for k in NETWORKS}
+    if profile.train_budget_s:
+        budget = f"a budget of {profile.train_budget_s:.0f} s of CPU time per network"
+    else:
+        caps = ", ".join(str(profile.max_epochs_for(a)) for a in alphas)
+        budget = (f"at most {caps} epochs of {profile.steps_per_epoch} steps for α = "
+                  f"{', '.join(map(str, alphas))}"
+                  + (", with a cosine learning-rate schedule" if profile.lr_schedule else ""))
+    per_kind = {k: [steps[(k, a)] for a in alphas if (k, a) in steps] for k in NETWORKS}
+    top = max(alphas)
+    scale = (f"Training used {budget} (paper: up to {paper.max_epochs} epochs of "
+             f"{paper.steps_per_epoch} steps with early stopping): "
+             + ", ".join(f"{min(v)} to {max(v)} steps for {tex[k]}" for k, v in per_kind.items())
+             + f", and at α = {top} only "
+             + " and ".join(str(steps[(k, top)]) for k in NETWORKS if (k, top) in steps) + ".")
+    bin_, diffu = NETWORKS
+    fewer = sum(steps[(diffu, a)] < steps[(bin_, a)] for a in alphas
+                if (diffu, a) in steps and (bin_, a) in steps)
+    unequal = (f"{tex[diffu]} ran fewer training steps than {tex[bin_]} at {fewer} of the "
+               f"{len(alphas)} scaling factors (its input has three channels)"
+               + (", so a comparison of the two networks at this scale mixes the value of the "
+                  "transport information with a difference in training." if fewer else "."))
+    return scale, unequal
