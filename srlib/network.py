@@ -211,9 +211,12 @@ class SRResNet3d(nn.Module):
     alpha : int
         Scaling factor, one of 2, 4, 8.
     features : int
-        Feature channels (paper: 64).
+        Feature channels (the paper gives none; the ``paper`` profile: 64, SRResNet's).
     blocks : int
         Residual blocks (paper: 8).
+    out_channels : int
+        Output channels: 1, the probability that a voxel is solid (the paper); more for
+        networks that also predict fields (each through the same sigmoid, so in (0, 1)).
     head_kernel, body_kernel, tail_kernel : int
         Odd kernel sizes of the first, inner and last convolutions.
     padding_mode : str
@@ -249,9 +252,11 @@ class SRResNet3d(nn.Module):
         tail_kernel: int = 3,
         padding_mode: str = "zeros",
         shuffle_order: str = "offset",
+        out_channels: int = 1,
     ):
         super().__init__()
         self.in_channels = positive_int(in_channels, "in_channels")
+        self.out_channels = positive_int(out_channels, "out_channels")
         self.alpha = check_alpha(alpha)
         self.features = positive_int(features, "features")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
@@ -287,7 +292,7 @@ class SRResNet3d(nn.Module):
                 for _ in range(self.alpha.bit_length() - 1)
             )
         )
-        self.tail = _conv(f, 1, tail_kernel, bias=True, padding_mode=pm)
+        self.tail = _conv(f, self.out_channels, tail_kernel, bias=True, padding_mode=pm)
         self.output = nn.Sigmoid()
         # Channels-last weights and activations let oneDNN (CPU) and cuDNN use their fast 3D
         # kernels: a training step at alpha = 8 is ~1.5x faster on two CPU cores, at alpha = 2
@@ -298,7 +303,12 @@ class SRResNet3d(nn.Module):
 
     @property
     def config(self) -> dict:
-        """Constructor arguments, enough to rebuild the architecture."""
+        """Constructor arguments, enough to rebuild the architecture.
+
+        ``out_channels`` is listed only when it is not 1, so the configuration of a network
+        of the paper's kind is the same whether or not it is named.
+        """
+        extra = {"out_channels": self.out_channels} if self.out_channels != 1 else {}
         return {
             "in_channels": self.in_channels,
             "alpha": self.alpha,
@@ -309,6 +319,7 @@ class SRResNet3d(nn.Module):
             "tail_kernel": self.tail_kernel,
             "padding_mode": self.padding_mode,
             "shuffle_order": self.shuffle_order,
+            **extra,
         }
 
     @property
@@ -366,7 +377,7 @@ class SRResNet3d(nn.Module):
         return self.tail(self.upsample(f))
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits (before the sigmoid), shape ``(N, 1, αD, αH, αW)``.
+        """Logits (before the sigmoid), shape ``(N, out_channels, αD, αH, αW)``.
 
         Use with :func:`torch.nn.functional.binary_cross_entropy_with_logits`, which is
         numerically stable where a sigmoid followed by a logarithm is not.

@@ -276,3 +276,21 @@ def test_bfloat16_switch_turns_native_bfloat16_off(monkeypatch):
     monkeypatch.setenv("SRLIB_BFLOAT16", "no")
     with pytest.raises(ValueError, match="SRLIB_BFLOAT16 must be 'auto' or 'off'"):
         native_bfloat16("cpu")
+
+
+def test_networks_with_more_output_channels_keep_the_paper_kind_unchanged(tmp_path):
+    """Networks that also predict the two diffusion fields (the paper's future work)."""
+    one = SRResNet3d(3, 2, features=4, blocks=1)
+    three = SRResNet3d(3, 2, features=4, blocks=1, out_channels=3)
+    x = torch.rand(1, 3, 6, 6, 6)
+    assert one(x).shape == (1, 1, 12, 12, 12)
+    out = three(x)
+    assert out.shape == (1, 3, 12, 12, 12) and float(out.min()) > 0 and float(out.max()) < 1
+    assert "out_channels" not in one.config and three.config["out_channels"] == 3
+    assert three.receptive_radius == one.receptive_radius
+    path = save_model(three, tmp_path / "three.pt")
+    again = load_model(path)
+    assert again.out_channels == 3
+    assert torch.equal(again.eval()(x), three.eval()(x))
+    with pytest.raises(ValueError, match="out_channels"):
+        SRResNet3d(1, 2, features=4, blocks=1, out_channels=0)
