@@ -31,7 +31,7 @@ import torch
 from srlib._checks import positive_int
 from srlib._heap import keep_freed_memory
 from srlib._progress import progress_bar
-from srlib.devices import resolve_device
+from srlib.devices import resolve_device, torch_threads
 from srlib.network import SRResNet3d
 
 __all__ = ["DEFAULT_TILE_BYTES", "auto_tile", "super_resolve"]
@@ -193,7 +193,7 @@ def super_resolve(
         auto_sub if upsample_tile is None else positive_int(upsample_tile, "upsample_tile"), tile
     )
     a = model.alpha
-    r_all, r_hr = model.receptive_radius, model.hr_radius
+    r_all = model.receptive_radius
     out = np.empty(tuple(a * n for n in shape), dtype=bool if threshold is not None else np.float32)
 
     tiles = list(itertools.product(*(_split(0, n, tile) for n in shape)))
@@ -206,36 +206,43 @@ def super_resolve(
     keep_freed_memory()  # tiles reuse the heap's pages (srlib._heap): speed only
     device_before = next(model.parameters()).device
     was_training = model.training
-    old_threads = torch.get_num_threads()
     if num_threads is not None:
-        torch.set_num_threads(positive_int(num_threads, "num_threads"))
-    model.to(dev).eval()
-    try:
-        with torch.no_grad():
-            for core in progress_bar(tiles, desc="tiles",
-                                     disable=not progress or len(tiles) == 1):
-                # Low-resolution stage on the tile plus the full halo; its features are
-                # exact on the tile plus the upsampling halo (ext).
-                src = [(max(lo - r_all, 0), min(hi + r_all, n))
-                       for (lo, hi), n in zip(core, shape, strict=True)]
-                ext = [(max(lo - r_hr, 0), min(hi + r_hr, n))
-                       for (lo, hi), n in zip(core, shape, strict=True)]
-                xt = x[(slice(None), *(slice(lo, hi) for lo, hi in src))]
-                feats = model.features_lr(torch.from_numpy(np.ascontiguousarray(xt))[None].to(dev))
-                for sub in itertools.product(*(_split(lo, hi, upsample_tile) for lo, hi in core)):
-                    # Upsampling stage on the sub-tile plus the upsampling halo.
-                    sub_ext = [(max(lo - r_hr, e[0]), min(hi + r_hr, e[1]))
-                               for (lo, hi), e in zip(sub, ext, strict=True)]
-                    crop = tuple(slice(lo - s[0], hi - s[0])
-                                 for (lo, hi), s in zip(sub_ext, src, strict=True))
-                    logits = model.logits_from_features(feats[(slice(None), slice(None), *crop)])
-                    keep = tuple(slice(a * (lo - e[0]), a * (hi - e[0]))
-                                 for (lo, hi), e in zip(sub, sub_ext, strict=True))
-                    probs = model.output(logits[(0, 0, *keep)]).float().cpu().numpy()
-                    dst = tuple(slice(a * lo, a * hi) for lo, hi in sub)
-                    out[dst] = probs >= threshold if threshold is not None else probs
-                del feats
-    finally:
-        model.to(device_before).train(was_training)
-        torch.set_num_threads(old_threads)
+        num_threads = positive_int(num_threads, "num_threads")
+    with torch_threads(num_threads):
+        model.to(dev).eval()
+        try:
+            with torch.no_grad():
+                _tiles(model, x, out, tiles, dev, upsample_tile=upsample_tile,
+                       threshold=threshold, progress=progress)
+        finally:
+            model.to(device_before).train(was_training)
     return out
+
+
+def _tiles(model, x, out, tiles, dev, *, upsample_tile: int, threshold, progress: bool) -> None:
+    """Super-resolve ``x`` tile by tile into ``out`` (see :func:`super_resolve`)."""
+    shape, a = x.shape[1:], model.alpha
+    r_all, r_hr = model.receptive_radius, model.hr_radius
+    for core in progress_bar(tiles, desc="tiles",
+                             disable=not progress or len(tiles) == 1):
+        # Low-resolution stage on the tile plus the full halo; its features are
+        # exact on the tile plus the upsampling halo (ext).
+        src = [(max(lo - r_all, 0), min(hi + r_all, n))
+               for (lo, hi), n in zip(core, shape, strict=True)]
+        ext = [(max(lo - r_hr, 0), min(hi + r_hr, n))
+               for (lo, hi), n in zip(core, shape, strict=True)]
+        xt = x[(slice(None), *(slice(lo, hi) for lo, hi in src))]
+        feats = model.features_lr(torch.from_numpy(np.ascontiguousarray(xt))[None].to(dev))
+        for sub in itertools.product(*(_split(lo, hi, upsample_tile) for lo, hi in core)):
+            # Upsampling stage on the sub-tile plus the upsampling halo.
+            sub_ext = [(max(lo - r_hr, e[0]), min(hi + r_hr, e[1]))
+                       for (lo, hi), e in zip(sub, ext, strict=True)]
+            crop = tuple(slice(lo - s[0], hi - s[0])
+                         for (lo, hi), s in zip(sub_ext, src, strict=True))
+            logits = model.logits_from_features(feats[(slice(None), slice(None), *crop)])
+            keep = tuple(slice(a * (lo - e[0]), a * (hi - e[0]))
+                         for (lo, hi), e in zip(sub, sub_ext, strict=True))
+            probs = model.output(logits[(0, 0, *keep)]).float().cpu().numpy()
+            dst = tuple(slice(a * lo, a * hi) for lo, hi in sub)
+            out[dst] = probs >= threshold if threshold is not None else probs
+        del feats

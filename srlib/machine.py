@@ -272,6 +272,7 @@ def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> Ma
     from srlib._checks import positive_int
     from srlib._heap import keep_freed_memory
     from srlib.config import Profile, get_profile
+    from srlib.devices import torch_threads
     from srlib.network import SRResNet3d
     from srlib.training.loop import training_autocast
     from srlib.training.settings import TrainConfig
@@ -280,10 +281,9 @@ def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> Ma
         profile = get_profile(profile)
     repeats = positive_int(repeats, "repeats")
     keep_freed_memory()  # as training does
-    old = torch.get_num_threads()
     if threads is not None:
-        torch.set_num_threads(positive_int(threads, "threads"))
-    try:
+        threads = positive_int(threads, "threads")
+    with torch_threads(threads):
         config = TrainConfig.from_profile(profile, min(profile.alphas), seed=profile.seed)
         model = SRResNet3d(1, min(profile.alphas), features=profile.features,
                            blocks=profile.blocks)
@@ -293,8 +293,6 @@ def measure(profile=None, *, repeats: int = 3, threads: int | None = None) -> Ma
         steps = ({a: _step_seconds(profile, a, bf16=True, repeats=repeats)
                   for a in profile.alphas} if bf16 else dict(f32))
         used = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(old)
     cpu = cpu_seconds(9)  # cheap: more runs for a steadier median
     train, rest = predict_build(profile, steps, cpu)
     return MachineReport(profile=profile.name, cpu=_cpu_model(),
