@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 from srlib._checks import check_alpha, positive_int
-from srlib.io import atomic_path, write_json
+from srlib.io import atomic_path, read_current, write_json
 from srlib.methods import BIN, GRIDS, INTERPOLATION, LOCAL_BAYES, interpolation
 
 logger = logging.getLogger(__name__)
@@ -180,11 +180,12 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
 def _references(db, out: Path, alpha: int, names: list, database: str) -> dict:
     """The reference methods' accuracies, stored beside the runs and reused for the same data."""
     path = out / f"references_a{alpha}.json"
-    stored = json.loads(path.read_text()) if path.exists() else {}
-    if stored.get("scenarios") == names and stored.get("database") == database:
+    settings = {"scenarios": names, "database": database}
+    stored = read_current(path, settings)
+    if stored is not None:
         return stored["accuracy"]
     refs = reference_accuracies(db, alpha, scenarios=names)
-    write_json(path, {"scenarios": names, "database": database, "accuracy": refs})
+    write_json(path, {"accuracy": refs, "settings": settings})
     return refs
 
 
@@ -207,10 +208,10 @@ def _run(db, profile, out: Path, alpha: int, f: int, b: int, budgets: list, sett
     stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")
     path = out / f"a{alpha}_f{f}_{start}_s{b}_seed{seed}{'_nested' if nested else ''}.json"
     ckpt = out / f"{stem}.ckpt"
+    row = read_current(path, settings_f)
+    if row is not None:
+        return row
     if path.exists():
-        row = json.loads(path.read_text())
-        if row.pop("settings", None) == settings_f:
-            return row
         logger.warning("%s was computed with other settings; recomputing", path)
         ckpt.unlink(missing_ok=True)
     if not data:

@@ -39,6 +39,7 @@ __all__ = [
     "read_volume",
     "remove_stale_temp",
     "temp_prefix",
+    "read_current",
     "write_json",
     "write_volume",
 ]
@@ -147,6 +148,26 @@ def write_json(path, data, *, indent: int | None = 2) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(data, indent=indent))
     return path
+
+
+def read_current(path, settings) -> dict | None:
+    """The JSON record at ``path`` if it was stored with ``settings``, else None.
+
+    The one rule by which stored results are reused: a record written as
+    ``{..., "settings": settings}`` (:func:`write_json`) is current when its settings equal
+    the ones asked for, compared as JSON. A missing or damaged file, or one of other
+    settings, is None: compute again. The record is returned without its settings.
+    """
+    import json
+
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(record, dict):
+        return None
+    stored = record.pop("settings", None)
+    return record if stored == json.loads(json.dumps(settings)) else None
 
 
 def temp_prefix(path) -> str:

@@ -218,3 +218,15 @@ def test_atomic_path_into_unwritable_folder_names_the_file(tmp_path, monkeypatch
         io.write_volume(tmp_path / "out.tif", np.zeros((2, 2, 2), np.uint8))
     assert info.value.filename == str(tmp_path / "out.tif")
     assert "cannot write" in str(info.value)
+
+
+def test_read_current_returns_a_record_only_for_its_settings(tmp_path):
+    from srlib.io import read_current, write_json
+
+    path = tmp_path / "run.json"
+    assert read_current(path, {"a": 1}) is None  # missing
+    write_json(path, {"accuracy": 0.9, "settings": {"a": 1, "b": (2, 3)}})
+    assert read_current(path, {"a": 1, "b": (2, 3)}) == {"accuracy": 0.9}  # tuples as JSON
+    assert read_current(path, {"a": 2, "b": (2, 3)}) is None
+    path.write_text("{half")
+    assert read_current(path, {"a": 1}) is None  # damaged: compute again
