@@ -85,3 +85,18 @@ def test_hr_channels_are_the_direct_solve_stored_resumably_and_checked(tmp_path)
     np.testing.assert_array_equal(
         fields.hr_channels(db, "s0", test, connectivity="vertex"),
         diffusion_channels(db.hr("s0", test), connectivity="vertex"))
+
+
+def test_interpolated_field_keeps_a_linear_field_and_its_range():
+    """On the pixel-centre grid the kernel reproduces a linear field away from the borders."""
+    n, alpha = 8, 2
+    lr = np.broadcast_to(((np.arange(n) + 0.5) / n)[:, None, None], (n, n, n))
+    hr = fields.interpolated_field(lr, alpha)
+    assert hr.shape == (16, 16, 16) and hr.dtype == np.float32
+    exact = ((np.arange(16) + 0.5) / 16)[:, None, None]
+    np.testing.assert_allclose(hr[3:-3], np.broadcast_to(exact, hr.shape)[3:-3], atol=1e-6)
+    assert float(hr.min()) >= 0.0 and float(hr.max()) <= 1.0
+    with pytest.raises(ValueError, match="grid"):
+        fields.interpolated_field(lr, alpha, grid="nearest")
+    with pytest.raises(ValueError, match="finite"):
+        fields.interpolated_field(np.full((4, 4, 4), np.nan), alpha)
