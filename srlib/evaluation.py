@@ -434,7 +434,8 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
                  effective_sub_images: int | None = None, effective_methods=None,
                  connectivity: str = "face", axis: int = 0, channels: str = "whole",
                  variant: str = "sub_image", device=None, workers: int | None = None,
-                 scheduler=None, progress: bool = True):
+                 scheduler=None, progress: bool = True,
+                 settings: ProtocolSettings | None = None):
     """Run the protocol of section 3 on a set of images and write the results table.
 
     Parameters
@@ -491,6 +492,9 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
         ``SRLIB_DASK_SCHEDULER``, and when that is unset a local cluster of ``workers``.
     progress : bool
         Show a progress bar over the (image, α) groups.
+    settings : ProtocolSettings, optional
+        The options that decide the rows, as one record, instead of the keywords ``methods``
+        to ``variant`` (which must then keep their defaults).
 
     Returns
     -------
@@ -503,10 +507,16 @@ def run_protocol(images, networks: dict, alphas, out_dir, *, methods=METHODS,
     """
     import pandas as pd
 
-    ps = ProtocolSettings(methods=methods, effective=effective,
-                          effective_sub_images=effective_sub_images,
-                          effective_methods=effective_methods, connectivity=connectivity,
-                          axis=axis, channels=channels, variant=variant)
+    given = ProtocolSettings(methods=methods, effective=effective,
+                             effective_sub_images=effective_sub_images,
+                             effective_methods=effective_methods, connectivity=connectivity,
+                             axis=axis, channels=channels, variant=variant)
+    if settings is not None and given != ProtocolSettings():
+        raise ValueError("give the protocol's options either as settings=ProtocolSettings(...) "
+                         "or as keywords, not both")
+    if settings is not None and not isinstance(settings, ProtocolSettings):
+        raise ValueError(f"settings must be a ProtocolSettings, got {type(settings).__name__}")
+    ps = given if settings is None else settings
     if workers is not None:
         workers = positive_int(workers, "workers")
     elif scheduler is None and not os.environ.get(SCHEDULER_ENV):

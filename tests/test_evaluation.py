@@ -56,6 +56,16 @@ def test_run_protocol_writes_table_and_resumes(hr, tmp_path, monkeypatch):
     again = evaluation.run_protocol(images, {}, (2, 4), tmp_path, methods=("interpolation",),
                                     effective=False, progress=False)
     assert again.shape == table.shape
+    # the same options as one record find the same stored rows
+    settings = evaluation.ProtocolSettings(methods=("interpolation",), effective=False)
+    as_record = evaluation.run_protocol(images, {}, (2, 4), tmp_path, settings=settings,
+                                        progress=False)
+    assert as_record.equals(again)
+    with pytest.raises(ValueError, match="not both"):
+        evaluation.run_protocol(images, {}, (2, 4), tmp_path, settings=settings,
+                                effective=False, progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        evaluation.ProtocolSettings(methods=("nearest",))
 
 
 def test_run_protocol_removes_its_stale_temporary_files_only(hr, tmp_path):
