@@ -40,8 +40,8 @@ import numpy as np
 from srlib._checks import as_binary, check_axis, check_phase
 from srlib.methods import GRIDS, check_connectivity
 
-__all__ = ["HR_CHANNELS", "LIFT_WEIGHT", "build_hr_channels", "hr_channels",
-           "interpolated_field", "relative_l2", "tau_from_field"]
+__all__ = ["HR_CHANNELS", "LIFT_WEIGHT", "build_hr_channels", "field_symmetries", "hr_channels",
+           "interpolated_field", "relative_l2", "tau_from_field", "transform_fields"]
 
 #: Name of a realization's HR diffusion channels in the database (``rNN_hrdiffu``).
 HR_CHANNELS = "hrdiffu"
@@ -293,3 +293,67 @@ def hr_channels(db, scenario: str, i: int, *, connectivity: str | None = None,
     if not _store.array_ok(path, shape, np.float32):
         raise ValueError(f"{path} is missing or damaged; run srlib.fields.build_hr_channels")
     return _store.read_array(path)
+
+
+def field_symmetries(axis: int = 0) -> list:
+    """The symmetries of the cube that keep the transport axis: 16 of the 48.
+
+    The others turn the transport along ``axis`` into transport along another axis, whose
+    field is another solution: training cutouts of fields may only be augmented by these
+    (:func:`transform_fields`), not by all 48 as the morphology is.
+    """
+    from srlib.training.symmetry import cube_symmetries
+
+    axis = check_axis(axis)
+    return [s for s in cube_symmetries() if s.perm[axis] == axis]
+
+
+def transform_fields(channels, image, sym, *, axis: int = 0,
+                     connectivity: str = "face") -> np.ndarray:
+    """The diffusion channels of the transformed image, from those of the image.
+
+    Applies ``sym`` (one of :func:`field_symmetries`) to the channels ``(2, *shape)``
+    (``[pore, solid]``); where it reverses the transport axis, inlet and outlet swap and u
+    becomes 1 - u, except on the clusters that touch neither face, which keep their 0 (the
+    convention of Eqs. 7-8). Equal to :func:`srlib.transport.diffusion_channels` of the
+    transformed image up to the solver's tolerance (a test checks every one of the 16).
+
+    Raises
+    ------
+    ValueError
+        If ``sym`` moves the transport axis, or the shapes disagree.
+    """
+    from srlib.fem import mesh
+    from srlib.training.symmetry import apply_symmetry, check_symmetry
+
+    sym = check_symmetry(sym)
+    axis = check_axis(axis)
+    connectivity = check_connectivity(connectivity)
+    img = as_binary(image)
+    ch = np.asarray(channels, dtype=np.float32)
+    if ch.shape != (2, *img.shape):
+        raise ValueError(f"channels must have shape {(2, *img.shape)}, got {ch.shape}")
+    if sym.perm[axis] != axis:
+        raise ValueError(f"{sym} moves the transport axis {axis}; use field_symmetries()")
+    out = apply_symmetry(ch, sym)
+    if not sym.flips[axis]:
+        return out
+    moved = apply_symmetry(img, sym)
+    for channel, phase in enumerate((False, True)):
+        mask = moved == phase
+        spanning, outlet_only = mesh.clusters(mask, axis, connectivity)
+        # after the mirror, clusters touching one face: the inlet-only ones (u = 0) were
+        # outlet-only (u = 1) and the reverse, so 1 - u holds there as on spanning clusters
+        touching = spanning | outlet_only | _inlet_only(mask, axis, connectivity)
+        out[channel] = np.where(touching, 1.0 - out[channel], out[channel])
+        out[channel][~mask] = 0.0
+    return out
+
+
+def _inlet_only(mask: np.ndarray, axis: int, connectivity: str) -> np.ndarray:
+    """Voxels of ``mask`` in clusters that touch the inlet face and not the outlet face."""
+    from srlib.fem import mesh
+
+    flipped = np.flip(mask, axis=axis)
+    _, outlet_only = mesh.clusters(flipped, axis, connectivity)
+    return np.flip(outlet_only, axis=axis)

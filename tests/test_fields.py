@@ -100,3 +100,25 @@ def test_interpolated_field_keeps_a_linear_field_and_its_range():
         fields.interpolated_field(lr, alpha, grid="nearest")
     with pytest.raises(ValueError, match="finite"):
         fields.interpolated_field(np.full((4, 4, 4), np.nan), alpha)
+
+
+def test_only_16_symmetries_keep_the_transport_axis_and_they_map_solutions_to_solutions():
+    """Field targets cannot be augmented by all 48 symmetries: a field is tied to its axis,
+    and the mirror along it turns u into 1 - u (but not on clusters touching neither face)."""
+    from srlib.training.symmetry import apply_symmetry, cube_symmetries
+
+    image = _chi2((16, 18, 18), 0.55, 4)
+    image[5:8, 2:5, 2:5] = ~image[5:8, 2:5, 2:5]  # more small clusters: 81 + 27 voxels isolated
+    channels = diffusion_channels(image)
+    keep = fields.field_symmetries(0)
+    assert len(keep) == 16 and all(s.perm[0] == 0 for s in keep)
+    for sym in keep:
+        moved = apply_symmetry(image, sym)
+        expected = diffusion_channels(moved)
+        got = fields.transform_fields(channels, image, sym)
+        # to the solver's tolerance (nodal values within 2.7e-4, transport.DEFAULT_TOL);
+        # 1 - u on the isolated clusters as well would be off by 1 there
+        np.testing.assert_allclose(got, expected, atol=3e-4)
+    other = next(s for s in cube_symmetries() if s.perm[0] != 0)
+    with pytest.raises(ValueError, match="transport axis"):
+        fields.transform_fields(channels, image, other)

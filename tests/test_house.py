@@ -153,6 +153,14 @@ def test_comments_state_no_timings_and_no_history():
     assert found == []
 
 
+def test_every_module_of_the_package_is_listed_as_a_submodule():
+    import srlib
+
+    top = {p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("_")}
+    top |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists()}
+    assert top - {"__main__"} == set(srlib._SUBMODULES)
+
+
 def test_every_submodule_is_an_attribute_and_baselines_need_no_torch():
     code = ("import sys, srlib; srlib.findings, srlib.baselines, srlib.parallel, "
             "srlib.intervals, srlib.methods; import srlib.baselines; "
