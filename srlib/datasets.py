@@ -66,6 +66,7 @@ __all__ = [
     "build_database",
     "build_diffusion_channels",
     "cache_dir",
+    "channels_task",
     "crop_center",
     "folder_samples",
     "load_samples",
@@ -337,16 +338,21 @@ def _realization_task(root: str, scenario: str, i: int, shape: int, alphas: tupl
     return f"{scenario}/{i}"
 
 
-def _channels_task(root: str, scenario: str, i: int, alpha: int, connectivity: str,
-                   axis: int) -> str:
-    """Compute and write the diffusion channels of one LR image (a Dask task)."""
+def channels_task(root: str, scenario: str, i: int, source: str, target: str,
+                  connectivity: str, axis: int) -> str:
+    """Dask task: the diffusion channels of one stored image, written beside it.
+
+    Reads the binary array ``rNN_<source>`` of realization ``i`` (e.g. ``lr2``, or ``hr``
+    for :func:`srlib.fields.build_hr_channels`) and writes its two channels, float32, as
+    ``rNN_<target>`` (e.g. ``diffu2``). Returns ``"scenario/i/target"``.
+    """
     from srlib import _store, transport
 
     folder = Path(root) / scenario
-    lr = _store.read_array(folder / f"r{i:02d}_lr{alpha}")
-    channels = transport.diffusion_channels(lr, axis=axis, connectivity=connectivity)
-    _store.write_array(folder / f"r{i:02d}_diffu{alpha}", np.asarray(channels, np.float32))
-    return f"{scenario}/{i}/{alpha}"
+    image = _store.read_array(folder / f"r{i:02d}_{source}")
+    channels = transport.diffusion_channels(image, axis=axis, connectivity=connectivity)
+    _store.write_array(folder / f"r{i:02d}_{target}", np.asarray(channels, np.float32))
+    return f"{scenario}/{i}/{target}"
 
 
 def _database_key(profile: Profile) -> dict:
@@ -578,14 +584,15 @@ def build_diffusion_channels(db: Database, *, connectivity: str = "face", axis: 
             shutil.rmtree(p)
         write_json(db.root / "channels.json", key, indent=None)
     db._arrays.clear()
-    todo = [(str(db.root), s, i, a, connectivity, key["axis"])
-            for (s, i, a), path in paths.items()
-            if not _store.array_ok(path, (2, *db.array("lr", s, i, a).shape), np.float32)]
-    for _, s, i, a, _, _ in todo:  # inputs checked before any work: a clear error here
+    missing = [(s, i, a) for (s, i, a), path in paths.items()
+               if not _store.array_ok(path, (2, *db.array("lr", s, i, a).shape), np.float32)]
+    for s, i, a in missing:  # inputs checked before any work: a clear error here
         db.lr(s, i, a)
+    todo = [(str(db.root), s, i, f"lr{a}", f"diffu{a}", connectivity, key["axis"])
+            for s, i, a in missing]
     if todo:
         edge = max(n for s, i, a in paths for n in db.array("lr", s, i, a).shape)
         with dask_client(scheduler, workers=_workers(workers, scheduler, edge)) as client:
-            run_tasks(client, _channels_task, todo, desc="diffusion channels",
+            run_tasks(client, channels_task, todo, desc="diffusion channels",
                       progress=progress)
     db._arrays.clear()

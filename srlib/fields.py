@@ -207,19 +207,6 @@ def tau_from_field(field, image, phase, *, axis: int = 0, connectivity: str = "f
     return float(mask.mean() / d_eff) if d_eff > 0 else float("inf")
 
 
-def _hr_channels_task(root: str, scenario: str, i: int, connectivity: str, axis: int) -> str:
-    """Compute and write the diffusion channels of one HR realization (a Dask task)."""
-    from pathlib import Path
-
-    from srlib import _store, transport
-
-    folder = Path(root) / scenario
-    hr = _store.read_array(folder / f"r{i:02d}_hr")
-    channels = transport.diffusion_channels(hr, axis=axis, connectivity=connectivity)
-    _store.write_array(folder / f"r{i:02d}_{HR_CHANNELS}", np.asarray(channels, np.float32))
-    return f"{scenario}/{i}"
-
-
 def _stored_key(db) -> dict | None:
     path = db.root / _KEY_FILE
     return json.loads(path.read_text()) if path.exists() else None
@@ -246,6 +233,7 @@ def build_hr_channels(db, *, connectivity: str = "face", axis: int = 0, roles=No
         The realizations computed now (``"scenario/i"``); stored ones are kept.
     """
     from srlib import _store
+    from srlib.datasets import channels_task
     from srlib.io import remove_stale_temp, write_json
     from srlib.parallel import dask_client, run_tasks
 
@@ -259,14 +247,14 @@ def build_hr_channels(db, *, connectivity: str = "face", axis: int = 0, roles=No
             if path.exists():
                 shutil.rmtree(path)
         write_json(db.root / _KEY_FILE, key, indent=None)
-    todo = [(str(db.root), s, i, key["connectivity"], key["axis"])
+    todo = [(str(db.root), s, i, "hr", HR_CHANNELS, key["connectivity"], key["axis"])
             for (s, i), path in paths.items() if i in indices
             and not _store.array_ok(path, (2, *db.array("hr", s, i).shape), np.float32)]
     if todo:
         with dask_client(scheduler, workers=workers) as client:
-            return run_tasks(client, _hr_channels_task, todo, desc="HR diffusion channels",
-                             progress=progress)
-    return []
+            run_tasks(client, channels_task, todo, desc="HR diffusion channels",
+                      progress=progress)
+    return [f"{s}/{i}" for _, s, i, *_ in todo]
 
 
 def hr_channels(db, scenario: str, i: int, *, connectivity: str | None = None,
