@@ -109,6 +109,16 @@ class Profile:
         seed ``seed + 1``, :meth:`replica`), the paper's check at α = 8 that the random
         initialisation does not decide the comparison; the smallest α of ``alphas`` in
         order (each replica starts from the replica at α/2), empty for none.
+    field_alphas : tuple of int
+        α at which the field networks of the paper's future work are trained (chapter "The
+        paper's future work", :mod:`srlib.fieldnets`), each fine-tuned from the study's
+        network at that α; empty for none.
+    field_epochs : int or None
+        Epochs of each field network (None: those of the α's network,
+        :meth:`max_epochs_for`, with the same early stopping).
+    field_weight : float
+        Weight of the fields' squared error against the morphology's cross-entropy in the
+        field networks' loss (:func:`srlib.training.train`).
     """
 
     name: str
@@ -135,9 +145,20 @@ class Profile:
     epochs_per_alpha: tuple[tuple[int, int], ...] | None = None
     lr_schedule: str | None = None
     seed_alphas: tuple[int, ...] = ()
+    field_alphas: tuple[int, ...] = ()
+    field_epochs: int | None = None
+    field_weight: float = 1.0
 
     def __post_init__(self):
         self._check_types()
+        if any(a not in self.alphas for a in self.field_alphas):
+            raise ValueError(f"field_alphas {self.field_alphas!r} must be among the alphas "
+                             f"{self.alphas!r} (the field networks start from their networks)")
+        if self.field_epochs is not None:
+            object.__setattr__(self, "field_epochs", positive_int(self.field_epochs,
+                                                                  "field_epochs"))
+        object.__setattr__(self, "field_weight", positive_float(self.field_weight,
+                                                                "field_weight"))
         if self.seed_alphas != tuple(sorted(self.alphas))[:len(self.seed_alphas)]:
             raise ValueError(f"seed_alphas {self.seed_alphas!r} must be the smallest alphas of "
                              f"{tuple(sorted(self.alphas))!r} in order (each replica starts "
@@ -205,7 +226,7 @@ class Profile:
         blocks = self.blocks
         if isinstance(blocks, bool) or not isinstance(blocks, (int, np.integer)) or blocks < 0:
             raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
-        for name in ("split", "alphas", "batch_sizes", "seed_alphas"):
+        for name in ("split", "alphas", "batch_sizes", "seed_alphas", "field_alphas"):
             value = getattr(self, name)
             if not isinstance(value, (tuple, list)):
                 raise ValueError(f"{name} must be a tuple of positive integers, got {value!r}")
@@ -234,7 +255,8 @@ class Profile:
             raise ValueError(f"profile {self.name!r} has no seed_alphas: no second training")
         return dataclasses.replace(
             self, seed=self.seed + 1, alphas=self.seed_alphas,
-            batch_sizes=tuple(self.batch_size(a) for a in self.seed_alphas), seed_alphas=())
+            batch_sizes=tuple(self.batch_size(a) for a in self.seed_alphas), seed_alphas=(),
+            field_alphas=())
 
     def batch_size(self, alpha: int) -> int:
         """Batch size used for scaling factor ``alpha``."""
@@ -303,6 +325,7 @@ PROFILES: dict[str, Profile] = {
         device="auto",
         mixed_precision=True,
         seed_alphas=(2, 4, 8),
+        field_alphas=(2, 4, 8),
     ),
     "quick": Profile(
         name="quick",
@@ -334,6 +357,11 @@ PROFILES: dict[str, Profile] = {
         # A second training at alpha = 2 only: the alpha = 8 pair does not fit the 2-core
         # float32 build's budget (Reproducing page).
         seed_alphas=(2,),
+        # The field networks of the future-work chapter at alpha = 2 only, fine-tuned for
+        # 16 epochs: what the chapter's share of the float32 2-core build allows (its
+        # measured time is on the Reproducing page).
+        field_alphas=(2,),
+        field_epochs=16,
         # bfloat16 forward passes where the CPU has them natively (AVX512-BF16 or AMX);
         # float32 elsewhere, and everywhere with SRLIB_BFLOAT16=off.
         mixed_precision=True,
@@ -358,6 +386,8 @@ PROFILES: dict[str, Profile] = {
         tomo_size=32,
         device="cpu",
         seed_alphas=(2,),
+        field_alphas=(2,),
+        field_epochs=2,
     ),
 }
 
@@ -373,7 +403,8 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
     **overrides
         Field values replacing the profile's (e.g. ``alphas=(2, 4)``, ``batch_sizes=(8, 8)``).
         Lists are converted to tuples. New ``alphas`` without new ``seed_alphas`` keep the
-        second training at as many of the smallest new α as the profile had.
+        second training at as many of the smallest new α as the profile had; likewise the
+        field networks (``field_alphas``).
 
     Returns
     -------
@@ -399,6 +430,10 @@ def get_profile(name: str | None = None, **overrides) -> Profile:
             and isinstance(overrides["alphas"], tuple):
         ordered = sorted(a for a in overrides["alphas"] if isinstance(a, int))
         overrides["seed_alphas"] = tuple(ordered[:len(base.seed_alphas)])
+    if "alphas" in overrides and "field_alphas" not in overrides \
+            and isinstance(overrides["alphas"], tuple):
+        ordered = sorted(a for a in overrides["alphas"] if isinstance(a, int))
+        overrides["field_alphas"] = tuple(ordered[:len(base.field_alphas)])
     return dataclasses.replace(base, **overrides)
 
 

@@ -41,7 +41,8 @@ from srlib._checks import as_binary, check_axis, check_phase
 from srlib.methods import GRIDS, check_connectivity
 
 __all__ = ["HR_CHANNELS", "LIFT_WEIGHT", "build_hr_channels", "field_symmetries", "hr_channels",
-           "interpolated_field", "relative_l2", "tau_from_field", "transform_fields"]
+           "interpolated_field", "relative_l2", "tau_from_field", "taus_from_fields",
+           "transform_fields"]
 
 #: Name of a realization's HR diffusion channels in the database (``rNN_hrdiffu``).
 HR_CHANNELS = "hrdiffu"
@@ -89,13 +90,20 @@ def relative_l2(predicted, true, image, phase) -> float:
     return float(np.linalg.norm((p - t)[mask]) / norm)
 
 
-def interpolated_field(lr_field, alpha: int, *, grid: str = "centred") -> np.ndarray:
+def interpolated_field(lr_field, alpha: int, *, grid: str = "centred",
+                       lr_phase=None) -> np.ndarray:
     """The baseline for a field: a low-resolution field interpolated to the HR grid.
 
     The tri-quadratic kernel of the morphology's baseline (:mod:`srlib.baselines`), on the
     pixel-centre grid by default: the low-resolution FEM treats LR voxel ``j`` as the block of
     HR voxels ``α j .. α j + α - 1``, so its voxel mean belongs at the block's centre. Values
     are clipped to [0, 1], the range of u.
+
+    A diffusion channel is 0 off its phase; interpolated as it is, those zeros pull the field
+    towards 0 along every wall. With ``lr_phase`` (the LR image's voxels of the channel's
+    phase) each voxel off the phase first takes the value of its nearest voxel of the phase
+    (Euclidean, :func:`scipy.ndimage.distance_transform_edt`), so the interpolation near a
+    wall reads the phase's own values.
 
     Parameters
     ----------
@@ -106,12 +114,16 @@ def interpolated_field(lr_field, alpha: int, *, grid: str = "centred") -> np.nda
         Scaling factor.
     grid : {"centred", "aligned"}
         Interpolation grid (:data:`srlib.methods.GRIDS`).
+    lr_phase : array_like of bool, optional
+        Where the field is defined (the LR phase); default everywhere.
 
     Returns
     -------
     numpy.ndarray
         float32 field on the HR grid (``alpha`` times the LR shape).
     """
+    from scipy.ndimage import distance_transform_edt
+
     from srlib.baselines import interpolate_quadratic_centred
     from srlib.resample import interpolate_quadratic
 
@@ -120,21 +132,49 @@ def interpolated_field(lr_field, alpha: int, *, grid: str = "centred") -> np.nda
     lr = np.asarray(lr_field, dtype=np.float32)
     if lr.ndim != 3 or not np.isfinite(lr).all():
         raise ValueError("lr_field must be a finite 3D array")
+    if lr_phase is not None:
+        inside = np.asarray(lr_phase, dtype=bool)
+        if inside.shape != lr.shape:
+            raise ValueError(f"lr_phase must have the field's shape {lr.shape}, "
+                             f"got {inside.shape}")
+        if inside.any() and not inside.all():
+            nearest = distance_transform_edt(~inside, return_distances=False,
+                                             return_indices=True)
+            lr = lr[tuple(nearest)]
     func = interpolate_quadratic_centred if grid == "centred" else interpolate_quadratic
     return np.clip(func(lr, alpha), 0.0, 1.0).astype(np.float32)
 
 
-def _sparse_system(nodes, n_nodes: int, k: np.ndarray):
-    """The FEM matrix ``A`` and the voxel-mean operator ``M`` of a voxel mesh (scipy.sparse)."""
+def _lift_system(nodes, free_id: np.ndarray, boundary: np.ndarray, k: np.ndarray,
+                 weight: float):
+    """The lift's matrix on the free nodes and the boundary values' share of its right side.
+
+    The voxel-mean operator ``M`` has the entries ``1/8`` of an element's 8 nodes in its row,
+    so ``MᵀM`` is assembled element by element like ``A``, with the element matrix
+    ``J / 64`` (J the 8 x 8 matrix of ones): one assembly of ``k + μ J / 64``.
+    """
     import scipy.sparse as sp
 
-    n_el = nodes.shape[0]
-    rows = np.repeat(nodes, 8, axis=1).ravel()
-    cols = np.tile(nodes, (1, 8)).ravel()
-    a = sp.csr_matrix((np.tile(k.ravel(), n_el), (rows, cols)), shape=(n_nodes, n_nodes))
-    m = sp.csr_matrix((np.full(8 * n_el, 0.125), (np.repeat(np.arange(n_el), 8),
-                                                    nodes.ravel())), shape=(n_el, n_nodes))
-    return a, m
+    k_lift = k + weight / 64.0
+    fid = free_id[nodes]  # (n_el, 8), -1 at fixed nodes
+    n_free = int(free_id.max()) + 1
+    rows, cols, vals = [], [], []
+    moved = np.zeros(n_free)
+    for a in range(8):
+        ra = fid[:, a]
+        row_free = ra >= 0
+        for b in range(8):
+            cb = fid[:, b]
+            both = row_free & (cb >= 0)
+            rows.append(ra[both])
+            cols.append(cb[both])
+            vals.append(np.full(int(both.sum()), k_lift[a, b]))
+            to_rhs = row_free & (cb < 0)
+            moved += np.bincount(ra[to_rhs], weights=k_lift[a, b] * boundary[nodes[to_rhs, b]],
+                                 minlength=n_free)
+    system = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                           shape=(n_free, n_free))
+    return system, moved
 
 
 def tau_from_field(field, image, phase, *, axis: int = 0, connectivity: str = "face",
@@ -161,13 +201,29 @@ def tau_from_field(field, image, phase, *, axis: int = 0, connectivity: str = "f
     Returns
     -------
     float
-        ``ε / D_eff``; ``inf`` when the phase has no cluster touching both faces.
+        ``ε / D_eff``; ``inf`` when the phase has no cluster touching both faces, or when the
+        lifted field's mean flux is not positive (a field that implies no transport).
+    """
+    return taus_from_fields([field], image, phase, axis=axis, connectivity=connectivity,
+                            weight=weight, tol=tol)[0]
+
+
+def taus_from_fields(fields, image, phase, *, axis: int = 0, connectivity: str = "face",
+                     weight: float = LIFT_WEIGHT, tol: float = 1e-10) -> list[float]:
+    """:func:`tau_from_field` of several fields of one phase of one image.
+
+    The lift's system depends on the image alone, so it is assembled once and every field
+    only changes its right-hand side.
     """
     import scipy.sparse.linalg as spla
 
     from srlib.fem import mesh
 
-    u_vox, mask = _field_and_mask(field, image, phase)
+    fields = list(fields)
+    if not fields:
+        return []
+    checked = [_field_and_mask(f, image, phase) for f in fields]
+    mask = checked[0][1]
     axis = check_axis(axis)
     connectivity = check_connectivity(connectivity)
     if not (isinstance(weight, (int, float)) and weight > 0):
@@ -175,36 +231,42 @@ def tau_from_field(field, image, phase, *, axis: int = 0, connectivity: str = "f
     domain, _ = mesh.clusters(mask, axis, connectivity)
     voxels, nodes, node_vertex = mesh.number_mesh(domain, connectivity)
     if voxels.size == 0:
-        return float("inf")
+        return [float("inf")] * len(fields)
     vertex_shape = np.array([n + 1 for n in mask.shape], dtype=np.int64)
     plane = np.zeros(node_vertex.size, dtype=np.uint8)
     free_id = np.empty(node_vertex.size, dtype=nodes.dtype)
     mesh.number_free(node_vertex, vertex_shape, axis, plane, free_id)
-    free, fixed = plane == 0, plane != 0
-    u = np.where(plane == 2, 1.0, 0.0)
-    a, m = _sparse_system(nodes.astype(np.int64), node_vertex.size, mesh.element_stiffness())
-    v = u_vox.ravel()[voxels]
-    # (A + μ MᵀM) restricted to the free nodes, with the fixed nodes' values moved right
-    lhs = (a + weight * (m.T @ m)).tocsr()
-    rhs = weight * (m.T @ v) - lhs[:, fixed] @ u[fixed]
-    system = lhs[free][:, free]
+    free = plane == 0
+    boundary = np.where(plane == 2, 1.0, 0.0)
+    nodes = nodes.astype(np.int64)
+    free_id = np.where(free, np.cumsum(free) - 1, -1)
+    # (A + μ MᵀM) on the free nodes, the fixed nodes' values moved to the right side
+    system, moved = _lift_system(nodes, free_id, boundary, mesh.element_stiffness(), weight)
     diag = system.diagonal()
     pre = spla.LinearOperator(system.shape, matvec=lambda x: x / diag)
-    sol, info = spla.cg(system, rhs[free], rtol=tol, maxiter=20 * system.shape[0], M=pre)
-    if info != 0:
-        raise RuntimeError(f"the lift of the field did not converge (cg info {info})")
-    u[free] = sol
     # The flux: the integral of du/dx_axis over the domain, divided by the cross-section
     # (per element, the mean of u on its outlet-side face minus that on its inlet-side face).
     # For the FEM solution it equals its energy times L / area (Galerkin orthogonality
     # against the test field u - x_axis / L), so the FEM's tau comes back; unlike the
     # energy it is linear in the field, so a rough field is not read as a fast one.
     outlet_side = ((np.arange(8) >> (2 - axis)) & 1).astype(bool)
-    corners = u[nodes]
-    flux = float((corners[:, outlet_side].mean(axis=1)
-                  - corners[:, ~outlet_side].mean(axis=1)).sum())
-    d_eff = flux / (mask.size // mask.shape[axis])
-    return float(mask.mean() / d_eff) if d_eff > 0 else float("inf")
+    area = mask.size // mask.shape[axis]
+    taus = []
+    for u_vox, _ in checked:
+        # μ Mᵀ v: each element's voxel value, an eighth to each of its nodes
+        share = np.repeat(u_vox.ravel()[voxels] * (weight / 8.0), 8)
+        rhs = np.bincount(nodes.ravel(), weights=share, minlength=node_vertex.size)[free] - moved
+        sol, info = spla.cg(system, rhs, rtol=tol, maxiter=20 * system.shape[0], M=pre)
+        if info != 0:
+            raise RuntimeError(f"the lift of the field did not converge (cg info {info})")
+        u = boundary.copy()
+        u[free] = sol
+        corners = u[nodes]
+        flux = float((corners[:, outlet_side].mean(axis=1)
+                      - corners[:, ~outlet_side].mean(axis=1)).sum())
+        d_eff = flux / area
+        taus.append(float(mask.mean() / d_eff) if d_eff > 0 else float("inf"))
+    return taus
 
 
 def _stored_key(db) -> dict | None:
@@ -258,8 +320,10 @@ def build_hr_channels(db, *, connectivity: str = "face", axis: int = 0, roles=No
 
 
 def hr_channels(db, scenario: str, i: int, *, connectivity: str | None = None,
-                axis: int | None = None) -> np.ndarray:
+                axis: int | None = None, lazy: bool = False) -> np.ndarray:
     """The stored HR diffusion channels ``(2, *hr.shape)`` (``[pore, solid]``, float32).
+
+    With ``lazy``, the checked store as a read-only zarr array (read region by region).
 
     Raises
     ------
@@ -280,7 +344,7 @@ def hr_channels(db, scenario: str, i: int, *, connectivity: str | None = None,
     shape = (2, *db.array("hr", scenario, i).shape)
     if not _store.array_ok(path, shape, np.float32):
         raise ValueError(f"{path} is missing or damaged; run srlib.fields.build_hr_channels")
-    return _store.read_array(path)
+    return _store.open_array(path) if lazy else _store.read_array(path)
 
 
 def field_symmetries(axis: int = 0) -> list:
@@ -290,10 +354,9 @@ def field_symmetries(axis: int = 0) -> list:
     field is another solution: training cutouts of fields may only be augmented by these
     (:func:`transform_fields`), not by all 48 as the morphology is.
     """
-    from srlib.training.symmetry import cube_symmetries
+    from srlib.training.symmetry import axis_symmetries
 
-    axis = check_axis(axis)
-    return [s for s in cube_symmetries() if s.perm[axis] == axis]
+    return axis_symmetries(check_axis(axis))
 
 
 def transform_fields(channels, image, sym, *, axis: int = 0,

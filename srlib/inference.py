@@ -134,6 +134,7 @@ def super_resolve(
     max_tile_bytes: int = DEFAULT_TILE_BYTES,
     num_threads: int | None = None,
     progress: bool = True,
+    all_channels: bool = False,
 ) -> np.ndarray:
     """Super-resolve a low-resolution volume of any size with a trained network.
 
@@ -162,13 +163,17 @@ def super_resolve(
         Torch CPU threads (restored afterwards).
     progress : bool
         Show a tqdm progress bar over the tiles.
+    all_channels : bool
+        Return every output channel, ``(out_channels, αD, αH, αW)`` float32: channel 0 the
+        probabilities, the others the network's raw outputs (e.g. the fields of a field
+        network, :mod:`srlib.training.targets`). Not with ``threshold``.
 
     Returns
     -------
     numpy.ndarray
         float32 probabilities in (0, 1) of shape ``(αD, αH, αW)``, or bool if ``threshold``
-        is given. The result does not depend on the tile sizes (up to floating-point
-        rounding).
+        is given (see ``all_channels`` for the other outputs). The result does not depend on
+        the tile sizes (up to floating-point rounding).
 
     Raises
     ------
@@ -183,6 +188,9 @@ def super_resolve(
         isinstance(threshold, (int, float, np.floating)) and 0 < threshold < 1
     ):
         raise ValueError(f"threshold must be a number in (0, 1), got {threshold!r}")
+    if all_channels and threshold is not None:
+        raise ValueError("all_channels returns probabilities and raw outputs; "
+                         "threshold channel 0 afterwards")
     shape = x.shape[1:]
     if tile is None:
         tile, auto_sub = auto_tile(model, shape, max_bytes=max_tile_bytes)
@@ -194,7 +202,9 @@ def super_resolve(
     )
     a = model.alpha
     r_all = model.receptive_radius
-    out = np.empty(tuple(a * n for n in shape), dtype=bool if threshold is not None else np.float32)
+    lead = (model.out_channels,) if all_channels else ()
+    out = np.empty((*lead, *(a * n for n in shape)),
+                   dtype=bool if threshold is not None else np.float32)
 
     tiles = list(itertools.product(*(_split(0, n, tile) for n in shape)))
     logger.info(
@@ -240,9 +250,18 @@ def _tiles(model, x, out, tiles, dev, *, upsample_tile: int, threshold, progress
             crop = tuple(slice(lo - s[0], hi - s[0])
                          for (lo, hi), s in zip(sub_ext, src, strict=True))
             logits = model.logits_from_features(feats[(slice(None), slice(None), *crop)])
+            if model.field_skip is not None:  # a local upsampling: exact on the sub-tile
+                xs = x[(slice(None), *(slice(lo, hi) for lo, hi in sub_ext))]
+                base = model.field_baseline(torch.from_numpy(np.ascontiguousarray(xs))[None]
+                                            .to(dev))
+                logits = torch.cat([logits[:, :1].float(), logits[:, 1:].float() + base], 1)
             keep = tuple(slice(a * (lo - e[0]), a * (hi - e[0]))
                          for (lo, hi), e in zip(sub, sub_ext, strict=True))
             probs = model.output(logits[(0, 0, *keep)]).float().cpu().numpy()
             dst = tuple(slice(a * lo, a * hi) for lo, hi in sub)
+            if out.ndim == 4:  # all channels: the probabilities, then the raw outputs
+                out[(0, *dst)] = probs
+                out[(slice(1, None), *dst)] = logits[(0, slice(1, None), *keep)].float().cpu()
+                continue
             out[dst] = probs >= threshold if threshold is not None else probs
         del feats

@@ -19,6 +19,11 @@ __all__ = [
     "BIN",
     "CONNECTIVITIES",
     "DIFFU",
+    "FIELDS_DIFFU",
+    "FIELDS_POSITION",
+    "FIELD_INTERPOLATION",
+    "FIELD_METHODS",
+    "FIELD_PIPELINE",
     "GRIDS",
     "INTERPOLATION",
     "LOCAL_BAYES",
@@ -56,7 +61,7 @@ class Method:
     colour : str
         Colour-blind-safe colour (Okabe-Ito).
     family : str
-        "network", "interpolation" or "table".
+        "network", "interpolation", "table" or (a route to the field) "pipeline".
     grid : str or None
         Interpolation grid (:data:`GRIDS`), None for the others.
     fitted : bool
@@ -112,6 +117,25 @@ _ALL = (
 
 #: Every method by key, in the order of tables and figures.
 METHODS = {m.key: m for m in _ALL}
+
+_FIELD = (
+    Method("fields_diffu", "N^diffu→u (A)", r"$N^{\mathrm{diffu}\to u}$",
+           "N^diffu's input; outputs the HR image and fields (experiment A)", "#E69F00",
+           "network", in_channels=3),
+    Method("fields_position", "N^pos→u (B)", r"$N^{\mathrm{pos}\to u}$",
+           "LR image + position channel; outputs the HR image and fields (experiment B)",
+           "#0072B2", "network", in_channels=2),
+    Method("field_interpolation", "LR FEM, interpolated", "LR FEM + interpolation",
+           "FEM on the LR image, tri-quadratic to the HR grid (pixel centres)", "#999999",
+           "interpolation", grid="centred"),
+    Method("field_pipeline", "FEM on N^diffu's SR image", "FEM on the SR image",
+           "N^diffu super-resolves, then the FEM solves at HR", "#009E73", "pipeline"),
+)
+#: The routes to the HR diffusion field of the paper's future work (:mod:`srlib.fieldnets`),
+#: by key of the ``method`` column of the field tables: the two field networks, the LR
+#: solution interpolated, and the FEM solved on N^diffu's super-resolution.
+FIELD_METHODS = {m.key: m for m in _FIELD}
+FIELDS_DIFFU, FIELDS_POSITION, FIELD_INTERPOLATION, FIELD_PIPELINE = FIELD_METHODS
 #: The networks' keys (also their ``kind``).
 NETWORKS = tuple(k for k, m in METHODS.items() if m.family == "network")
 #: The paper's three methods (Fig. 6).

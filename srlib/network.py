@@ -10,8 +10,8 @@ low-resolution voxels) an output depends on its input, which :mod:`srlib.inferen
 tile large volumes exactly. :func:`transfer_weights` initialises a network from a trained one
 with half the scaling factor (transfer learning along α = 2 → 4 → 8, section 2.2.3).
 
-Torch is imported only by this module, :mod:`srlib.devices`, :mod:`srlib.training` and
-:mod:`srlib.inference`.
+Torch is imported only by this module, its layers (:mod:`srlib.layers`), :mod:`srlib.devices`,
+:mod:`srlib.training` and :mod:`srlib.inference`.
 """
 
 from __future__ import annotations
@@ -24,11 +24,21 @@ from pathlib import Path
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from srlib._checks import check_alpha, positive_int
 from srlib.devices import resolve_device
 from srlib.io import atomic_path
+from srlib.layers import (
+    SHUFFLE_ORDERS,
+    PixelShuffle3d,
+    ResidualBlock3d,
+    UpsampleBlock3d,
+    check_kernel,
+    conv3d,
+    is_channels_last,
+)
 
 __all__ = [
     "LayerInfo",
@@ -45,135 +55,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
-SHUFFLE_ORDERS = ("offset", "channel")
-
-
-class PixelShuffle3d(nn.Module):
-    """Rearrange channels into space: ``(N, C r³, D, H, W)`` → ``(N, C, rD, rH, rW)``.
-
-    The 3D analogue of :class:`torch.nn.PixelShuffle` (sub-pixel convolution, paper
-    reference [42]). With ``order="channel"``, input channel ``c r³ + i r² + j r + k`` goes
-    to the sub-voxel offset ``(i, j, k)`` along ``(D, H, W)``, i.e.
-    ``out[n, c, r d + i, r h + j, r w + k] = in[n, c r³ + i r² + j r + k, d, h, w]``; for
-    ``r = 2`` this is torch's 2D convention applied per axis. With ``order="offset"`` the
-    channel is ``(i r² + j r + k) C + c``. Both give the same family of networks (the
-    preceding convolution's output channels are permuted), but on channels-last tensors the
-    offset order moves runs of ``C`` contiguous values where the channel order gathers with
-    stride ``r³``, several times faster (engineering notes of the book).
-
-    Parameters
-    ----------
-    factor : int
-        Upscaling factor ``r`` along each spatial axis.
-    order : {"offset", "channel"}
-        Channel order of the input, as above.
-    """
-
-    def __init__(self, factor: int, *, order: str = "offset"):
-        super().__init__()
-        self.factor = positive_int(factor, "factor")
-        if order not in SHUFFLE_ORDERS:
-            raise ValueError(f"order must be 'offset' or 'channel', got {order!r}")
-        self.order = order
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Shuffle channels of ``x`` (5D) into space."""
-        r = self.factor
-        if x.ndim != 5:
-            raise ValueError(f"PixelShuffle3d expects a 5D tensor (N, C, D, H, W), got {x.ndim}D")
-        n, c, d, h, w = x.shape
-        if c % r**3:
-            raise ValueError(f"PixelShuffle3d: channels {c} are not divisible by factor³ = {r**3}")
-        c_out = c // r**3
-        offset = self.order == "offset"
-        if _is_channels_last(x):
-            # Same shuffle on the (N, D, H, W, C) storage; the result stays channels-last.
-            y = x.permute(0, 2, 3, 4, 1)
-            if offset:
-                y = y.reshape(n, d, h, w, r, r, r, c_out).permute(0, 1, 4, 2, 5, 3, 6, 7)
-            else:
-                y = y.reshape(n, d, h, w, c_out, r, r, r).permute(0, 1, 5, 2, 6, 3, 7, 4)
-            return y.reshape(n, d * r, h * r, w * r, c_out).permute(0, 4, 1, 2, 3)
-        if offset:
-            x = x.reshape(n, r, r, r, c_out, d, h, w).permute(0, 4, 5, 1, 6, 2, 7, 3)
-        else:
-            x = x.reshape(n, c_out, r, r, r, d, h, w).permute(0, 1, 5, 2, 6, 3, 7, 4)
-        return x.reshape(n, c_out, d * r, h * r, w * r)
-
-    def extra_repr(self) -> str:
-        """Show the factor and the channel order in the module's repr."""
-        return f"factor={self.factor}, order={self.order!r}"
-
-
-def _is_channels_last(x: torch.Tensor) -> bool:
-    return x.shape[1] > 1 and not x.is_contiguous() and x.is_contiguous(
-        memory_format=torch.channels_last_3d)
-
-
-def _conv(c_in: int, c_out: int, kernel: int, *, bias: bool, padding_mode: str) -> nn.Conv3d:
-    return nn.Conv3d(
-        c_in, c_out, kernel, padding=kernel // 2, bias=bias, padding_mode=padding_mode
-    )
-
-
-class ResidualBlock3d(nn.Module):
-    """Residual block: conv, BatchNorm, PReLU, conv, BatchNorm, plus the skip connection.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    kernel : int
-        Odd kernel size of both convolutions.
-    padding_mode : str
-        Padding mode of the convolutions (see :class:`torch.nn.Conv3d`).
-    """
-
-    def __init__(self, features: int, kernel: int = 3, *, padding_mode: str = "zeros"):
-        super().__init__()
-        self.conv1 = _conv(features, features, kernel, bias=False, padding_mode=padding_mode)
-        self.bn1 = nn.BatchNorm3d(features)
-        self.act = nn.PReLU(features)
-        self.conv2 = _conv(features, features, kernel, bias=False, padding_mode=padding_mode)
-        self.bn2 = nn.BatchNorm3d(features)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return ``x + F(x)``."""
-        y = self.act(self.bn1(self.conv1(x)))
-        return x + self.bn2(self.conv2(y))
-
-
-class UpsampleBlock3d(nn.Module):
-    """Upsampling stage ×2: conv ``features → 8 features``, PixelShuffle3d(2), ReLU.
-
-    Parameters
-    ----------
-    features : int
-        Channels in and out.
-    kernel : int
-        Odd kernel size of the convolution.
-    padding_mode : str
-        Padding mode of the convolution.
-    shuffle_order : {"offset", "channel"}
-        Channel order of the shuffle (:class:`PixelShuffle3d`).
-    """
-
-    def __init__(self, features: int, kernel: int = 3, *, padding_mode: str = "zeros",
-                 shuffle_order: str = "offset"):
-        super().__init__()
-        self.conv = _conv(features, 8 * features, kernel, bias=True, padding_mode=padding_mode)
-        self.shuffle = PixelShuffle3d(2, order=shuffle_order)
-        self.act = nn.ReLU()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Double every spatial extent of ``x``."""
-        return self.act(self.shuffle(self.conv(x)))
-
-
-def _check_kernel(kernel, name: str) -> int:
-    if isinstance(kernel, bool) or not isinstance(kernel, int) or kernel < 1 or kernel % 2 == 0:
-        raise ValueError(f"{name} must be a positive odd integer, got {kernel!r}")
-    return kernel
+#: The upsamplings a field network's field channels correct (:attr:`SRResNet3d.field_skip`).
+FIELD_SKIPS = (None, "diffu", "position")
 
 
 class SRResNet3d(nn.Module):
@@ -215,8 +98,16 @@ class SRResNet3d(nn.Module):
     blocks : int
         Residual blocks (paper: 8).
     out_channels : int
-        Output channels: 1, the probability that a voxel is solid (the paper); more for
-        networks that also predict fields (each through the same sigmoid, so in (0, 1)).
+        Output channels: 1, the probability that a voxel is solid (the paper); 3 for the
+        field networks of the paper's future work (:mod:`srlib.training.targets`): channel 0
+        that probability, channels 1-2 the HR diffusion fields ``[pore, solid]`` (raw
+        values; :meth:`forward` applies the sigmoid to channel 0 only).
+    field_skip : {None, "diffu", "position"}
+        For field networks: channels 1-2 are predicted as corrections to a fixed upsampling
+        of the input (:meth:`field_baseline`), as SR networks learn the residual to an
+        interpolation: "diffu", the input's two LR diffusion channels, each upsampled
+        trilinearly from its own phase's voxels; "position", the position channel (input
+        channel 1) upsampled, the linear profile x/L.
     head_kernel, body_kernel, tail_kernel : int
         Odd kernel sizes of the first, inner and last convolutions.
     padding_mode : str
@@ -253,18 +144,27 @@ class SRResNet3d(nn.Module):
         padding_mode: str = "zeros",
         shuffle_order: str = "offset",
         out_channels: int = 1,
+        field_skip: str | None = None,
     ):
         super().__init__()
         self.in_channels = positive_int(in_channels, "in_channels")
         self.out_channels = positive_int(out_channels, "out_channels")
+        if field_skip not in FIELD_SKIPS:
+            raise ValueError(f"field_skip must be one of {FIELD_SKIPS}, got {field_skip!r}")
+        if field_skip is not None and (self.out_channels, self.in_channels) != (
+                3, 3 if field_skip == "diffu" else 2):
+            raise ValueError(f"field_skip={field_skip!r} needs out_channels=3 and in_channels="
+                             f"{3 if field_skip == 'diffu' else 2}, got {self.out_channels} and "
+                             f"{self.in_channels}")
+        self.field_skip = field_skip
         self.alpha = check_alpha(alpha)
         self.features = positive_int(features, "features")
         if isinstance(blocks, bool) or not isinstance(blocks, int) or blocks < 0:
             raise ValueError(f"blocks must be a non-negative integer, got {blocks!r}")
         self.blocks = blocks
-        self.head_kernel = _check_kernel(head_kernel, "head_kernel")
-        self.body_kernel = _check_kernel(body_kernel, "body_kernel")
-        self.tail_kernel = _check_kernel(tail_kernel, "tail_kernel")
+        self.head_kernel = check_kernel(head_kernel, "head_kernel")
+        self.body_kernel = check_kernel(body_kernel, "body_kernel")
+        self.tail_kernel = check_kernel(tail_kernel, "tail_kernel")
         if padding_mode not in ("zeros", "replicate", "reflect", "circular"):
             raise ValueError(
                 "padding_mode must be 'zeros', 'replicate', 'reflect' or 'circular', "
@@ -278,13 +178,13 @@ class SRResNet3d(nn.Module):
         f = self.features
 
         self.head = nn.Sequential(
-            _conv(self.in_channels, f, head_kernel, bias=True, padding_mode=pm), nn.PReLU(f)
+            conv3d(self.in_channels, f, head_kernel, bias=True, padding_mode=pm), nn.PReLU(f)
         )
         self.body = nn.Sequential(
             *(ResidualBlock3d(f, body_kernel, padding_mode=pm) for _ in range(blocks))
         )
         self.trunk = nn.Sequential(
-            _conv(f, f, body_kernel, bias=False, padding_mode=pm), nn.BatchNorm3d(f)
+            conv3d(f, f, body_kernel, bias=False, padding_mode=pm), nn.BatchNorm3d(f)
         )
         self.upsample = nn.Sequential(
             *(
@@ -292,7 +192,7 @@ class SRResNet3d(nn.Module):
                 for _ in range(self.alpha.bit_length() - 1)
             )
         )
-        self.tail = _conv(f, self.out_channels, tail_kernel, bias=True, padding_mode=pm)
+        self.tail = conv3d(f, self.out_channels, tail_kernel, bias=True, padding_mode=pm)
         self.output = nn.Sigmoid()
         # Channels-last weights and activations let oneDNN (CPU) and cuDNN use their fast 3D
         # kernels: a training step at alpha = 8 is ~1.5x faster on two CPU cores, at alpha = 2
@@ -305,10 +205,13 @@ class SRResNet3d(nn.Module):
     def config(self) -> dict:
         """Constructor arguments, enough to rebuild the architecture.
 
-        ``out_channels`` is listed only when it is not 1, so the configuration of a network
-        of the paper's kind is the same whether or not it is named.
+        ``out_channels`` is listed only when it is not 1 and ``field_skip`` only when set,
+        so the configuration of a network of the paper's kind is the same whether or not
+        they are named.
         """
         extra = {"out_channels": self.out_channels} if self.out_channels != 1 else {}
+        if self.field_skip is not None:
+            extra["field_skip"] = self.field_skip
         return {
             "in_channels": self.in_channels,
             "alpha": self.alpha,
@@ -367,7 +270,7 @@ class SRResNet3d(nn.Module):
     def features_lr(self, x: torch.Tensor) -> torch.Tensor:
         """Low-resolution features: head, body, trunk and the long skip connection."""
         self._check_input(x)
-        layout = (torch.channels_last_3d if _is_channels_last(self.trunk[0].weight)
+        layout = (torch.channels_last_3d if is_channels_last(self.trunk[0].weight)
                   else torch.contiguous_format)
         h = self.head(x.contiguous(memory_format=layout))
         return h + self.trunk(self.body(h))
@@ -376,17 +279,54 @@ class SRResNet3d(nn.Module):
         """High-resolution logits from :meth:`features_lr`: upsampling stages and tail."""
         return self.tail(self.upsample(f))
 
+    def field_baseline(self, x: torch.Tensor) -> torch.Tensor:
+        """The upsampling of the input that the field channels correct (``field_skip``).
+
+        Trilinear upsampling on the pixel-centre grid (``align_corners=False``: LR voxel
+        ``j`` covers HR voxels ``α j .. α j + α - 1``, as in the LR FEM). For "diffu" each
+        diffusion channel is 0 off its phase, so it is upsampled from its phase's voxels
+        only (the upsampled channel times the phase, divided by the upsampled phase; 0 where
+        no voxel of the phase is near); for "position" the position channel is exact for a
+        linear profile inside the domain.
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, 2, αD, αH, αW)``, ``[pore, solid]``.
+        """
+        def up(t):
+            return F.interpolate(t, scale_factor=self.alpha, mode="trilinear",
+                                 align_corners=False)
+
+        x = x.float()
+        if self.field_skip == "position":
+            return up(x[:, 1:2]).expand(-1, 2, -1, -1, -1)
+        image = x[:, :1]
+        phases = torch.cat([1.0 - image, image], dim=1)
+        weight = up(phases)
+        return torch.where(weight > 1e-6, up(x[:, 1:3] * phases) / weight.clamp_min(1e-6),
+                           torch.zeros_like(weight))
+
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits (before the sigmoid), shape ``(N, out_channels, αD, αH, αW)``.
 
         Use with :func:`torch.nn.functional.binary_cross_entropy_with_logits`, which is
-        numerically stable where a sigmoid followed by a logarithm is not.
+        numerically stable where a sigmoid followed by a logarithm is not. With
+        ``field_skip``, channels 1-2 are the fields (:meth:`field_baseline` plus the
+        network's correction).
         """
-        return self.logits_from_features(self.features_lr(x))
+        out = self.logits_from_features(self.features_lr(x))
+        if self.field_skip is None:
+            return out
+        fields = out[:, 1:].float() + self.field_baseline(x)
+        return torch.cat([out[:, :1].float(), fields], dim=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Probabilities in (0, 1) that each high-resolution voxel is solid."""
-        return self.output(self.logits(x))
+        """Probabilities in (0, 1) that each high-resolution voxel is solid (channel 0)."""
+        out = self.logits(x)
+        if self.out_channels == 1:
+            return self.output(out)
+        return torch.cat([self.output(out[:, :1]), out[:, 1:]], dim=1)
 
 
 def count_parameters(model: nn.Module, *, trainable_only: bool = False) -> int:

@@ -22,7 +22,7 @@ from srlib.resample import interpolate_quadratic_binary
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["method_resolvers", "network_ids", "network_resolver"]
+__all__ = ["method_resolvers", "network_id", "network_ids", "network_resolver"]
 
 
 def network_resolver(network, *, connectivity: str = "face", device=None):
@@ -148,12 +148,16 @@ def network_ids(networks: dict, alpha: int, methods, *, baselines: dict | None =
             if fitted is not None:
                 ids[method] = f"table:{fitted.local_bayes.digest}"
         elif (method, alpha) in networks:
-            ids[method] = _network_id(networks[(method, alpha)])
+            ids[method] = network_id(networks[(method, alpha)])
     return ids
 
 
-def _network_id(net) -> str:
-    """SHA-256 prefix of a network's parameter names, shapes, dtypes and values, and μ*."""
+def network_id(net) -> str:
+    """SHA-256 prefix of a network's parameter names, shapes, dtypes and values, and μ*.
+
+    ``net`` has ``model`` (a torch module) and ``threshold``: a trained network of the study or
+    a field network (:mod:`srlib.fieldnets`).
+    """
     import torch  # only with a network
 
     digest = hashlib.sha256()

@@ -286,7 +286,10 @@ def test_networks_with_more_output_channels_keep_the_paper_kind_unchanged(tmp_pa
     assert one(x).shape == (1, 1, 12, 12, 12)
     with torch.no_grad():
         out = three(x)
-    assert out.shape == (1, 3, 12, 12, 12) and float(out.min()) > 0 and float(out.max()) < 1
+    # channel 0 the probability; the others raw values (fields, srlib.training.targets)
+    assert out.shape == (1, 3, 12, 12, 12)
+    assert 0 < float(out[:, 0].min()) and float(out[:, 0].max()) < 1
+    assert torch.equal(out[:, 1:], three.logits(x)[:, 1:])
     assert "out_channels" not in one.config and three.config["out_channels"] == 3
     assert three.receptive_radius == one.receptive_radius
     path = save_model(three, tmp_path / "three.pt")

@@ -145,6 +145,11 @@ class Pair:
         Binary high-resolution image (True = solid) of shape ``(α n1, α n2, α n3)``. Stored
         as bool (not copied if it already is); a lazy array-like (bool or 0/1 integers) is
         kept as it is and read cutout by cutout.
+    fields : array_like, optional
+        High-resolution field targets ``(k, α n1, α n2, α n3)`` (e.g. the diffusion channels
+        of the HR image, ``[pore, solid]``, the paper's future work, :mod:`srlib.fields`),
+        float32 in memory or lazy. With them, a cutout's target is the float32 stack of
+        the binary image and the fields (:func:`cutout_at`).
 
     Raises
     ------
@@ -156,6 +161,7 @@ class Pair:
 
     input: np.ndarray
     target: np.ndarray
+    fields: np.ndarray | None = None
 
     def __post_init__(self):
         if is_lazy(self.input):
@@ -195,6 +201,8 @@ class Pair:
             )
         object.__setattr__(self, "input", inp)
         object.__setattr__(self, "target", tgt)
+        if self.fields is not None:
+            object.__setattr__(self, "fields", _check_fields(self.fields, tgt_shape))
 
     @property
     def alpha(self) -> int:
@@ -213,8 +221,23 @@ class Pair:
 
     @property
     def lazy(self) -> bool:
-        """True if input or target is read on demand, cutout by cutout."""
-        return is_lazy(self.input) or is_lazy(self.target)
+        """True if input, target or fields are read on demand, cutout by cutout."""
+        return is_lazy(self.input) or is_lazy(self.target) or (
+            self.fields is not None and is_lazy(self.fields))
+
+
+def _check_fields(fields, hr_shape: tuple) -> np.ndarray:
+    """Field targets as float32 ``(k, *hr_shape)`` (lazy ones kept, checked by shape)."""
+    if is_lazy(fields):
+        shape = tuple(int(n) for n in fields.shape)
+    else:
+        fields = np.asarray(fields, dtype=np.float32)
+        shape = fields.shape
+        if not np.isfinite(fields).all():
+            raise ValueError("pair fields contain NaN or infinite values")
+    if len(shape) != 4 or shape[1:] != hr_shape or shape[0] < 1:
+        raise ValueError(f"pair fields must have shape (k, *{hr_shape}), got {shape}")
+    return fields
 
 
 def make_pair(hr, alpha: int, *, channels=None) -> Pair:
@@ -291,7 +314,8 @@ def cutout_at(pair: Pair, corner, cutout: int, *, symmetry: Symmetry = IDENTITY,
     input : numpy.ndarray
         float32, ``(C, cutout, cutout, cutout)``.
     target : numpy.ndarray
-        bool, ``(α cutout,) * 3``.
+        bool, ``(α cutout,) * 3``; for a pair with ``fields``, float32
+        ``(1 + k, α cutout, α cutout, α cutout)``: the binary image (0/1), then the fields.
 
     Raises
     ------
@@ -319,6 +343,10 @@ def cutout_at(pair: Pair, corner, cutout: int, *, symmetry: Symmetry = IDENTITY,
     if not isinstance(tgt, np.ndarray) or tgt.dtype != bool:  # read from a lazy target
         tgt = np.asarray(tgt).astype(bool, copy=False)
     inp = np.asarray(inp, dtype=np.float32)
+    if pair.fields is not None:
+        window = tuple(slice(lo, lo + a * cutout) for lo in lo_hr)
+        fields = np.asarray(pair.fields[(slice(None), *window)], dtype=np.float32)
+        tgt = np.concatenate([tgt[None].astype(np.float32), fields])
     return apply_symmetry(inp, symmetry), apply_symmetry(tgt, symmetry)
 
 
@@ -351,7 +379,8 @@ def random_cutout(pair: Pair, cutout: int, rng: np.random.Generator, *, augment:
 
 
 def draw_position(lr_shape, cutout: int, rng: np.random.Generator, *, augment: bool = True,
-                  align_mirrors: bool = True) -> tuple[tuple[int, ...], Symmetry]:
+                  align_mirrors: bool = True, symmetries=None
+                  ) -> tuple[tuple[int, ...], Symmetry]:
     """Draw the corner and symmetry of a random cutout (what :func:`random_cutout` draws).
 
     Parameters
@@ -365,6 +394,10 @@ def draw_position(lr_shape, cutout: int, rng: np.random.Generator, *, augment: b
         axis.
     augment, align_mirrors : bool
         See :func:`random_cutout`.
+    symmetries : sequence of Symmetry, optional
+        Draw the augmentation uniformly from these (one draw) instead of from all 48
+        (:func:`~srlib.training.symmetry.random_symmetry`): field targets allow only those
+        that keep the transport axis and its direction (:mod:`srlib.training.targets`).
 
     Returns
     -------
@@ -373,7 +406,12 @@ def draw_position(lr_shape, cutout: int, rng: np.random.Generator, *, augment: b
     symmetry : Symmetry
         The transformation (``IDENTITY`` without ``augment``).
     """
-    sym = random_symmetry(rng) if augment else IDENTITY
+    if not augment:
+        sym = IDENTITY
+    elif symmetries is None:
+        sym = random_symmetry(rng)
+    else:
+        sym = check_symmetry(symmetries[int(rng.integers(len(symmetries)))])
     rev = reversed_axes(sym) if align_mirrors else (False, False, False)
     corner = []
     for n, r in zip(lr_shape, rev, strict=True):

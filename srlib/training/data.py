@@ -26,7 +26,8 @@ __all__ = ["CutoutDataset", "EpochSampler", "draw_plan", "make_loader", "rank_sh
 
 
 def draw_plan(rng: np.random.Generator, pairs, steps: int, batch_size: int, *, cutout: int,
-              augment: bool = True, align_mirrors: bool = True) -> list[list[tuple]]:
+              augment: bool = True, align_mirrors: bool = True,
+              symmetries=None) -> list[list[tuple]]:
     """Draw the cutouts of ``steps`` training steps: ``(pair index, corner, symmetry)``.
 
     The draws, in order, for each cutout: the pair (uniform), then what
@@ -46,6 +47,9 @@ def draw_plan(rng: np.random.Generator, pairs, steps: int, batch_size: int, *, c
         Edge of the low-resolution cutouts.
     augment, align_mirrors : bool
         See :func:`~srlib.training.cutouts.random_cutout`.
+    symmetries : sequence of Symmetry, optional
+        The augmentations allowed (:func:`~srlib.training.cutouts.draw_position`); default
+        all 48.
 
     Returns
     -------
@@ -59,7 +63,7 @@ def draw_plan(rng: np.random.Generator, pairs, steps: int, batch_size: int, *, c
         for _ in range(batch_size):
             k = int(rng.integers(len(shapes)))
             corner, sym = draw_position(shapes[k], cutout, rng, augment=augment,
-                                        align_mirrors=align_mirrors)
+                                        align_mirrors=align_mirrors, symmetries=symmetries)
             batch.append((k, corner, sym))
         plan.append(batch)
     return plan

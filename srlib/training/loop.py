@@ -37,6 +37,7 @@ from srlib.training.cutouts import Pair, as_pairs, validation_cutouts
 from srlib.training.data import CutoutDataset, EpochSampler, draw_plan, make_loader, rank_share
 from srlib.training.models import make_model, transfer_model
 from srlib.training.settings import TrainConfig, TrainingDiverged, TrainResult
+from srlib.training.symmetry import axis_symmetries
 
 __all__ = [
     "make_model",
@@ -85,10 +86,32 @@ def training_autocast(model, config, dev) -> bool:
     return True
 
 
-def _bce(logits_fn, inputs: torch.Tensor, targets: torch.Tensor, amp: bool):
+def _loss(logits_fn, inputs: torch.Tensor, targets: torch.Tensor, amp: bool,
+          field_weight: float | None = None):
+    """Eq. (15) averaged over voxels; with field targets plus the weighted field error.
+
+    ``targets`` is ``(b, 1, ...)`` (the binary image) or ``(b, 1 + k, ...)`` (the binary
+    image, then fields whose channel ``j`` lives in phase ``j``: 0 pore, 1 solid, as the
+    diffusion channels). The field term is the squared error of output channels ``1 ..``
+    against the fields on the voxels of their phase, averaged over all voxels of the field
+    channels, times ``field_weight`` (:mod:`srlib.training.targets`).
+    """
     with torch.autocast(device_type=inputs.device.type, dtype=torch.bfloat16, enabled=amp):
         logits = logits_fn(inputs)
-    return F.binary_cross_entropy_with_logits(logits.float(), targets)
+    logits = logits.float()
+    if targets.shape[1] == 1:
+        return F.binary_cross_entropy_with_logits(logits, targets)
+    image = targets[:, :1]
+    bce = F.binary_cross_entropy_with_logits(logits[:, :1], image)
+    phases = torch.cat([1.0 - image, image], dim=1)[:, : targets.shape[1] - 1]
+    error = ((logits[:, 1:] - targets[:, 1:]) ** 2 * phases).mean()
+    return bce + field_weight * error
+
+
+def _target_tensor(targets, dev: torch.device) -> torch.Tensor:
+    """Targets as float ``(b, channels, ...)``: a binary image gains its channel axis."""
+    y = torch.as_tensor(targets).to(dev).float()
+    return y.unsqueeze(1) if y.ndim == 4 else y
 
 
 class _Logits(torch.nn.Module):
@@ -104,13 +127,15 @@ class _Logits(torch.nn.Module):
 
 def _to_device(inputs: np.ndarray, targets: np.ndarray, dev: torch.device):
     x = torch.from_numpy(np.ascontiguousarray(inputs)).to(dev)
-    y = torch.from_numpy(np.ascontiguousarray(targets)).to(dev).float().unsqueeze(1)
-    return x, y
+    return x, _target_tensor(np.ascontiguousarray(targets), dev)
 
 
 def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device=None,
-              mixed_precision: bool = False) -> float:
+              mixed_precision: bool = False, field_weight: float | None = None) -> float:
     """Mean binary cross-entropy of ``model`` on given cutouts, in eval mode.
+
+    With field targets (``(n, 1 + k, ...)`` float32, :func:`cutout_at` of pairs with fields)
+    the loss adds ``field_weight`` times the fields' masked squared error (:func:`train`).
 
     Parameters
     ----------
@@ -119,7 +144,7 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
     inputs : numpy.ndarray
         ``(n, C, m, m, m)`` inputs.
     targets : numpy.ndarray
-        ``(n, α m, α m, α m)`` binary targets.
+        ``(n, α m, α m, α m)`` binary targets, or ``(n, 1 + k, α m, α m, α m)`` with fields.
     batch_size : int
         Cutouts per forward pass.
     device : str, torch.device or None
@@ -144,7 +169,7 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
         with torch.no_grad():
             for i in range(0, len(inputs), batch_size):
                 x, y = _to_device(inputs[i : i + batch_size], targets[i : i + batch_size], dev)
-                total += float(_bce(model.logits, x, y, amp)) * len(x)
+                total += float(_loss(model.logits, x, y, amp, field_weight)) * len(x)
                 count += len(x)
     finally:
         model.train(was_training)
@@ -209,6 +234,7 @@ def train(
     num_workers: int = 0,
     progress: bool = True,
     callback: Callable[[int, float, float], None] | None = None,
+    field_weight: float | None = None,
 ) -> TrainResult:
     """Train a network on random cutouts with Adam and early stopping (section 2.2.3).
 
@@ -289,6 +315,12 @@ def train(
     callback : callable, optional
         Called as ``callback(epoch, train_loss, val_loss)`` after each epoch, after the
         checkpoint is written.
+    field_weight : float, optional
+        For pairs with field targets (the paper's future work): the loss is the binary
+        cross-entropy of output channel 0 plus ``field_weight`` times the squared error of
+        the other output channels against the fields on their phase's voxels, and the
+        cutouts are augmented only by the 8 symmetries that keep axis 0 (the fields'
+        transport axis) and its direction. Needed exactly when the pairs have fields.
 
     Returns
     -------
@@ -307,7 +339,7 @@ def train(
         max_epochs=max_epochs, patience=patience, min_delta=min_delta, val_cutouts=val_cutouts,
         learning_rate=learning_rate, lr_schedule=lr_schedule, seed=seed, augment=augment,
         align_mirrors=align_mirrors, time_budget_s=time_budget_s,
-        mixed_precision=mixed_precision,
+        mixed_precision=mixed_precision, field_weight=field_weight,
     )
     return run_training(model, train_pairs, val_pairs, config, checkpoint=checkpoint,
                         resume=resume, device=device, num_threads=num_threads,
@@ -377,6 +409,17 @@ def _check_pairs(model: SRResNet3d, train_pairs, val_pairs, config: TrainConfig)
         for i, p in enumerate(pairs):
             if p.alpha != model.alpha:
                 raise ValueError(f"{name}[{i}] has alpha={p.alpha}, the model alpha={model.alpha}")
+            outputs = 1 + (0 if p.fields is None else p.fields.shape[0])
+            if outputs != model.out_channels:
+                raise ValueError(f"{name}[{i}] has {outputs} target channel(s) (the image"
+                                 f"{' and fields' if outputs > 1 else ''}), the model "
+                                 f"out_channels={model.out_channels}")
+            if outputs > 3:
+                raise ValueError(f"{name}[{i}] has {outputs - 1} fields; at most 2 (pore, "
+                                 "solid) are supported")
+            if (outputs > 1) != (config.field_weight is not None):
+                raise ValueError("field targets need a TrainConfig field_weight, and a "
+                                 "field_weight needs pairs with fields")
             if p.channels != model.in_channels:
                 raise ValueError(
                     f"{name}[{i}] has {p.channels} input channels, the model expects "
@@ -446,10 +489,20 @@ def _train_loop(model: SRResNet3d, train_pairs: list[Pair], val_x: np.ndarray,
                        share=share, bar=bar)
 
 
+def _augmentations(pairs):
+    """The symmetries a plan may draw (None: all 48).
+
+    For field targets (solutions along axis 0), the 8 that keep that axis and its direction
+    (:mod:`srlib.training.targets`).
+    """
+    return axis_symmetries(0, keep_direction=True) if pairs[0].fields is not None else None
+
+
 def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev, path, state,
             best_state, optimizer, rng, callback, num_workers, share, bar):
     ranks, main = distributed.world_size(), distributed.is_main()
     sampler = EpochSampler(share)
+    symmetries = _augmentations(train_pairs)
     loader = make_loader(CutoutDataset(train_pairs, config.cutout,
                                        align_mirrors=config.align_mirrors),
                          sampler, num_workers=num_workers)
@@ -463,15 +516,15 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
         losses = []
         sampler.plan = draw_plan(rng, train_pairs, config.steps_per_epoch, config.batch_size,
                                  cutout=config.cutout, augment=config.augment,
-                                 align_mirrors=config.align_mirrors)
+                                 align_mirrors=config.align_mirrors, symmetries=symmetries)
         for i, (x, y) in enumerate(loader):
             rate = scheduled_rate(config.learning_rate, config.lr_schedule, state["steps"] + i,
                                   total_steps)
             for group in optimizer.param_groups:
                 group["lr"] = rate
-            x, y = x.to(dev), y.to(dev).float().unsqueeze(1)
+            x, y = x.to(dev), _target_tensor(y, dev)
             optimizer.zero_grad(set_to_none=True)
-            loss = _bce(net, x, y, amp)
+            loss = _loss(net, x, y, amp, config.field_weight)
             loss.backward()
             optimizer.step()
             value = loss.detach()
@@ -485,7 +538,8 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", refresh=False)
         val = (mean_loss(model, val_x, val_y, batch_size=config.batch_size, device=dev,
-                         mixed_precision=amp) if main else None)
+                         mixed_precision=amp, field_weight=config.field_weight)
+               if main else None)
         # rank 0 decides: its validation loss and clock reach every rank
         val, seconds = distributed.broadcast((val, time.perf_counter() - start))
         if not math.isfinite(val):

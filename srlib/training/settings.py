@@ -34,6 +34,9 @@ class TrainConfig:
     that identify the run without entering the loop, e.g. the connectivity of the diffusion
     channels the inputs were computed with: it is stored in the checkpoint and compared on
     resume, so a run never resumes from a checkpoint made under another context.
+    ``field_weight`` (None, or a positive number) is the weight of the field term of the
+    loss for networks that also output fields (:mod:`srlib.training.targets`); None trains
+    the morphology alone, as the paper does.
 
     Raises
     ------
@@ -56,6 +59,7 @@ class TrainConfig:
     time_budget_s: float | None = None
     mixed_precision: bool = False
     context: tuple = ()
+    field_weight: float | None = None
 
     def __post_init__(self):
         def put(name, value):
@@ -83,6 +87,8 @@ class TrainConfig:
                     or not budget >= 0:
                 raise ValueError(f"time_budget_s must be None or non-negative, got {budget!r}")
             put("time_budget_s", float(budget))
+        if self.field_weight is not None:
+            put("field_weight", positive_float(self.field_weight, "field_weight"))
         for name in ("augment", "align_mirrors", "mixed_precision"):
             put(name, bool(getattr(self, name)))
         context = self.context.items() if isinstance(self.context, Mapping) else self.context
@@ -114,6 +120,8 @@ class TrainConfig:
             ident["lr_schedule"] = self.lr_schedule
         if self.context:
             ident["context"] = dict(self.context)
+        if self.field_weight is not None:  # morphology-only runs keep their identity
+            ident["field_weight"] = self.field_weight
         return ident
 
 

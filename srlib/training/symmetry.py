@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 __all__ = [
+    "axis_symmetries",
     "IDENTITY",
     "Symmetry",
     "apply_symmetry",
@@ -155,6 +156,19 @@ def apply_symmetry(array, sym: Symmetry):
 
 
 _ROTATIONS = [s for s in cube_symmetries() if is_rotation(s)]
+
+
+def axis_symmetries(axis: int = 0, *, keep_direction: bool = False) -> list[Symmetry]:
+    """The symmetries that map ``axis`` onto itself: 16 of the 48, 8 with ``keep_direction``.
+
+    A solution of transport along ``axis`` stays one under these (reversed along ``axis``
+    it swaps inlet and outlet); under the others it becomes transport along another axis.
+    ``keep_direction`` leaves out those that reverse ``axis``.
+    """
+    if axis not in (0, 1, 2):
+        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+    return [s for s in cube_symmetries()
+            if s.perm[axis] == axis and not (keep_direction and s.flips[axis])]
 
 
 def random_symmetry(rng: np.random.Generator) -> Symmetry:

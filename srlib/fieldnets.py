@@ -1,0 +1,425 @@
+r"""The paper's future work: networks that super-resolve the diffusion field (section 4).
+
+Contract. The paper's outlook proposes two experiments, run here:
+
+* **(A)** the input of :math:`N^{diffu}` (the LR image and its two diffusion channels), with
+  the HR image *and* its two HR diffusion channels as targets (method ``fields_diffu``);
+* **(B)** learning to solve: the LR image alone (with the position channel that tells a
+  cutout where in the domain it lies, :mod:`srlib.training.targets`), the HR fields as
+  targets (method ``fields_position``; it outputs the morphology too, which its own τ
+  estimate needs).
+
+:func:`train_field_networks` fine-tunes both from the study's trained networks at each α of
+``profile.field_alphas`` (:func:`srlib.training.targets.widen_model`; (A) from
+:math:`N^{diffu}`, (B) from :math:`N^{bin}`) on the database with its HR channels
+(:func:`srlib.fields.build_hr_channels`), fits μ* on the validation realizations as for every
+network, and stores each as ``N_<method>_<α>.pt`` with its metadata; a stored one is reused
+only if it was trained under the same settings *from the same source network* (its weights'
+digest), else it is trained again. :func:`predict_fields` applies one to an LR image.
+
+:func:`field_study` scores, on every test image (the whole image is the domain, as the
+realizations the networks were trained on), four routes to the HR field against the FEM on
+the true HR image (:data:`srlib.methods.FIELD_METHODS`): the two networks, the LR FEM
+solution interpolated tri-quadratically, and the FEM solved on :math:`N^{diffu}`'s
+super-resolution (the classical pipeline). Per image it stores, in one JSON record reused only
+for the same image, networks and settings (:func:`srlib.io.read_current`): the relative L2
+error of each phase's field in each of the 8 sub-image regions (the pairs the intervals are
+over), the effective tortuosity each field implies (:func:`srlib.fields.tau_from_field`; the
+pipeline's is its FEM's), the wall time of every route on the whole image, and the section 2.3
+metrics of the networks' morphology on the 8 sub-images (:func:`srlib.evaluation.evaluate_image`,
+the rows of the protocol's table).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from srlib._checks import as_binary, check_alpha
+from srlib.methods import (
+    BIN,
+    DIFFU,
+    FIELD_INTERPOLATION,
+    FIELD_PIPELINE,
+    FIELDS_DIFFU,
+    FIELDS_POSITION,
+)
+
+__all__ = ["FIELD_NETWORKS", "FieldNetwork", "field_network_name", "field_resolvers",
+           "field_settings", "field_slices", "field_study", "load_field_networks", "predict_fields",
+           "train_field_networks"]
+
+logger = logging.getLogger(__name__)
+
+_FORMAT = 2  # 2: the field channels correct a fixed upsampling (field_skip)
+#: Field network -> (its input, the study network it is fine-tuned from).
+FIELD_NETWORKS = {FIELDS_DIFFU: ("diffu", DIFFU), FIELDS_POSITION: ("position", BIN)}
+_PHASES = (("pore", False), ("solid", True))  # the order of the diffusion channels
+#: Relative residual of the lift in the τ estimates of the study: on the FEM's own solution
+#: of the quick test images it moves τ by under 0.1 % (engineering notes), far below the
+#: estimates' errors, at half the time of the default.
+_LIFT_TOL = 1e-6
+
+
+@dataclass(frozen=True, eq=False)
+class FieldNetwork:
+    """A trained field network, its threshold μ* and where it came from."""
+
+    method: str
+    alpha: int
+    model: object
+    threshold: float
+    result: object
+    source: str
+    path: Path
+    trained_now: bool = False
+
+    @property
+    def inputs(self) -> str:
+        """"diffu" (experiment A) or "position" (B)."""
+        return FIELD_NETWORKS[self.method][0]
+
+
+def field_network_name(method: str, alpha: int) -> str:
+    """File stem of a field network: ``N_<method>_<alpha>``."""
+    if method not in FIELD_NETWORKS:
+        raise ValueError(f"method must be one of {tuple(FIELD_NETWORKS)}, got {method!r}")
+    return f"N_{method}_{check_alpha(alpha)}"
+
+
+def field_settings(profile, method: str) -> dict:
+    """The settings that determine a field network (stored with it).
+
+    The source network's training settings and the profile's field settings.
+    """
+    from srlib.training.study import training_settings
+
+    field_network_name(method, 2)  # checks the method
+    settings = training_settings(profile, FIELD_NETWORKS[method][1])
+    settings.update(method=method, field_epochs=profile.field_epochs,
+                    field_weight=profile.field_weight, connectivity=profile.connectivity)
+    return json.loads(json.dumps(settings))
+
+
+def _source_id(networks: dict, kind: str, alpha: int) -> str:
+    from srlib.resolvers import network_ids
+
+    if (kind, alpha) not in networks:
+        raise ValueError(f"the field networks at alpha={alpha} start from N_{kind}_{alpha}, "
+                         "which is not among the networks given (train them first)")
+    return network_ids(networks, alpha, [kind])[kind]
+
+
+def _load(out_dir: Path, method: str, alpha: int, settings: dict) -> FieldNetwork | None:
+    from srlib.io import read_current
+    from srlib.network import load_model
+    from srlib.training.settings import TrainResult
+
+    stem = field_network_name(method, alpha)
+    weights = out_dir / f"{stem}.pt"
+    record = read_current(out_dir / f"{stem}.json", settings)
+    if record is None or not weights.exists() or record.get("format") != _FORMAT:
+        return None
+    result = TrainResult(**{k: tuple(v) if isinstance(v, list) else v
+                            for k, v in record["result"].items()})
+    return FieldNetwork(method, alpha, load_model(weights, device="cpu"),
+                        float(record["threshold"]), result, settings["source"], weights)
+
+
+def load_field_networks(profile, out_dir, networks) -> dict:
+    """The stored field networks of ``profile`` trained from ``networks``, by (method, α).
+
+    Raises
+    ------
+    ValueError
+        If one is missing or was trained under other settings or from another network.
+    """
+    out_dir = Path(out_dir)
+    found = {}
+    for method, (_, kind) in FIELD_NETWORKS.items():
+        for alpha in profile.field_alphas:
+            settings = {**field_settings(profile, method),
+                        "source": _source_id(networks, kind, alpha)}
+            net = _load(out_dir, method, alpha, settings)
+            if net is None:
+                raise ValueError(f"{out_dir / field_network_name(method, alpha)}.pt is missing "
+                                 "or was trained from other networks or settings; run "
+                                 "srlib.fieldnets.train_field_networks")
+            found[method, alpha] = net
+    return found
+
+
+def train_field_networks(db, profile, out_dir, networks, *, device=None, progress: bool = True,
+                         num_workers: int = 0) -> dict:
+    """Fine-tune (or load) the field networks of ``profile`` (see the module docstring).
+
+    Parameters
+    ----------
+    db : srlib.datasets.Database
+        The database, with its HR channels built (:func:`srlib.fields.build_hr_channels`).
+    profile : srlib.config.Profile
+        Sizes, budgets, ``field_alphas``, ``field_epochs``, ``field_weight``.
+    out_dir : path
+        Folder of the field networks (weights, metadata, checkpoints).
+    networks : dict
+        The study's trained networks, ``{(kind, α): TrainedNetwork}``.
+    device, progress, num_workers
+        As for :func:`srlib.training.train_networks`.
+
+    Returns
+    -------
+    dict
+        ``{(method, α): FieldNetwork}``.
+    """
+    out_dir = Path(out_dir)
+    out = {}
+    for method, (_, kind) in FIELD_NETWORKS.items():
+        for alpha in profile.field_alphas:
+            source = _source_id(networks, kind, alpha)
+            settings = {**field_settings(profile, method), "source": source}
+            net = _load(out_dir, method, alpha, settings)
+            if net is None:
+                net = _train_one(db, profile, out_dir, method, alpha, networks[kind, alpha],
+                                 settings, device=device, progress=progress,
+                                 num_workers=num_workers)
+            out[method, alpha] = net
+    return out
+
+
+def _train_one(db, profile, out_dir: Path, method: str, alpha: int, src, settings: dict, *,
+               device, progress: bool, num_workers: int) -> FieldNetwork:
+    from srlib.io import write_json
+    from srlib.network import save_model
+    from srlib.training import TrainConfig, fit_model_threshold, run_training
+    from srlib.training.cutouts import Pair
+    from srlib.training.targets import field_pairs, widen_model
+
+    inputs = FIELD_NETWORKS[method][0]
+    stem = field_network_name(method, alpha)
+    seed = int(profile.seed) * 1000 + alpha
+    ckpt = out_dir / f"{stem}.ckpt"
+    stale = out_dir / f"{stem}.json"
+    if stale.exists():  # trained from another network or under other settings
+        logger.warning("%s was trained under other settings or from another network; "
+                       "training it again", stem)
+        ckpt.unlink(missing_ok=True)
+    train = field_pairs(db, "train", alpha, inputs, connectivity=profile.connectivity)
+    val = field_pairs(db, "val", alpha, inputs, connectivity=profile.connectivity)
+    model = widen_model(src.model, inputs, seed=seed)
+    base = TrainConfig.from_profile(profile, alpha, seed=seed, context={
+        "source": settings["source"], "connectivity": profile.connectivity, "method": method})
+    config = dataclasses.replace(base, max_epochs=profile.field_epochs or base.max_epochs,
+                                 field_weight=profile.field_weight)
+    result = run_training(model, train, val, config, checkpoint=ckpt, device=device,
+                          progress=progress, num_workers=num_workers,
+                          label=f"{method} α={alpha}")
+    threshold = fit_model_threshold(model, [Pair(p.input, p.target) for p in val],
+                                    cutout=profile.cutout, device=device, progress=False)
+    weights = save_model(model, out_dir / f"{stem}.pt")
+    write_json(out_dir / f"{stem}.json", {
+        "format": _FORMAT, "method": method, "alpha": alpha, "threshold": float(threshold),
+        "result": dataclasses.asdict(result), "settings": settings})
+    return FieldNetwork(method, alpha, model, float(threshold), result, settings["source"],
+                        weights, trained_now=True)
+
+
+def predict_fields(net: FieldNetwork, lr, *, channels=None, device=None,
+                   progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Apply a field network to a binary LR image.
+
+    Parameters
+    ----------
+    net : FieldNetwork
+        The network.
+    lr : array_like
+        Binary LR image; transport along axis 0 (u = 0 at its first slice, 1 at its last).
+    channels : array_like, optional
+        The LR diffusion channels ``(2, *lr.shape)`` (experiment A; computed when omitted).
+    device, progress
+        As for :func:`srlib.inference.super_resolve`.
+
+    Returns
+    -------
+    probability : numpy.ndarray
+        float32 ``(α n,)*3``, the probability that each HR voxel is solid.
+    fields : numpy.ndarray
+        float32 ``(2, α n, ...)``, the predicted HR fields ``[pore, solid]`` clipped to [0, 1].
+    """
+    from srlib.inference import super_resolve
+    from srlib.training.targets import field_input
+    from srlib.transport import diffusion_channels
+
+    lr = as_binary(lr, name="lr")
+    if net.inputs == "diffu" and channels is None:
+        channels = diffusion_channels(lr)
+    x = field_input(lr, net.inputs, channels=channels)
+    out = super_resolve(net.model, x, all_channels=True, device=device, progress=progress)
+    return out[0], np.clip(out[1:], 0.0, 1.0)
+
+
+def field_resolvers(field_networks: dict, alpha: int, *, device=None) -> dict:
+    """The field networks' morphology at ``alpha``: ``{method: lr -> bool SR image}``.
+
+    Channel 0 thresholded at μ*, for :func:`srlib.evaluation.evaluate_image`.
+    """
+    out = {}
+    for (method, a), net in field_networks.items():
+        if a != alpha:
+            continue
+
+        def resolve(lr, *, channels=None, net=net):
+            return predict_fields(net, lr, channels=channels, device=device)[0] >= net.threshold
+
+        resolve.needs_channels = net.inputs == "diffu"
+        out[method] = resolve
+    return out
+
+
+def _timed(func, *args, **kwargs):
+    t0 = time.perf_counter()
+    value = func(*args, **kwargs)
+    return value, time.perf_counter() - t0
+
+
+def _routes(hr: np.ndarray, alpha: int, networks: dict, field_networks: dict,
+            connectivity: str, device) -> tuple[np.ndarray, dict, dict, dict]:
+    """The FEM on the HR image and every route's fields, SR images and wall times."""
+    from srlib.fields import interpolated_field
+    from srlib.resample import downsample
+    from srlib.resolvers import network_resolver
+    from srlib.transport import diffusion_channels
+
+    lr = downsample(hr, alpha)
+    true, t_hr = _timed(diffusion_channels, hr, connectivity=connectivity)
+    lr_fields, t_lr = _timed(diffusion_channels, lr, connectivity=connectivity)
+    interp, t_int = _timed(lambda: np.stack([
+        interpolated_field(c, alpha, lr_phase=lr == p)
+        for c, (_, p) in zip(lr_fields, _PHASES, strict=True)]))
+    resolve = network_resolver(networks[DIFFU, alpha], connectivity=connectivity, device=device)
+    sr, t_sr = _timed(resolve, lr, channels=lr_fields)
+    pipeline, t_fem_sr = _timed(diffusion_channels, sr, connectivity=connectivity)
+    fields = {FIELD_INTERPOLATION: interp, FIELD_PIPELINE: pipeline}
+    images = {FIELD_PIPELINE: sr}
+    seconds = {"hr_fem": t_hr, FIELD_INTERPOLATION: t_lr + t_int,
+               FIELD_PIPELINE: t_lr + t_sr + t_fem_sr}
+    for method in FIELD_NETWORKS:
+        net = field_networks[method, alpha]
+        (prob, pred), t_net = _timed(predict_fields, net, lr, channels=lr_fields, device=device)
+        fields[method] = pred
+        images[method] = prob >= net.threshold
+        seconds[method] = t_net + (t_lr if net.inputs == "diffu" else 0.0)
+    return true, fields, images, seconds
+
+
+def _score_image(hr: np.ndarray, alpha: int, networks: dict, field_networks: dict, *,
+                 dataset: str, sample: str, connectivity: str, device) -> dict:
+    from srlib import transport
+    from srlib.fields import relative_l2, taus_from_fields
+    from srlib.metrics import relative_accuracy
+    from srlib.resample import subdivide
+
+    true, fields, images, seconds = _routes(hr, alpha, networks, field_networks,
+                                            connectivity, device)
+    labels = {"dataset": dataset, "sample": sample, "alpha": alpha}
+    hr_parts = subdivide(hr)
+    errors, taus = [], []
+    for method, pred in fields.items():
+        for c, (name, phase) in enumerate(_PHASES):
+            parts = zip(subdivide(pred[c]), subdivide(true[c]), hr_parts, strict=True)
+            for k, (p_k, t_k, hr_k) in enumerate(parts):
+                errors.append({**labels, "sub_image": k, "method": method, "phase": name,
+                               "relative_l2": relative_l2(p_k, t_k, hr_k, phase)})
+    for c, (name, phase) in enumerate(_PHASES):
+        tau_fem = transport.effective_tortuosity(hr, phase, connectivity=connectivity)
+        lifted = [m for m in fields if m != FIELD_PIPELINE]
+        lifts = taus_from_fields([fields[m][c] for m in lifted], hr, phase,
+                                 connectivity=connectivity, tol=_LIFT_TOL)
+        estimates = dict(zip(lifted, lifts, strict=True))
+        # the pipeline's tau is its FEM's on its SR image
+        estimates[FIELD_PIPELINE] = transport.effective_tortuosity(
+            images[FIELD_PIPELINE], phase, connectivity=connectivity)
+        for method, tau in estimates.items():
+            taus.append({**labels, "method": method, "phase": name, "tau_eff": tau,
+                         "tau_eff_fem": tau_fem, "tau_eff_acc": relative_accuracy(tau, tau_fem)})
+    times = [{**labels, "route": route, "seconds": s} for route, s in seconds.items()]
+    middle = hr.shape[1] // 2
+    slices = {"fem": true[:, :, middle], "hr": hr[:, middle],
+              **{m: f[:, :, middle] for m, f in fields.items()}}
+    return {"errors": errors, "taus": taus, "times": times}, slices
+
+
+def field_study(images, networks: dict, field_networks: dict, alpha: int, out_dir, *,
+                connectivity: str = "face", device=None, progress: bool = True) -> dict:
+    """Score the routes to the HR field on the test images (see the module docstring).
+
+    Parameters
+    ----------
+    images : sequence of (str, str, numpy.ndarray)
+        ``(dataset, sample, HR image)``, e.g. :func:`srlib.evaluation.protocol_images`.
+    networks, field_networks : dict
+        The study's networks and the field networks (:func:`train_field_networks`).
+    alpha : int
+        Scaling factor (one of the profile's ``field_alphas``).
+    out_dir : path
+        Folder of the per-image records (``<dataset>_<sample>_a<α>.json``).
+    connectivity, device, progress
+        FEM mesh convention, torch device, a progress bar over the images.
+
+    Returns
+    -------
+    dict of pandas.DataFrame
+        ``errors`` (per sub-image region, method and phase), ``taus`` (per image, method and
+        phase), ``times`` (per image and route), ``morphology`` (the protocol's rows of the
+        field networks' morphology on the 8 sub-images).
+    """
+    import pandas as pd
+
+    from srlib._progress import progress_bar
+    from srlib.evaluation import evaluate_image
+    from srlib.io import atomic_path, image_digest, read_current, write_json
+    from srlib.resolvers import network_id, network_ids
+
+    alpha = check_alpha(alpha)
+    out_dir = Path(out_dir)
+    ids = {m: _source_id(networks, kind, alpha) + "|" + network_id(field_networks[m, alpha])
+           for m, (_, kind) in FIELD_NETWORKS.items()}
+    ids[FIELD_PIPELINE] = network_ids(networks, alpha, [DIFFU])[DIFFU]
+    tables = {"errors": [], "taus": [], "times": [], "morphology": []}
+    for dataset, sample, hr in progress_bar(images, desc=f"field study α={alpha}",
+                                            disable=not progress):
+        hr = as_binary(hr, name="hr")
+        settings = {"ids": ids, "image": image_digest(hr), "alpha": alpha,
+                    "connectivity": connectivity, "format": _FORMAT}
+        path = out_dir / f"{dataset}_{sample}_a{alpha}.json"
+        record = read_current(path, settings)
+        if record is None:
+            record, slices = _score_image(hr, alpha, networks, field_networks,
+                                          dataset=dataset, sample=sample,
+                                          connectivity=connectivity, device=device)
+            with atomic_path(path.with_suffix(".npz")) as tmp:
+                with open(tmp, "wb") as f:
+                    np.savez_compressed(f, **slices)
+            record["morphology"] = evaluate_image(
+                hr, alpha=alpha, resolvers=field_resolvers(field_networks, alpha, device=device),
+                dataset=dataset, sample=sample, connectivity=connectivity)
+            write_json(path, {**record, "settings": settings}, indent=None)
+        for name in tables:
+            tables[name] += record[name]
+    return {name: pd.DataFrame(rows) for name, rows in tables.items()}
+
+
+def field_slices(out_dir, dataset: str, sample: str, alpha: int) -> dict:
+    """The middle slices (across axis 1) of one test image, as stored by :func:`field_study`.
+
+    ``{"hr": image (n0, n2), "fem": (2, n0, n2), method: (2, n0, n2)}``, fields
+    ``[pore, solid]``.
+    """
+    with np.load(Path(out_dir) / f"{dataset}_{sample}_a{alpha}.npz") as data:
+        return {k: data[k] for k in data.files}
+
