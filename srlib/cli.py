@@ -12,6 +12,10 @@ Otsu-binarised) and keeping every output of a profile under ``<results-root>/<pr
     srlib train --profile quick                        # the six networks (resumable)
     srlib super-resolve lr.tif sr.tif --alpha 4 --method diffu --profile quick
     srlib evaluate sr.tif hr.tif --alpha 4             # every metric of section 2.3, as JSON
+    srlib train --fields --profile quick               # also the field networks (future work)
+    srlib field lr.tif fields.npz --alpha 2 --profile quick
+                                                       # the HR diffusion field of an LR volume
+                                                       # and the tau_eff it implies, as JSON
     srlib bench --profile quick                        # this machine's training steps and the
                                                        # predicted time of a cold `make book`
     srlib plan --profile paper                         # every stage's sizes checked against
@@ -40,7 +44,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from srlib.methods import BIN, INTERPOLATION, PAPER
+from srlib.methods import BIN, FIELDS_DIFFU, FIELDS_POSITION, INTERPOLATION, PAPER
 
 __all__ = ["main"]
 
@@ -66,7 +70,9 @@ def _samples(args, profile):
 
 
 def _json_value(value, *, inf_as_null: bool = False):
-    """A value as strict JSON: NaN -> None, ±inf -> "inf"/"-inf" (or None)."""
+    """A value as strict JSON: NaN -> None, ±inf -> "inf"/"-inf" (or None); dicts in depth."""
+    if isinstance(value, dict):
+        return {k: _json_value(v, inf_as_null=inf_as_null) for k, v in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         if math.isnan(value) or inf_as_null:
             return None
@@ -150,6 +156,71 @@ def cmd_train(args) -> int:
     for (kind, alpha), net in sorted(networks.items()):
         print(f"N^{kind},{alpha}: threshold {net.threshold:.4f}, stopped after epoch "
               f"{net.result.stopped_epoch} ({net.result.stop_reason}), {net.path}")
+    if args.fields:
+        from srlib import fieldnets, fields
+
+        fields.build_hr_channels(db, connectivity=profile.connectivity)
+        folder = out / "field_networks"
+        remove_stale_temp(folder)
+        field_nets = fieldnets.train_field_networks(db, profile, folder, networks,
+                                                    device=args.device,
+                                                    num_workers=args.workers)
+        for (method, alpha), net in sorted(field_nets.items()):
+            print(f"{method}, alpha={alpha}: threshold {net.threshold:.4f}, stopped after "
+                  f"epoch {net.result.stopped_epoch} ({net.result.stop_reason}), {net.path}")
+    return 0
+
+
+def cmd_field(args) -> int:
+    """The HR diffusion field of an LR volume by a field network, and the τ_eff it implies."""
+    import numpy as np
+
+    from srlib import fieldnets, io, training, transport
+    from srlib._checks import check_alpha
+    from srlib.fields import relative_l2, taus_from_fields
+    from srlib.metrics import relative_accuracy
+
+    alpha = check_alpha(args.alpha)
+    json_target = _check_json_target(args.json)
+    target = Path(args.output)
+    if target.suffix != ".npz" or target.is_dir():
+        raise ValueError(f"output {target} must be a .npz file name")
+    lr = io.load_binary(args.input, solid=args.solid)
+    hr = io.load_binary(args.hr, solid=args.solid) if args.hr else None
+    if hr is not None and hr.shape != tuple(alpha * n for n in lr.shape):
+        raise ValueError(f"--hr has shape {hr.shape}, not alpha={alpha} times the input's "
+                         f"{lr.shape}")
+    profile = _profile(args)
+    out = _out(args, profile)
+    try:
+        networks = training.load_networks(profile, out / "networks")
+        field_nets = fieldnets.load_field_networks(profile, out / "field_networks", networks)
+    except _FILE_ERRORS as err:
+        raise ValueError(f"networks in {out}: {_describe(err)}") from err
+    if (args.method, alpha) not in field_nets:
+        raise SystemExit(f"no field network {args.method} for alpha={alpha}; the profile "
+                         f"trains them at alpha in {profile.field_alphas}")
+    net = field_nets[args.method, alpha]
+    prob, field = fieldnets.predict_fields(net, lr, device=args.device)
+    sr = prob >= net.threshold
+    with io.atomic_path(target) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, fields=field, image=sr)
+    report = {"input": str(args.input), "output": str(target), "method": args.method,
+              "alpha": alpha}
+    for c, (name, phase) in enumerate((("pore", False), ("solid", True))):
+        # the field's tau on the network's own morphology (what a user without HR has)
+        (tau,) = taus_from_fields([field[c]], sr, phase, connectivity=profile.connectivity)
+        row = {"tau_eff_field": tau, "tau_eff_fem_lr": transport.effective_tortuosity(
+            lr, phase, connectivity=profile.connectivity)}
+        if hr is not None:
+            true = transport.diffusion_channels(hr, connectivity=profile.connectivity)[c]
+            fem = transport.effective_tortuosity(hr, phase, connectivity=profile.connectivity)
+            row.update(tau_eff_fem_hr=fem, tau_eff_acc=relative_accuracy(tau, fem),
+                       relative_l2=relative_l2(field[c], true, hr, phase))
+        report[name] = row
+    text = _dumps(report, inf_as_null=args.inf_as_null)
+    print(text)
+    _write_json(json_target, text)
     return 0
 
 
@@ -288,8 +359,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=_positive_int_arg, default=None,
                    help="data-parallel ranks on this machine, started with torchrun (gloo on "
                         "CPU, nccl on GPUs; the batch size must be divisible by it)")
+    p.add_argument("--fields", action="store_true",
+                   help="then the HR diffusion channels and the field networks of the "
+                        "paper's future work (at the profile's field_alphas)")
     common(p, profile=True)
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("field", help="the HR diffusion field of a low-resolution volume by a "
+                                     "field network, and its effective tortuosity")
+    p.add_argument("input")
+    p.add_argument("output", help=".npz file: 'fields' (pore, solid) and the SR 'image'")
+    p.add_argument("--alpha", type=int, required=True)
+    p.add_argument("--method", choices=(FIELDS_POSITION, FIELDS_DIFFU), default=FIELDS_POSITION,
+                   help="fields_position (experiment B, the LR image alone; default) or "
+                        "fields_diffu (A, with the LR diffusion channels)")
+    p.add_argument("--hr", default=None,
+                   help="the true HR volume, if known: the FEM's field and tau to compare")
+    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    p.add_argument("--inf-as-null", action="store_true",
+                   help='write infinite values as null instead of the strings "inf"/"-inf"')
+    common(p, profile=True)
+    p.set_defaults(func=cmd_field)
 
     p = sub.add_parser("super-resolve", help="super-resolve a low-resolution volume")
     p.add_argument("input")

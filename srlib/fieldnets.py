@@ -22,9 +22,11 @@ realizations the networks were trained on), four routes to the HR field against 
 the true HR image (:data:`srlib.methods.FIELD_METHODS`): the two networks, the LR FEM
 solution interpolated tri-quadratically, and the FEM solved on :math:`N^{diffu}`'s
 super-resolution (the classical pipeline). Per image it stores, in one JSON record reused only
-for the same image, networks and settings (:func:`srlib.io.read_current`): the relative L2
+for the same image, networks and settings (:func:`srlib.io.read_current`): the root-mean-square
 error of each phase's field in each of the 8 sub-image regions (the pairs the intervals are
-over), the effective tortuosity each field implies (:func:`srlib.fields.tau_from_field`; the
+over; u runs from 0 to 1, so it is relative to the potential drop, where a region's own
+relative L2 error explodes in regions where u is near 0), the relative L2 error over the whole
+image, the effective tortuosity each field implies (:func:`srlib.fields.tau_from_field`; the
 pipeline's is its FEM's), the wall time of every route on the whole image, and the section 2.3
 metrics of the networks' morphology on the 8 sub-images (:func:`srlib.evaluation.evaluate_image`,
 the rows of the protocol's table).
@@ -38,6 +40,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -45,21 +48,32 @@ from srlib._checks import as_binary, check_alpha
 from srlib.methods import (
     BIN,
     DIFFU,
+    DIFFU_TUNED,
     FIELD_INTERPOLATION,
     FIELD_PIPELINE,
     FIELDS_DIFFU,
     FIELDS_POSITION,
 )
 
-__all__ = ["FIELD_NETWORKS", "FieldNetwork", "field_network_name", "field_resolvers",
-           "field_settings", "field_slices", "field_study", "load_field_networks", "predict_fields",
-           "train_field_networks"]
+__all__ = ["FIELD_NETWORKS", "FieldNetwork", "compare_routes", "field_network_name",
+           "field_resolvers", "field_settings", "field_slices", "field_study", "field_table",
+           "load_field_networks", "predict_fields", "train_field_networks"]
 
 logger = logging.getLogger(__name__)
 
-_FORMAT = 2  # 2: the field channels correct a fixed upsampling (field_skip)
-#: Field network -> (its input, the study network it is fine-tuned from).
-FIELD_NETWORKS = {FIELDS_DIFFU: ("diffu", DIFFU), FIELDS_POSITION: ("position", BIN)}
+_FORMAT = 2  # of a field network: 2, its field channels correct a fixed upsampling
+_STUDY_FORMAT = 1  # of a field-study record
+class _Spec(NamedTuple):
+    inputs: str  # "diffu" (experiment A) or "position" (B)
+    source: str  # the study network it is fine-tuned from
+    weight: float | None  # its field weight; None: the profile's
+
+
+#: Field network -> its input, the study network it starts from and its field weight: A, B and
+#: the control of A (field weight 0: the same extra training, the morphology alone).
+FIELD_NETWORKS = {FIELDS_DIFFU: _Spec("diffu", DIFFU, None),
+                  FIELDS_POSITION: _Spec("position", BIN, None),
+                  DIFFU_TUNED: _Spec("diffu", DIFFU, 0.0)}
 _PHASES = (("pore", False), ("solid", True))  # the order of the diffusion channels
 #: Relative residual of the lift in the τ estimates of the study: on the FEM's own solution
 #: of the quick test images it moves τ by under 0.1 % (engineering notes), far below the
@@ -83,7 +97,7 @@ class FieldNetwork:
     @property
     def inputs(self) -> str:
         """"diffu" (experiment A) or "position" (B)."""
-        return FIELD_NETWORKS[self.method][0]
+        return FIELD_NETWORKS[self.method].inputs
 
 
 def field_network_name(method: str, alpha: int) -> str:
@@ -101,10 +115,16 @@ def field_settings(profile, method: str) -> dict:
     from srlib.training.study import training_settings
 
     field_network_name(method, 2)  # checks the method
-    settings = training_settings(profile, FIELD_NETWORKS[method][1])
+    spec = FIELD_NETWORKS[method]
+    settings = training_settings(profile, spec.source)
     settings.update(method=method, field_epochs=profile.field_epochs,
-                    field_weight=profile.field_weight, connectivity=profile.connectivity)
+                    field_weight=_weight(profile, method), connectivity=profile.connectivity)
     return json.loads(json.dumps(settings))
+
+
+def _weight(profile, method: str) -> float:
+    spec = FIELD_NETWORKS[method]
+    return profile.field_weight if spec.weight is None else spec.weight
 
 
 def _source_id(networks: dict, kind: str, alpha: int) -> str:
@@ -142,7 +162,7 @@ def load_field_networks(profile, out_dir, networks) -> dict:
     """
     out_dir = Path(out_dir)
     found = {}
-    for method, (_, kind) in FIELD_NETWORKS.items():
+    for method, (_, kind, _) in FIELD_NETWORKS.items():
         for alpha in profile.field_alphas:
             settings = {**field_settings(profile, method),
                         "source": _source_id(networks, kind, alpha)}
@@ -179,7 +199,7 @@ def train_field_networks(db, profile, out_dir, networks, *, device=None, progres
     """
     out_dir = Path(out_dir)
     out = {}
-    for method, (_, kind) in FIELD_NETWORKS.items():
+    for method, (_, kind, _) in FIELD_NETWORKS.items():
         for alpha in profile.field_alphas:
             source = _source_id(networks, kind, alpha)
             settings = {**field_settings(profile, method), "source": source}
@@ -200,7 +220,7 @@ def _train_one(db, profile, out_dir: Path, method: str, alpha: int, src, setting
     from srlib.training.cutouts import Pair
     from srlib.training.targets import field_pairs, widen_model
 
-    inputs = FIELD_NETWORKS[method][0]
+    inputs = FIELD_NETWORKS[method].inputs
     stem = field_network_name(method, alpha)
     seed = int(profile.seed) * 1000 + alpha
     ckpt = out_dir / f"{stem}.ckpt"
@@ -215,7 +235,7 @@ def _train_one(db, profile, out_dir: Path, method: str, alpha: int, src, setting
     base = TrainConfig.from_profile(profile, alpha, seed=seed, context={
         "source": settings["source"], "connectivity": profile.connectivity, "method": method})
     config = dataclasses.replace(base, max_epochs=profile.field_epochs or base.max_epochs,
-                                 field_weight=profile.field_weight)
+                                 field_weight=_weight(profile, method))
     result = run_training(model, train, val, config, checkpoint=ckpt, device=device,
                           progress=progress, num_workers=num_workers,
                           label=f"{method} α={alpha}")
@@ -320,6 +340,7 @@ def _routes(hr: np.ndarray, alpha: int, networks: dict, field_networks: dict,
 def _score_image(hr: np.ndarray, alpha: int, networks: dict, field_networks: dict, *,
                  dataset: str, sample: str, connectivity: str, device) -> dict:
     from srlib import transport
+    from srlib.fem import mesh
     from srlib.fields import relative_l2, taus_from_fields
     from srlib.metrics import relative_accuracy
     from srlib.resample import subdivide
@@ -329,12 +350,22 @@ def _score_image(hr: np.ndarray, alpha: int, networks: dict, field_networks: dic
     labels = {"dataset": dataset, "sample": sample, "alpha": alpha}
     hr_parts = subdivide(hr)
     errors, taus = [], []
-    for method, pred in fields.items():
-        for c, (name, phase) in enumerate(_PHASES):
-            parts = zip(subdivide(pred[c]), subdivide(true[c]), hr_parts, strict=True)
-            for k, (p_k, t_k, hr_k) in enumerate(parts):
+    for c, (name, phase) in enumerate(_PHASES):
+        # the voxels of the phase outside its clusters that touch both faces (u is 0 or 1
+        # there): their share of each squared error says how much is connectivity
+        spanning, _ = mesh.clusters(hr == phase, 0, connectivity)
+        apart = subdivide((hr == phase) & ~spanning)
+        for method, pred in fields.items():
+            parts = zip(subdivide(pred[c]), subdivide(true[c]), hr_parts, apart, strict=True)
+            for k, (p_k, t_k, hr_k, apart_k) in enumerate(parts):
+                inside = hr_k == phase
+                squared = (p_k - t_k) ** 2 * inside
+                total = float(squared.sum())
                 errors.append({**labels, "sub_image": k, "method": method, "phase": name,
-                               "relative_l2": relative_l2(p_k, t_k, hr_k, phase)})
+                               "rms": float(np.sqrt(total / inside.sum()))
+                               if inside.any() else float("nan"),
+                               "isolated_share": float(squared[apart_k].sum()) / total
+                               if total > 0 else float("nan")})
     for c, (name, phase) in enumerate(_PHASES):
         tau_fem = transport.effective_tortuosity(hr, phase, connectivity=connectivity)
         lifted = [m for m in fields if m != FIELD_PIPELINE]
@@ -345,17 +376,20 @@ def _score_image(hr: np.ndarray, alpha: int, networks: dict, field_networks: dic
         estimates[FIELD_PIPELINE] = transport.effective_tortuosity(
             images[FIELD_PIPELINE], phase, connectivity=connectivity)
         for method, tau in estimates.items():
-            taus.append({**labels, "method": method, "phase": name, "tau_eff": tau,
-                         "tau_eff_fem": tau_fem, "tau_eff_acc": relative_accuracy(tau, tau_fem)})
+            taus.append({**labels, "method": method, "phase": name,
+                         "relative_l2": relative_l2(fields[method][c], true[c], hr, phase),
+                         "tau_eff": tau, "tau_eff_fem": tau_fem,
+                         "tau_eff_acc": relative_accuracy(tau, tau_fem)})
     times = [{**labels, "route": route, "seconds": s} for route, s in seconds.items()]
     middle = hr.shape[1] // 2
     slices = {"fem": true[:, :, middle], "hr": hr[:, middle],
               **{m: f[:, :, middle] for m, f in fields.items()}}
-    return {"errors": errors, "taus": taus, "times": times}, slices
+    return {"errors": errors, "images": taus, "times": times}, slices
 
 
 def field_study(images, networks: dict, field_networks: dict, alpha: int, out_dir, *,
-                connectivity: str = "face", device=None, progress: bool = True) -> dict:
+                connectivity: str = "face", device=None, progress: bool = True,
+                workers: int | None = None, scheduler=None) -> dict:
     """Score the routes to the HR field on the test images (see the module docstring).
 
     Parameters
@@ -367,51 +401,124 @@ def field_study(images, networks: dict, field_networks: dict, alpha: int, out_di
     alpha : int
         Scaling factor (one of the profile's ``field_alphas``).
     out_dir : path
-        Folder of the per-image records (``<dataset>_<sample>_a<α>.json``).
+        Folder of the per-image records (``<dataset>_<sample>_a<α>.json`` and ``.npz``).
     connectivity, device, progress
         FEM mesh convention, torch device, a progress bar over the images.
+    workers, scheduler
+        Images not stored yet are scored as Dask tasks, one per image
+        (:func:`srlib.parallel.dask_client`; ``workers=1`` scores them in this process).
+        Each task times its routes one after the other, on one torch thread.
 
     Returns
     -------
     dict of pandas.DataFrame
-        ``errors`` (per sub-image region, method and phase), ``taus`` (per image, method and
-        phase), ``times`` (per image and route), ``morphology`` (the protocol's rows of the
-        field networks' morphology on the 8 sub-images).
+        ``errors`` (per sub-image region, method and phase: ``rms``, the root-mean-square
+        error of u over the phase's voxels of the region, in units of the potential drop, and
+        ``isolated_share``, the share of its squared error on voxels outside the clusters
+        that touch both faces), ``images`` (per image, method and phase: ``relative_l2``
+        over the whole image, ``tau_eff`` implied by the field and ``tau_eff_fem``, with
+        ``tau_eff_acc`` by Eq. (24)), ``times`` (per image and route, seconds),
+        ``morphology`` (the protocol's rows of the field networks' morphology on the 8
+        sub-images).
     """
     import pandas as pd
 
-    from srlib._progress import progress_bar
-    from srlib.evaluation import evaluate_image
-    from srlib.io import atomic_path, image_digest, read_current, write_json
+    from srlib.io import image_digest, read_current
+    from srlib.parallel import dask_client, run_tasks
     from srlib.resolvers import network_id, network_ids
 
     alpha = check_alpha(alpha)
     out_dir = Path(out_dir)
     ids = {m: _source_id(networks, kind, alpha) + "|" + network_id(field_networks[m, alpha])
-           for m, (_, kind) in FIELD_NETWORKS.items()}
+           for m, (_, kind, _) in FIELD_NETWORKS.items()}
     ids[FIELD_PIPELINE] = network_ids(networks, alpha, [DIFFU])[DIFFU]
-    tables = {"errors": [], "taus": [], "times": [], "morphology": []}
-    for dataset, sample, hr in progress_bar(images, desc=f"field study α={alpha}",
-                                            disable=not progress):
+    nets = {k: v for k, v in networks.items() if k == (DIFFU, alpha)}
+    fnets = {k: v for k, v in field_networks.items() if k[1] == alpha}
+    jobs, records = [], {}
+    for dataset, sample, hr in images:
         hr = as_binary(hr, name="hr")
         settings = {"ids": ids, "image": image_digest(hr), "alpha": alpha,
-                    "connectivity": connectivity, "format": _FORMAT}
+                    "connectivity": connectivity, "format": _STUDY_FORMAT}
         path = out_dir / f"{dataset}_{sample}_a{alpha}.json"
+        records[path] = settings
+        if read_current(path, settings) is None:
+            jobs.append((hr, alpha, nets, fnets, dataset, sample, connectivity, device,
+                         str(path), settings))
+    if jobs:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with dask_client(scheduler, workers=workers) as client:
+            run_tasks(client, _image_task, jobs, desc=f"field study α={alpha}",
+                      progress=progress)
+    tables = {"errors": [], "images": [], "times": [], "morphology": []}
+    for path, settings in records.items():
         record = read_current(path, settings)
         if record is None:
-            record, slices = _score_image(hr, alpha, networks, field_networks,
-                                          dataset=dataset, sample=sample,
-                                          connectivity=connectivity, device=device)
-            with atomic_path(path.with_suffix(".npz")) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez_compressed(f, **slices)
-            record["morphology"] = evaluate_image(
-                hr, alpha=alpha, resolvers=field_resolvers(field_networks, alpha, device=device),
-                dataset=dataset, sample=sample, connectivity=connectivity)
-            write_json(path, {**record, "settings": settings}, indent=None)
+            raise RuntimeError(f"{path} was not written by its task")
         for name in tables:
             tables[name] += record[name]
     return {name: pd.DataFrame(rows) for name, rows in tables.items()}
+
+
+def _image_task(hr, alpha: int, networks: dict, field_networks: dict, dataset: str,
+                sample: str, connectivity: str, device, path: str, settings: dict) -> None:
+    """Dask task: score one image, write its record (JSON) and its slices (npz) atomically."""
+    from srlib.devices import torch_threads
+    from srlib.evaluation import evaluate_image
+    from srlib.io import atomic_path, write_json
+
+    path = Path(path)
+    with torch_threads(1):
+        record, slices = _score_image(hr, alpha, networks, field_networks, dataset=dataset,
+                                      sample=sample, connectivity=connectivity, device=device)
+        # the FEM's tortuosity of the morphology for A and its control, whose comparison is
+        # experiment A's first question; B's morphology gets every other metric
+        record["morphology"] = evaluate_image(
+            hr, alpha=alpha, resolvers=field_resolvers(field_networks, alpha, device=device),
+            dataset=dataset, sample=sample, connectivity=connectivity,
+            effective_methods=[m for m, spec in FIELD_NETWORKS.items() if spec.source == DIFFU])
+    with atomic_path(path.with_suffix(".npz")) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **slices)
+    write_json(path, {**record, "settings": settings}, indent=None)
+
+
+def field_table(errors):
+    """The field errors one row per sub-image region and method: ``rms_pore``, ``rms_solid``.
+
+    Columns ``dataset``, ``sample``, ``alpha``, ``sub_image``, ``method`` as in the protocol's
+    table, so :func:`srlib.plotting.metric_boxplots` and :func:`compare_routes` take it.
+    """
+    wide = errors.pivot_table(index=["dataset", "sample", "alpha", "sub_image", "method"],
+                              columns="phase", values="rms", aggfunc="first", dropna=False)
+    wide.columns = [f"rms_{c}" for c in wide.columns]
+    return wide.reset_index()
+
+
+def compare_routes(table, metrics, method: str, baseline: str, *, lower_is_better=(),
+                   floor=None):
+    """Paired differences ``method - baseline`` over sub-images, with their intervals.
+
+    :func:`srlib.intervals.compare_methods`, for metrics where lower is better too (field
+    errors: "better" then means a lower error; ``difference``, ``lo``, ``hi`` stay in the
+    metric's own units), and with the training noise: a difference whose median is within
+    ``floor[metric]`` (the seed spread) is a "tie" whatever its sampling interval.
+    """
+    from srlib.intervals import compare_methods
+
+    frame = table.copy()
+    for m in lower_is_better:
+        frame[m] = -frame[m]
+    out = compare_methods(frame, metrics, method, baseline)
+    flip = out["metric"].isin(list(lower_is_better))
+    lo, hi = out["lo"].copy(), out["hi"].copy()
+    out.loc[flip, "difference"] = -out.loc[flip, "difference"]
+    out.loc[flip, "lo"], out.loc[flip, "hi"] = -hi[flip], -lo[flip]
+    for column in (f"median_{method}", f"median_{baseline}"):
+        out.loc[flip, column] = -out.loc[flip, column]
+    floor = floor or {}
+    within = out.apply(lambda r: abs(r["difference"]) <= floor.get(r["metric"], 0.0), axis=1)
+    out.loc[within & out["verdict"].isin(["better", "worse"]), "verdict"] = "tie"
+    return out
 
 
 def field_slices(out_dir, dataset: str, sample: str, alpha: int) -> dict:

@@ -19,6 +19,7 @@ __all__ = [
     "BIN",
     "CONNECTIVITIES",
     "DIFFU",
+    "DIFFU_TUNED",
     "FIELDS_DIFFU",
     "FIELDS_POSITION",
     "FIELD_INTERPOLATION",
@@ -120,22 +121,27 @@ METHODS = {m.key: m for m in _ALL}
 
 _FIELD = (
     Method("fields_diffu", "N^diffu→u (A)", r"$N^{\mathrm{diffu}\to u}$",
-           "N^diffu's input; outputs the HR image and fields (experiment A)", "#E69F00",
-           "network", in_channels=3),
+           "the input of the diffu network; outputs the HR image and fields (experiment A)",
+           "#56B4E9", "network", in_channels=3),
     Method("fields_position", "N^pos→u (B)", r"$N^{\mathrm{pos}\to u}$",
            "LR image + position channel; outputs the HR image and fields (experiment B)",
-           "#0072B2", "network", in_channels=2),
+           "#882255", "network", in_channels=2),
+    Method("diffu_tuned", "N^diffu fine-tuned alone (control)", r"$N^{\mathrm{diffu}}_{w=0}$",
+           "as A with field weight 0: the extra training alone; fields = its fixed upsampling",
+           "#CC79A7", "network", in_channels=3),
     Method("field_interpolation", "LR FEM, interpolated", "LR FEM + interpolation",
            "FEM on the LR image, tri-quadratic to the HR grid (pixel centres)", "#999999",
            "interpolation", grid="centred"),
     Method("field_pipeline", "FEM on N^diffu's SR image", "FEM on the SR image",
-           "N^diffu super-resolves, then the FEM solves at HR", "#009E73", "pipeline"),
+           "the diffu network super-resolves, then the FEM solves at HR", "#009E73", "pipeline"),
 )
 #: The routes to the HR diffusion field of the paper's future work (:mod:`srlib.fieldnets`),
-#: by key of the ``method`` column of the field tables: the two field networks, the LR
-#: solution interpolated, and the FEM solved on N^diffu's super-resolution.
+#: by key of the ``method`` column of the field tables: the two field networks, their control
+#: (A fine-tuned with field weight 0), the LR solution interpolated, and the FEM solved on
+#: N^diffu's super-resolution.
 FIELD_METHODS = {m.key: m for m in _FIELD}
-FIELDS_DIFFU, FIELDS_POSITION, FIELD_INTERPOLATION, FIELD_PIPELINE = FIELD_METHODS
+(FIELDS_DIFFU, FIELDS_POSITION, DIFFU_TUNED, FIELD_INTERPOLATION,
+ FIELD_PIPELINE) = FIELD_METHODS
 #: The networks' keys (also their ``kind``).
 NETWORKS = tuple(k for k, m in METHODS.items() if m.family == "network")
 #: The paper's three methods (Fig. 6).

@@ -21,7 +21,7 @@ from srlib.training.symmetry import (
     cube_symmetries,
     reversed_axes,
 )
-from srlib.transport import diffusion_channels
+from srlib.transport import diffusion_channels, effective_tortuosity
 
 
 def _image(shape, seed, solid=0.6):
@@ -236,8 +236,14 @@ def test_field_networks_train_once_are_reused_and_retrain_for_another_source(stu
     profile, db, root, nets = study
     out = root / "field_networks"
     first = fieldnets.train_field_networks(db, profile, out, nets, progress=False)
-    assert set(first) == {("fields_diffu", 2), ("fields_position", 2)}
+    assert set(first) == {("fields_diffu", 2), ("fields_position", 2), ("diffu_tuned", 2)}
     assert all(n.trained_now and 0 < n.threshold < 1 for n in first.values())
+    meta = json.loads((out / "N_diffu_tuned_2.json").read_text())
+    assert meta["settings"]["field_weight"] == 0.0
+    # the control: A's training with field weight 0, so its fields stay its fixed upsampling
+    control = first["diffu_tuned", 2].model
+    assert float(control.tail.weight[1:].abs().max()) == 0.0
+    assert float(first["fields_diffu", 2].model.tail.weight[1:].abs().max()) > 0.0
     again = fieldnets.train_field_networks(db, profile, out, nets, progress=False)
     assert not any(n.trained_now for n in again.values())
     loaded = fieldnets.load_field_networks(profile, out, nets)
@@ -251,7 +257,8 @@ def test_field_networks_train_once_are_reused_and_retrain_for_another_source(stu
     with pytest.raises(ValueError, match="other networks or settings"):
         fieldnets.load_field_networks(profile, out, other)
     redone = fieldnets.train_field_networks(db, profile, out, other, progress=False)
-    assert redone["fields_diffu", 2].trained_now and not redone["fields_position", 2].trained_now
+    assert redone["fields_diffu", 2].trained_now and redone["diffu_tuned", 2].trained_now
+    assert not redone["fields_position", 2].trained_now
 
 
 def test_the_field_study_scores_every_route_and_reuses_its_records(study):
@@ -263,31 +270,101 @@ def test_the_field_study_scores_every_route_and_reuses_its_records(study):
                                                 progress=False)
     hr = _image((16, 16, 16), 20)
     images = [("simulated", "s0", hr)]
-    out = fieldnets.field_study(images, nets, field_nets, 2, root / "fields", progress=False)
-    errors, taus, times, morph = (out[k] for k in ("errors", "taus", "times", "morphology"))
-    assert set(errors.method) == set(FIELD_METHODS) and len(errors) == 4 * 2 * 8
-    assert errors.relative_l2.dropna().between(0, 10).all()
+    out = fieldnets.field_study(images, nets, field_nets, 2, root / "fields",
+                                progress=False, workers=1)
+    errors, whole, times, morph = (out[k] for k in ("errors", "images", "times", "morphology"))
+    assert set(errors.method) == set(FIELD_METHODS) and len(errors) == 5 * 2 * 8
+    assert errors.rms.dropna().between(0, 1).all()
+    assert errors.isolated_share.dropna().between(0, 1).all()
     # the interpolation route is the LR solution interpolated, scored on each region
     lr = hr.reshape(8, 2, 8, 2, 8, 2)[:, 0, :, 0, :, 0]
     lr_fields = diffusion_channels(lr)
     interp = fields.interpolated_field(lr_fields[1], 2, lr_phase=lr)
     true = diffusion_channels(hr)[1]
+    region = (slice(0, 8),) * 3
     first = errors[(errors.method == "field_interpolation") & (errors.phase == "solid")
-                   & (errors.sub_image == 0)].relative_l2.item()
-    assert first == pytest.approx(fields.relative_l2(interp[:8, :8, :8], true[:8, :8, :8],
-                                                     hr[:8, :8, :8], 1), rel=1e-6)
-    assert set(taus.method) == set(FIELD_METHODS) and len(taus) == 8
+                   & (errors.sub_image == 0)].rms.item()
+    solid = hr[region]
+    expected = np.sqrt(np.mean((interp[region] - true[region])[solid] ** 2))
+    assert first == pytest.approx(expected, rel=1e-5)
+    row = whole[(whole.method == "field_interpolation") & (whole.phase == "solid")]
+    assert row.relative_l2.item() == pytest.approx(fields.relative_l2(interp, true, hr, 1),
+                                                   rel=1e-6)
+    wide = fieldnets.field_table(errors)
+    assert len(wide) == 5 * 8 and {"rms_pore", "rms_solid"} <= set(wide.columns)
+    taus = whole
+    assert set(taus.method) == set(FIELD_METHODS) and len(taus) == 5 * 2
     assert (taus.tau_eff_fem >= 1).all()
     assert set(times.route) == {"hr_fem", *FIELD_METHODS} and (times.seconds > 0).all()
-    assert set(morph.method) == {"fields_diffu", "fields_position"} and len(morph) == 16
+    assert set(morph.method) == set(fieldnets.FIELD_NETWORKS) and len(morph) == 3 * 8
     slices = fieldnets.field_slices(root / "fields", "simulated", "s0", 2)
     assert slices["fem"].shape == (2, 16, 16) and set(FIELD_METHODS) <= set(slices)
     # a second call reads the record; another image is scored anew
     record = root / "fields" / "simulated_s0_a2.json"
     stamp = record.stat().st_mtime_ns
-    fieldnets.field_study(images, nets, field_nets, 2, root / "fields", progress=False)
+    fieldnets.field_study(images, nets, field_nets, 2, root / "fields", progress=False,
+                          workers=1)
     assert record.stat().st_mtime_ns == stamp
     other = [("simulated", "s0", _image((16, 16, 16), 21))]
-    fieldnets.field_study(other, nets, field_nets, 2, root / "fields", progress=False)
+    fieldnets.field_study(other, nets, field_nets, 2, root / "fields", progress=False,
+                          workers=1)
     assert json.loads(record.read_text())["settings"]["image"] != "" and \
         record.stat().st_mtime_ns != stamp
+
+
+def test_compare_routes_reads_lower_errors_as_better_and_ties_within_the_floor():
+    import pandas as pd
+
+    from srlib import fieldnets
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for k in range(16):
+        base = rng.uniform(0.1, 0.2)
+        for method, err in (("a", base - 0.05), ("b", base)):
+            rows.append({"dataset": "simulated", "sample": "s", "alpha": 2, "sub_image": k,
+                         "method": method, "rms_pore": err, "score": -err})
+    table = pd.DataFrame(rows)
+    err = fieldnets.compare_routes(table, ["rms_pore"], "a", "b", lower_is_better=["rms_pore"])
+    (r,) = err.itertuples()
+    assert r.verdict == "better" and r.difference == pytest.approx(-0.05)
+    assert r.lo <= r.difference <= r.hi < 0
+    score = fieldnets.compare_routes(table, ["score"], "a", "b")
+    assert score.verdict.item() == "better" and score.difference.item() == pytest.approx(0.05)
+    tied = fieldnets.compare_routes(table, ["score"], "a", "b", floor={"score": 0.06})
+    assert tied.verdict.item() == "tie"
+
+
+def test_the_field_command_reports_the_tau_of_the_predicted_field(study, tmp_path, monkeypatch,
+                                                                  capsys):
+    from srlib import cli, fieldnets, io
+    from srlib.resample import downsample
+
+    profile, db, root, nets = study
+    fieldnets.train_field_networks(db, profile, root / "field_networks", nets, progress=False)
+    monkeypatch.setattr(cli, "_profile", lambda args: profile)
+    monkeypatch.setattr(cli, "_out", lambda args, p: root)
+    hr = _image((16, 16, 16), 30)
+    io.write_volume(tmp_path / "lr.npy", downsample(hr, 2))
+    io.write_volume(tmp_path / "hr.npy", hr)
+    argv = ["field", str(tmp_path / "lr.npy"), str(tmp_path / "f.npz"), "--alpha", "2",
+            "--hr", str(tmp_path / "hr.npy"), "--json", str(tmp_path / "r.json")]
+    assert cli.main(argv) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["method"] == "fields_position"
+    with np.load(tmp_path / "f.npz") as saved:
+        assert saved["fields"].shape == (2, 16, 16, 16) and saved["image"].dtype == bool
+        for c, name in enumerate(("pore", "solid")):
+            phase = c == 1
+            fem = float(report[name]["tau_eff_fem_hr"])
+            assert fem == pytest.approx(effective_tortuosity(hr, phase))
+            expected = fields.relative_l2(saved["fields"][c], diffusion_channels(hr)[c], hr,
+                                          phase)
+            assert report[name]["relative_l2"] == pytest.approx(expected)
+    capsys.readouterr()
+    assert cli.main(["field", str(tmp_path / "lr.npy"), str(tmp_path / "f.tif"),
+                     "--alpha", "2"]) == 2
+    assert "npz" in capsys.readouterr().err
+    assert cli.main(["field", str(tmp_path / "lr.npy"), str(tmp_path / "f.npz"), "--alpha",
+                     "2", "--hr", str(tmp_path / "lr.npy")]) == 2
+    assert "--hr has shape" in capsys.readouterr().err

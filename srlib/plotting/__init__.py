@@ -13,6 +13,8 @@ Modules, by figure family:
 - :mod:`~srlib.plotting.curves`: two-point probabilities, refinement, training curves, the
   capacity study;
 - :mod:`~srlib.plotting.diagram`: the network schematic (Fig. 4);
+- :mod:`~srlib.plotting.fields`: the predicted diffusion fields of the paper's future work,
+  their error maps and box plots;
 - :mod:`~srlib.plotting.statistics`: box plots drawn with seaborn (Figs. 6, A2, the
   companion of Fig. 6) and the differences of medians.
 """
@@ -29,6 +31,7 @@ from ._style import (
 )
 from .curves import fig_capacity, fig_refinement, fig_training_curves, fig_two_point
 from .diagram import fig4_network
+from .fields import FIELD_ERROR_METRICS, fig_field_errors, fig_field_slices
 from .statistics import (
     CLIP_SPANS,
     FIG6_METRICS,
@@ -55,6 +58,7 @@ from .volumes import (
 __all__ = [
     "CLIP_SPANS",
     "ERROR_COLORS",
+    "FIELD_ERROR_METRICS",
     "FIG6_METRICS",
     "FIGA2_METRICS",
     "METHOD_COLORS",
@@ -71,6 +75,8 @@ __all__ = [
     "fig5_error_maps",
     "fig6_boxplots",
     "fig_capacity",
+    "fig_field_errors",
+    "fig_field_slices",
     "fig6_companion",
     "figA1_slices",
     "figA2_tortuosity",

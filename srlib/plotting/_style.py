@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from srlib.methods import METHODS, PAPER
+from srlib.methods import FIELD_METHODS, METHODS, PAPER
 
 #: ``imshow`` options of a binary image: solid white, pore black, as in the paper.
 BINARY = {"cmap": "gray", "vmin": 0, "vmax": 1, "interpolation": "nearest"}
@@ -27,11 +27,13 @@ ERROR_COLORS = {
 
 #: Method key -> label for figures, from :mod:`srlib.methods` (``\alpha`` is replaced by the
 #: scaling factor where one is known).
-METHOD_LABELS = {key: m.tex for key, m in METHODS.items()}
+METHOD_LABELS = {key: m.tex for key, m in {**METHODS, **FIELD_METHODS}.items()}
 #: Method key -> what the method is (legends).
-METHOD_DESCRIPTIONS = {key: m.description for key, m in METHODS.items()}
-#: Method key -> colour (colour-blind-safe Okabe-Ito palette).
-METHOD_COLORS = {key: m.colour for key, m in METHODS.items()}
+METHOD_DESCRIPTIONS = {key: m.description for key, m in {**METHODS, **FIELD_METHODS}.items()}
+#: Method key -> colour (colour-blind-safe Okabe-Ito palette; Tol's wine for one field
+#: network). The field routes (:data:`srlib.methods.FIELD_METHODS`) are drawn beside the
+#: networks, never beside the other interpolations, whose colours two of them share.
+METHOD_COLORS = {key: m.colour for key, m in {**METHODS, **FIELD_METHODS}.items()}
 #: The paper's three methods (Fig. 6).
 PAPER_METHODS = PAPER
 

@@ -11,6 +11,7 @@ per panel. :func:`box_summary` and :func:`box_counts` compute what the figures s
 
 from __future__ import annotations
 
+import textwrap
 import warnings
 
 import matplotlib
@@ -332,6 +333,10 @@ def metric_boxplots(table, metrics: dict, *, datasets=("simulated", "tomographic
     return fig, axes
 
 
+# Width of a legend character at 8 pt (inches; the mathtext of a label is counted as typed).
+_INCH_PER_CHAR = 0.065
+
+
 def _boxplot_legend(fig, methods, colours, *, whiskers: str, note: str | None) -> None:
     """The legend of the methods, of the glyphs and the footnote, below the panels."""
     method_handles = [Patch(facecolor=colours[m], edgecolor="0.15",
@@ -352,8 +357,15 @@ def _boxplot_legend(fig, methods, colours, *, whiskers: str, note: str | None) -
              "phase that the ground truth crosses)."]
     if note:
         lines.append(note)
+    # the footnote wrapped to the figure's width (7.5 pt characters)
+    width = max(int(fig.get_figwidth() / 0.058), 40)
+    lines = [w for line in " ".join(lines[:2]).split("\n") + lines[2:]
+             for w in textwrap.wrap(line, width)] if fig.get_figwidth() < 12 else lines
     height = fig.get_figheight()
     ncol = min(len(methods), 3 if len(methods) > 4 else len(methods))
+    longest = max(len(h.get_label()) for h in method_handles)
+    while ncol > 1 and ncol * longest * _INCH_PER_CHAR > fig.get_figwidth():
+        ncol -= 1  # long labels: fewer columns than would run off the figure
     method_rows = -(-len(methods) // ncol)
     foot = 0.12 + 0.14 * len(lines)  # inches: footnote lines, 7.5 pt each
     glyphs = foot + 0.05

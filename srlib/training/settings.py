@@ -34,9 +34,10 @@ class TrainConfig:
     that identify the run without entering the loop, e.g. the connectivity of the diffusion
     channels the inputs were computed with: it is stored in the checkpoint and compared on
     resume, so a run never resumes from a checkpoint made under another context.
-    ``field_weight`` (None, or a positive number) is the weight of the field term of the
+    ``field_weight`` (None, or a non-negative number) is the weight of the field term of the
     loss for networks that also output fields (:mod:`srlib.training.targets`); None trains
-    the morphology alone, as the paper does.
+    the morphology alone, as the paper does; 0 trains the morphology of a field network
+    alone, on the same cutouts (a control).
 
     Raises
     ------
@@ -87,8 +88,13 @@ class TrainConfig:
                     or not budget >= 0:
                 raise ValueError(f"time_budget_s must be None or non-negative, got {budget!r}")
             put("time_budget_s", float(budget))
-        if self.field_weight is not None:
-            put("field_weight", positive_float(self.field_weight, "field_weight"))
+        weight = self.field_weight
+        if weight is not None:
+            if isinstance(weight, bool) or not isinstance(weight, (int, float, np.number)) \
+                    or not 0 <= weight < math.inf:
+                raise ValueError(f"field_weight must be None or a non-negative finite number, "
+                                 f"got {weight!r}")
+            put("field_weight", float(weight))
         for name in ("augment", "align_mirrors", "mixed_precision"):
             put(name, bool(getattr(self, name)))
         context = self.context.items() if isinstance(self.context, Mapping) else self.context
