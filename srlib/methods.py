@@ -122,18 +122,18 @@ METHODS = {m.key: m for m in _ALL}
 _FIELD = (
     Method("fields_diffu", "N^diffu→u (A)", r"$N^{\mathrm{diffu}\to u}$",
            "the input of the diffu network; outputs the HR image and fields (experiment A)",
-           "#56B4E9", "network", in_channels=3),
+           "#88CCEE", "network", in_channels=3),
     Method("fields_position", "N^pos→u (B)", r"$N^{\mathrm{pos}\to u}$",
            "LR image + position channel; outputs the HR image and fields (experiment B)",
            "#882255", "network", in_channels=2),
     Method("diffu_tuned", "N^diffu fine-tuned alone (control)", r"$N^{\mathrm{diffu}}_{w=0}$",
            "as A with field weight 0: the extra training alone; fields = its fixed upsampling",
-           "#CC79A7", "network", in_channels=3),
+           "#332288", "network", in_channels=3),
     Method("field_interpolation", "LR FEM, interpolated", "LR FEM + interpolation",
-           "FEM on the LR image, tri-quadratic to the HR grid (pixel centres)", "#999999",
+           "FEM on the LR image, tri-quadratic to the HR grid (pixel centres)", "#DDCC77",
            "interpolation", grid="centred"),
     Method("field_pipeline", "FEM on N^diffu's SR image", "FEM on the SR image",
-           "the diffu network super-resolves, then the FEM solves at HR", "#009E73", "pipeline"),
+           "the diffu network super-resolves, then the FEM solves at HR", "#44AA99", "pipeline"),
 )
 #: The routes to the HR diffusion field of the paper's future work (:mod:`srlib.fieldnets`),
 #: by key of the ``method`` column of the field tables: the two field networks, their control

@@ -30,9 +30,8 @@ ERROR_COLORS = {
 METHOD_LABELS = {key: m.tex for key, m in {**METHODS, **FIELD_METHODS}.items()}
 #: Method key -> what the method is (legends).
 METHOD_DESCRIPTIONS = {key: m.description for key, m in {**METHODS, **FIELD_METHODS}.items()}
-#: Method key -> colour (colour-blind-safe Okabe-Ito palette; Tol's wine for one field
-#: network). The field routes (:data:`srlib.methods.FIELD_METHODS`) are drawn beside the
-#: networks, never beside the other interpolations, whose colours two of them share.
+#: Method key -> colour (colour-blind-safe: the Okabe-Ito palette for the study's methods,
+#: Paul Tol's muted palette for the routes to the field, :data:`srlib.methods.FIELD_METHODS`).
 METHOD_COLORS = {key: m.colour for key, m in {**METHODS, **FIELD_METHODS}.items()}
 #: The paper's three methods (Fig. 6).
 PAPER_METHODS = PAPER
