@@ -11,6 +11,14 @@ leave its hidden temporary file behind, which :func:`remove_stale_temp` removes 
 starts. :func:`binarize_otsu` turns grayscale data into a binary image as the paper does
 (Otsu's threshold; bright = solid by default), and :func:`load_binary` combines both. Errors
 name the file and the problem.
+
+Stored results and their settings. Everything the study stores carries the settings that
+made it, and is reused for those settings only. Two policies, by cost: what is derived
+(tables, records, the field networks fine-tuned from trained ones) is computed again when its
+settings differ (:func:`read_current` for JSON records; the protocol's table parts compare
+their rows' settings columns and the image's :func:`image_digest`); the study's trained
+networks, hours of training at the paper's scale, are refused with the differing settings
+named (:func:`srlib.training.load_networks`), never silently retrained.
 """
 
 from __future__ import annotations

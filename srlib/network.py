@@ -41,6 +41,7 @@ from srlib.layers import (
 )
 
 __all__ = [
+    "FIELD_SKIPS",
     "LayerInfo",
     "PixelShuffle3d",
     "SRResNet3d",

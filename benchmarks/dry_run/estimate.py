@@ -139,6 +139,9 @@ def estimate(records: dict, s: dict, *, cores: int, memory_bytes: float, cluster
     row, fem_task, fem_p, fem_how = _channels_row(records, sc)
     if row:
         rows.append(row)
+    row = _hr_channels_row(records, sc, fem_task, fem_p)
+    if row:
+        rows.append(row)
     row = _training_row(records, s, sc, gpu_rates)
     if row:
         rows.append(row)
@@ -220,6 +223,30 @@ def _channels_row(records: dict, sc: _Scale):
                                + f"; memory {per_unknown:.0f} B per unknown ({per_how})")},
                 fem_task, fem_p, fem_how)
     return None, fem_task, fem_p, fem_how
+
+
+def _hr_channels_row(records: dict, sc: _Scale, fem_task: dict, fem_p: float) -> dict | None:
+    """The HR channels of the future-work chapter: the α = 2 FEM extrapolated to 800³.
+
+    Not measured: a solve on 800³ needs more memory than the dry run's machine. The time per
+    realization is the α = 2 channels' (LR 400³) times 8^p, the memory per unknown the same.
+    """
+    if 2 not in fem_task:
+        return None
+    per_unknown, per_how = _fem_bytes_per_unknown(records)
+    unknowns = PAPER["hr_size"] ** 3  # both phases together: the voxels of the image
+    t = fem_task[2] * 8 ** fem_p
+    peak = BASE_BYTES + per_unknown * unknowns * 0.7  # the larger phase: 70 % of the voxels
+    tasks = [t] * (sc.n_sc * sc.n_r)
+    fits = peak <= sc.memory_bytes
+    return {"part": "HR diffusion channels for the field networks (chapter 9; extrapolated)",
+            "machine": _makespan(tasks, sc.workers_for(peak)),
+            "cluster": _makespan(tasks, sc.cluster), "peak": peak,
+            "basis": (f"per 800³ realization {hours(t)}: the α = 2 channels' time × 8^{fem_p:.2f}"
+                      f" (not measured); memory {per_unknown:.0f} B per unknown ({per_how})"
+                      " for the larger phase (70 % of 800³)"
+                      + ("" if fits else "; more than this machine's memory: times for "
+                         "nodes with that much"))}
 
 
 def _training_row(records: dict, s: dict, sc: _Scale, gpu_rates: dict | None) -> dict | None:
