@@ -47,8 +47,9 @@ class BuildReference:
     cpu_s : float
         Median time of :func:`cpu_seconds`'s NumPy workload on that machine.
     train_s : float
-        Wall time of training the networks, the second training included
-        (``wall_time_s`` of ``training.csv`` and ``training_replica.csv``, summed).
+        Wall time of training the networks, the second training and the field networks
+        included (``wall_time_s`` of ``training.csv`` and ``training_replica.csv`` and the
+        field networks' training seconds, summed).
     total_s : float
         Wall time of the whole cold build, install included.
     """
@@ -68,10 +69,10 @@ REFERENCE = BuildReference(
         "ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2; 2 cores",
     date="2026-12-06",
     arithmetic="float32",
-    f32_step_s={2: 0.0755, 4: 0.128, 8: 0.241},
+    f32_step_s={2: 0.071, 4: 0.119, 8: 0.233},
     cpu_s=0.034,
-    train_s=1018.4,
-    total_s=1459.5,
+    train_s=1091.5,
+    total_s=1684.7,
 )
 
 
@@ -124,12 +125,29 @@ def training_steps(profile, alpha: int) -> int:
     return profile.max_epochs_for(alpha) * profile.steps_per_epoch
 
 
+def _step_work(profile, step_s: dict) -> float:
+    """Seconds of training steps of a build: every network's steps times its step time.
+
+    The study's two kinds at every α and at ``seed_alphas`` (the second training), and the
+    field networks of chapter 9 at ``field_alphas`` (a step of theirs costs about one of the
+    network they start from).
+    """
+    from srlib.fieldnets import FIELD_NETWORKS
+
+    study = len(NETWORKS) * sum(training_steps(profile, a) * step_s[a]
+                                for a in (*profile.alphas, *profile.seed_alphas))
+    fields = len(FIELD_NETWORKS) * sum(
+        (profile.field_epochs or profile.max_epochs_for(a)) * profile.steps_per_epoch
+        * step_s[a] for a in profile.field_alphas)
+    return study + fields
+
+
 def predict_build(profile, step_s: dict, cpu_s: float,
                   reference: BuildReference = REFERENCE) -> tuple[float, float]:
     """Predicted (training, rest) seconds of a cold build from step times.
 
     Training: both kinds of network, every α and the second training at ``seed_alphas``,
-    ``training_steps × step_s[α]``, times the
+    and the field networks at ``field_alphas``, ``training_steps × step_s[α]``, times the
     reference build's ratio of its measured training time to the reference's float32 steps
     times the same counts (validation, data and checkpoints ride on the steps). The rest
     (install, numba, the FEM, geodesics, evaluation): the reference build's time outside
@@ -165,12 +183,8 @@ def predict_build(profile, step_s: dict, cpu_s: float,
     from srlib.config import get_profile
 
     quick = get_profile("quick")
-    ref_steps = sum(training_steps(quick, a) * reference.f32_step_s[a]
-                    for a in (*quick.alphas, *quick.seed_alphas))
-    overhead = reference.train_s / (len(NETWORKS) * ref_steps)
-    trained = [*profile.alphas, *profile.seed_alphas]
-    train = len(NETWORKS) * overhead * sum(training_steps(profile, a) * step_s[a]
-                                           for a in trained)
+    overhead = reference.train_s / _step_work(quick, reference.f32_step_s)
+    train = overhead * _step_work(profile, step_s)
     rest = ((reference.total_s - reference.train_s) * cpu_s / reference.cpu_s
             if profile == quick else math.nan)
     return train, rest
