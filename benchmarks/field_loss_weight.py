@@ -34,7 +34,7 @@ import numpy as np
 
 def _scores(db, nets, field_nets, alpha: int) -> dict:
     from srlib import fieldnets
-    from srlib.fields import hr_channels, interpolated_field, relative_l2
+    from srlib.fields import hr_channels, interpolated_channels, relative_l2
     from srlib.metrics import accuracy
     from srlib.resample import downsample
     from srlib.resolvers import network_resolver
@@ -48,9 +48,7 @@ def _scores(db, nets, field_nets, alpha: int) -> dict:
             true = hr_channels(db, s, i)
             lr = downsample(hr, alpha)
             lr_fields = diffusion_channels(lr)
-            preds = {"field_interpolation": np.stack([
-                interpolated_field(c, alpha, lr_phase=lr == p)
-                for c, p in zip(lr_fields, (False, True), strict=True)])}
+            preds = {"field_interpolation": interpolated_channels(lr_fields, lr, alpha)}
             for method in fieldnets.FIELD_NETWORKS:
                 net = field_nets[method, alpha]
                 prob, preds[method] = fieldnets.predict_fields(net, lr, channels=lr_fields)

@@ -310,7 +310,7 @@ def _timed(func, *args, **kwargs):
 def _routes(hr: np.ndarray, alpha: int, networks: dict, field_networks: dict,
             connectivity: str, device) -> tuple[np.ndarray, dict, dict, dict]:
     """The FEM on the HR image and every route's fields, SR images and wall times."""
-    from srlib.fields import interpolated_field
+    from srlib.fields import interpolated_channels
     from srlib.resample import downsample
     from srlib.resolvers import network_resolver
     from srlib.transport import diffusion_channels
@@ -318,9 +318,7 @@ def _routes(hr: np.ndarray, alpha: int, networks: dict, field_networks: dict,
     lr = downsample(hr, alpha)
     true, t_hr = _timed(diffusion_channels, hr, connectivity=connectivity)
     lr_fields, t_lr = _timed(diffusion_channels, lr, connectivity=connectivity)
-    interp, t_int = _timed(lambda: np.stack([
-        interpolated_field(c, alpha, lr_phase=lr == p)
-        for c, (_, p) in zip(lr_fields, _PHASES, strict=True)]))
+    interp, t_int = _timed(interpolated_channels, lr_fields, lr, alpha)
     resolve = network_resolver(networks[DIFFU, alpha], connectivity=connectivity, device=device)
     sr, t_sr = _timed(resolve, lr, channels=lr_fields)
     pipeline, t_fem_sr = _timed(diffusion_channels, sr, connectivity=connectivity)
@@ -440,28 +438,30 @@ def field_study(images, networks: dict, field_networks: dict, alpha: int, out_di
         settings = {"ids": ids, "image": image_digest(hr), "alpha": alpha,
                     "connectivity": connectivity, "format": _STUDY_FORMAT}
         path = out_dir / f"{dataset}_{sample}_a{alpha}.json"
-        records[path] = settings
-        if read_current(path, settings) is None:
+        records[path] = read_current(path, settings)
+        if records[path] is None:
             jobs.append((hr, alpha, nets, fnets, dataset, sample, connectivity, device,
                          str(path), settings))
     if jobs:
         out_dir.mkdir(parents=True, exist_ok=True)
         with dask_client(scheduler, workers=workers) as client:
-            run_tasks(client, _image_task, jobs, desc=f"field study α={alpha}",
-                      progress=progress)
+            written = run_tasks(client, _image_task, jobs, desc=f"field study α={alpha}",
+                                progress=progress)
+        records.update({Path(job[8]): record for job, record in zip(jobs, written,
+                                                                    strict=True)})
     tables = {"errors": [], "images": [], "times": [], "morphology": []}
-    for path, settings in records.items():
-        record = read_current(path, settings)
-        if record is None:
-            raise RuntimeError(f"{path} was not written by its task")
+    for record in records.values():
         for name in tables:
             tables[name] += record[name]
     return {name: pd.DataFrame(rows) for name, rows in tables.items()}
 
 
 def _image_task(hr, alpha: int, networks: dict, field_networks: dict, dataset: str,
-                sample: str, connectivity: str, device, path: str, settings: dict) -> None:
-    """Dask task: score one image, write its record (JSON) and its slices (npz) atomically."""
+                sample: str, connectivity: str, device, path: str, settings: dict) -> dict:
+    """Dask task: score one image, write its record (JSON) and slices (npz) atomically.
+
+    Returns the record (without its settings).
+    """
     from srlib.devices import torch_threads
     from srlib.evaluation import evaluate_image
     from srlib.io import atomic_path, write_json
@@ -480,6 +480,7 @@ def _image_task(hr, alpha: int, networks: dict, field_networks: dict, dataset: s
         with open(tmp, "wb") as f:
             np.savez_compressed(f, **slices)
     write_json(path, {**record, "settings": settings}, indent=None)
+    return record
 
 
 def field_table(errors):

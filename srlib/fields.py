@@ -41,8 +41,8 @@ from srlib._checks import as_binary, check_axis, check_phase
 from srlib.methods import GRIDS, check_connectivity
 
 __all__ = ["HR_CHANNELS", "LIFT_WEIGHT", "build_hr_channels", "field_symmetries", "hr_channels",
-           "interpolated_field", "relative_l2", "tau_from_field", "taus_from_fields",
-           "transform_fields"]
+           "interpolated_channels", "interpolated_field", "relative_l2", "tau_from_field",
+           "taus_from_fields", "transform_fields"]
 
 #: Name of a realization's HR diffusion channels in the database (``rNN_hrdiffu``).
 HR_CHANNELS = "hrdiffu"
@@ -143,6 +143,21 @@ def interpolated_field(lr_field, alpha: int, *, grid: str = "centred",
             lr = lr[tuple(nearest)]
     func = interpolate_quadratic_centred if grid == "centred" else interpolate_quadratic
     return np.clip(func(lr, alpha), 0.0, 1.0).astype(np.float32)
+
+
+def interpolated_channels(lr_channels, lr_image, alpha: int, *,
+                          grid: str = "centred") -> np.ndarray:
+    """:func:`interpolated_field` of both diffusion channels of an LR image, each from its phase.
+
+    ``lr_channels`` is ``(2, *lr.shape)``, ``[pore, solid]`` (Eqs. 7-8); returns the float32
+    ``(2, *(alpha * lr.shape))`` baseline of the HR channels.
+    """
+    img = as_binary(lr_image, name="lr_image")
+    ch = np.asarray(lr_channels, dtype=np.float32)
+    if ch.shape != (2, *img.shape):
+        raise ValueError(f"lr_channels must have shape {(2, *img.shape)}, got {ch.shape}")
+    return np.stack([interpolated_field(ch[c], alpha, grid=grid, lr_phase=img == phase)
+                     for c, phase in enumerate((False, True))])
 
 
 def _lift_system(nodes, free_id: np.ndarray, boundary: np.ndarray, k: np.ndarray,

@@ -279,7 +279,7 @@ def test_the_field_study_scores_every_route_and_reuses_its_records(study):
     # the interpolation route is the LR solution interpolated, scored on each region
     lr = hr.reshape(8, 2, 8, 2, 8, 2)[:, 0, :, 0, :, 0]
     lr_fields = diffusion_channels(lr)
-    interp = fields.interpolated_field(lr_fields[1], 2, lr_phase=lr)
+    interp = fields.interpolated_channels(lr_fields, lr, 2)[1]
     true = diffusion_channels(hr)[1]
     region = (slice(0, 8),) * 3
     first = errors[(errors.method == "field_interpolation") & (errors.phase == "solid")
