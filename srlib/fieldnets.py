@@ -214,7 +214,7 @@ def train_field_networks(db, profile, out_dir, networks, *, device=None, progres
 
 def _train_one(db, profile, out_dir: Path, method: str, alpha: int, src, settings: dict, *,
                device, progress: bool, num_workers: int) -> FieldNetwork:
-    from srlib.io import write_json
+    from srlib.io import read_current, write_json
     from srlib.network import save_model
     from srlib.training import TrainConfig, fit_model_threshold, run_training
     from srlib.training.cutouts import Pair
@@ -224,8 +224,9 @@ def _train_one(db, profile, out_dir: Path, method: str, alpha: int, src, setting
     stem = field_network_name(method, alpha)
     seed = int(profile.seed) * 1000 + alpha
     ckpt = out_dir / f"{stem}.ckpt"
-    stale = out_dir / f"{stem}.json"
-    if stale.exists():  # trained from another network or under other settings
+    meta = out_dir / f"{stem}.json"
+    if meta.exists() and read_current(meta, settings) is None:
+        # trained from another network or under other settings: its checkpoint is not ours
         logger.warning("%s was trained under other settings or from another network; "
                        "training it again", stem)
         ckpt.unlink(missing_ok=True)

@@ -368,3 +368,23 @@ def test_the_field_command_reports_the_tau_of_the_predicted_field(study, tmp_pat
     assert cli.main(["field", str(tmp_path / "lr.npy"), str(tmp_path / "f.npz"), "--alpha",
                      "2", "--hr", str(tmp_path / "lr.npy")]) == 2
     assert "--hr has shape" in capsys.readouterr().err
+
+
+def test_an_interrupted_field_training_resumes_from_its_checkpoint(study):
+    from srlib import fieldnets
+
+    profile, db, root, nets = study
+    out = root / "field_networks_resume"
+    first = fieldnets.train_field_networks(db, profile, out, nets, progress=False)
+    # interrupted after training but before its weights and metadata were written
+    (out / "N_fields_position_2.pt").unlink()
+    (out / "N_fields_position_2.json").unlink()
+    assert (out / "N_fields_position_2.ckpt").exists()
+    second = fieldnets.train_field_networks(db, profile, out, nets, progress=False)
+    again = second["fields_position", 2]
+    assert again.trained_now and not second["fields_diffu", 2].trained_now
+    before = first["fields_position", 2]
+    assert dataclasses.replace(again.result, seconds=0) == dataclasses.replace(
+        before.result, seconds=0)
+    for k, v in before.model.state_dict().items():
+        assert torch.equal(v, again.model.state_dict()[k]), k
