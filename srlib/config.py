@@ -292,6 +292,13 @@ class Profile:
             raise ValueError(f"alpha={alpha} is not among this profile's alphas {self.alphas}")
         return dict(self.epochs_per_alpha or ()).get(alpha, self.max_epochs)
 
+    def field_epochs_for(self, alpha: int) -> int:
+        """Maximum number of epochs of the field networks at ``alpha`` (chapter 9).
+
+        ``field_epochs``, else those of the α's network (:meth:`max_epochs_for`).
+        """
+        return self.field_epochs or self.max_epochs_for(alpha)
+
     @property
     def roles(self) -> tuple[str, ...]:
         """Role of each realization index: 'train', 'val' or 'test' (paper, section 2.2.2)."""

@@ -128,12 +128,12 @@ def _weight(profile, method: str) -> float:
 
 
 def _source_id(networks: dict, kind: str, alpha: int) -> str:
-    from srlib.resolvers import network_ids
+    from srlib.resolvers import network_id
 
     if (kind, alpha) not in networks:
         raise ValueError(f"the field networks at alpha={alpha} start from N_{kind}_{alpha}, "
                          "which is not among the networks given (train them first)")
-    return network_ids(networks, alpha, [kind])[kind]
+    return network_id(networks[kind, alpha])
 
 
 def _load(out_dir: Path, method: str, alpha: int, settings: dict) -> FieldNetwork | None:
@@ -235,7 +235,7 @@ def _train_one(db, profile, out_dir: Path, method: str, alpha: int, src, setting
     model = widen_model(src.model, inputs, seed=seed)
     base = TrainConfig.from_profile(profile, alpha, seed=seed, context={
         "source": settings["source"], "connectivity": profile.connectivity, "method": method})
-    config = dataclasses.replace(base, max_epochs=profile.field_epochs or base.max_epochs,
+    config = dataclasses.replace(base, max_epochs=profile.field_epochs_for(alpha),
                                  field_weight=_weight(profile, method))
     result = run_training(model, train, val, config, checkpoint=ckpt, device=device,
                           progress=progress, num_workers=num_workers,
@@ -424,13 +424,13 @@ def field_study(images, networks: dict, field_networks: dict, alpha: int, out_di
 
     from srlib.io import image_digest, read_current
     from srlib.parallel import dask_client, run_tasks
-    from srlib.resolvers import network_id, network_ids
+    from srlib.resolvers import network_id
 
     alpha = check_alpha(alpha)
     out_dir = Path(out_dir)
     ids = {m: _source_id(networks, kind, alpha) + "|" + network_id(field_networks[m, alpha])
            for m, (_, kind, _) in FIELD_NETWORKS.items()}
-    ids[FIELD_PIPELINE] = network_ids(networks, alpha, [DIFFU])[DIFFU]
+    ids[FIELD_PIPELINE] = _source_id(networks, DIFFU, alpha)
     nets = {k: v for k, v in networks.items() if k == (DIFFU, alpha)}
     fnets = {k: v for k, v in field_networks.items() if k[1] == alpha}
     jobs, records = [], {}

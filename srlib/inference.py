@@ -250,18 +250,18 @@ def _tiles(model, x, out, tiles, dev, *, upsample_tile: int, threshold, progress
             crop = tuple(slice(lo - s[0], hi - s[0])
                          for (lo, hi), s in zip(sub_ext, src, strict=True))
             logits = model.logits_from_features(feats[(slice(None), slice(None), *crop)])
-            if model.field_skip is not None:  # a local upsampling: exact on the sub-tile
-                xs = x[(slice(None), *(slice(lo, hi) for lo, hi in sub_ext))]
-                base = model.field_baseline(torch.from_numpy(np.ascontiguousarray(xs))[None]
-                                            .to(dev))
-                logits = torch.cat([logits[:, :1].float(), logits[:, 1:].float() + base], 1)
             keep = tuple(slice(a * (lo - e[0]), a * (hi - e[0]))
                          for (lo, hi), e in zip(sub, sub_ext, strict=True))
             probs = model.output(logits[(0, 0, *keep)]).float().cpu().numpy()
             dst = tuple(slice(a * lo, a * hi) for lo, hi in sub)
             if out.ndim == 4:  # all channels: the probabilities, then the raw outputs
+                fields = logits[:, 1:].float()
+                if model.field_skip is not None:  # a local upsampling: exact on the sub-tile
+                    xs = x[(slice(None), *(slice(lo, hi) for lo, hi in sub_ext))]
+                    fields = fields + model.field_baseline(
+                        torch.from_numpy(np.ascontiguousarray(xs))[None].to(dev))
                 out[(0, *dst)] = probs
-                out[(slice(1, None), *dst)] = logits[(0, slice(1, None), *keep)].float().cpu()
+                out[(slice(1, None), *dst)] = fields[(0, slice(None), *keep)].cpu()
                 continue
             out[dst] = probs >= threshold if threshold is not None else probs
         del feats

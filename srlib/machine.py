@@ -137,8 +137,8 @@ def _step_work(profile, step_s: dict) -> float:
     study = len(NETWORKS) * sum(training_steps(profile, a) * step_s[a]
                                 for a in (*profile.alphas, *profile.seed_alphas))
     fields = len(FIELD_NETWORKS) * sum(
-        (profile.field_epochs or profile.max_epochs_for(a)) * profile.steps_per_epoch
-        * step_s[a] for a in profile.field_alphas)
+        profile.field_epochs_for(a) * profile.steps_per_epoch * step_s[a]
+        for a in profile.field_alphas)
     return study + fields
 
 

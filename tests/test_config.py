@@ -71,6 +71,9 @@ def test_epochs_per_alpha():
         get_profile("quick", epochs_per_alpha=((3, 10),))
     with pytest.raises(ValueError, match="not among"):
         subset.max_epochs_for(2)
+    # the field networks: their own cap where set, else their alpha's network's
+    assert quick.field_epochs_for(2) == 16
+    assert get_profile("paper").field_epochs_for(4) == 1000
 
 
 @pytest.mark.parametrize(("override", "fragment"), [
