@@ -27,6 +27,7 @@ def _grid_rows(m, f, x, y):  # pragma: no cover
     written by one thread and the loop runs along contiguous rows of ``x``: it vectorises.
     """
     pz, py, px = x.shape
+    four = x.dtype.type(4.0)  # a float64 literal would turn float32 rows into float64 ones
     for z in numba.prange(pz):
         for yy in range(py):
             out = y[z, yy]
@@ -41,7 +42,7 @@ def _grid_rows(m, f, x, y):  # pragma: no cover
             out[0] = 0.0
             out[px - 1] = 0.0
             for i in range(1, px - 1):
-                c = 4.0 * a_00[i]
+                c = four * a_00[i]
                 t = m00[i - 1] * (c - (a_0m[i - 1] + a_m0[i - 1] + a_mm[i] + a_mm[i - 1]))
                 t += m00[i] * (c - (a_0m[i + 1] + a_m0[i + 1] + a_mm[i] + a_mm[i + 1]))
                 t += m01[i - 1] * (c - (a_0p[i - 1] + a_m0[i - 1] + a_mp[i] + a_mp[i - 1]))
@@ -83,6 +84,7 @@ def _element_matvec(elements, layers, x, y):  # pragma: no cover
     last entry, where ``x`` is 0 and ``y`` is not written.
     """
     sink = y.shape[0] - 1
+    four = x.dtype.type(4.0)
     for half in range(2):
         for j in numba.prange((layers.shape[0] + 2) // 4):
             first, stop = _layer_pair(layers, half, j)
@@ -92,21 +94,21 @@ def _element_matvec(elements, layers, x, y):  # pragma: no cover
                 x4, x5, x6, x7 = x[n[4]], x[n[5]], x[n[6]], x[n[7]]
                 # many elements share the sink: no thread writes it
                 if n[0] != sink:
-                    y[n[0]] += 4.0 * x0 - (x3 + x5 + x6 + x7)
+                    y[n[0]] += four * x0 - (x3 + x5 + x6 + x7)
                 if n[1] != sink:
-                    y[n[1]] += 4.0 * x1 - (x2 + x4 + x7 + x6)
+                    y[n[1]] += four * x1 - (x2 + x4 + x7 + x6)
                 if n[2] != sink:
-                    y[n[2]] += 4.0 * x2 - (x1 + x7 + x4 + x5)
+                    y[n[2]] += four * x2 - (x1 + x7 + x4 + x5)
                 if n[3] != sink:
-                    y[n[3]] += 4.0 * x3 - (x0 + x6 + x5 + x4)
+                    y[n[3]] += four * x3 - (x0 + x6 + x5 + x4)
                 if n[4] != sink:
-                    y[n[4]] += 4.0 * x4 - (x7 + x1 + x2 + x3)
+                    y[n[4]] += four * x4 - (x7 + x1 + x2 + x3)
                 if n[5] != sink:
-                    y[n[5]] += 4.0 * x5 - (x6 + x0 + x3 + x2)
+                    y[n[5]] += four * x5 - (x6 + x0 + x3 + x2)
                 if n[6] != sink:
-                    y[n[6]] += 4.0 * x6 - (x5 + x3 + x0 + x1)
+                    y[n[6]] += four * x6 - (x5 + x3 + x0 + x1)
                 if n[7] != sink:
-                    y[n[7]] += 4.0 * x7 - (x4 + x2 + x1 + x0)
+                    y[n[7]] += four * x7 - (x4 + x2 + x1 + x0)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -116,13 +118,14 @@ def _chebyshev_step(x, d, r, b, q, inv_diag, c_old, c_new, start):  # pragma: no
     ``start`` 1: the first step (``d`` taken as 0, not read); 2: the first step from
     ``x = 0`` (``r = b``, ``x = d``; ``q`` and ``x`` not read).
     """
+    c_old, c_new = x.dtype.type(c_old), x.dtype.type(c_new)  # the vectors' precision
     for i in numba.prange(x.shape[0]):
         ri = b[i] if start == 2 else b[i] - q[i]
         r[i] = ri
         di = c_new * inv_diag[i] * ri
         if start == 0:
             di = c_old * d[i] + di
-        d[i] = di  # rounded to float32 before it is added
+        d[i] = di
         if start == 2:
             x[i] = d[i]
         else:

@@ -152,6 +152,7 @@ def restrict(r, agg, rc):  # pragma: no cover
 @numba.njit(parallel=True, cache=True)
 def prolong_add(x, ec, agg, scale):  # pragma: no cover
     """``x += scale P ec``; entries whose aggregate is -1 are left as they are."""
+    scale = x.dtype.type(scale)
     for i in numba.prange(x.shape[0]):
         a = agg[i]
         if a >= 0:
