@@ -264,8 +264,8 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     diag, b = np.zeros(n_free, dtype=np.float32), np.zeros(n_free)
     coarse_ops = (np.empty((n_coarse, 27), dtype=np.int32),
                   np.zeros((n_coarse, 27), dtype=np.float32), np.zeros(n_coarse, dtype=np.float32))
-    _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
-                     (diag, b, *coarse_ops))
+    _assemble_coarse(nodes, free_id, is_outlet, k12, _coupled_pairs(k12), agg, voxels,
+                     tuple(int(n) for n in shape), layers, (diag, b, *coarse_ops))
     del layers
     coarse = Hierarchy(*coarse_ops, coarse_zyx, coarse_starts,
                         first_sweeps=GRID_COARSE_SWEEPS)
@@ -292,20 +292,31 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     return level, comb, b
 
 
+def _coupled_pairs(k12):
+    """The corner pairs ``(a, b)``, ``a != b``, that ``12 K`` couples, and their entries."""
+    a, b = np.nonzero(k12 - np.diag(np.diag(k12)))
+    return a.astype(np.int64), b.astype(np.int64), k12[a, b].astype(np.int64)
+
+
 @numba.njit(parallel=True, cache=True)
-def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
+def _assemble_coarse(nodes, free_id, is_outlet, k12, pairs, agg, voxels, shape, layers,
                      out):  # pragma: no cover
     """The fine diagonal and right-hand side, and ``P^T A P``, summed element by element.
 
     The same numbers as :func:`_assemble_fine` followed by :func:`_galerkin`, without the
     fine matrix (about 100 bytes an unknown), into ``out``: zeroed ``diag``, ``rhs``,
     ``cval``, ``cdiag`` and an unset ``cnbr``. ``layers[z]`` is the first element in voxel
-    layer ``z`` (elements in raster order). Pairs of voxel layers (:func:`_layer_pair`) touch
-    disjoint grid planes and coarse planes (``2j, 2j + 1`` for layers ``4j, 4j + 1``), so they
-    are summed in parallel; every entry is a sum of small integers, exact in float32 in any
-    order.
+    layer ``z`` (elements in raster order, ``voxels`` their flat index in an image of
+    ``shape``). Pairs of voxel layers (:func:`_layer_pair`) touch disjoint grid planes and
+    coarse planes (``2j, 2j + 1`` for layers ``4j, 4j + 1``), so they are summed in parallel;
+    every entry is a sum of small integers, exact in float32 in any order. A corner's block
+    is half its grid point (:func:`srlib.fem.kernels.aggregate`), so the 27-point slot of a
+    coupling is the difference of the two blocks' raster keys ``9 z + 3 y + x``, plus 13;
+    only the pairs that ``12 K`` couples (``pairs``, :func:`_coupled_pairs`) are visited.
     """
     diag, rhs, cnbr, cval, cdiag = out
+    pair_a, pair_b, pair_k = pairs
+    ny, nx = shape[1], shape[2]
     for i in numba.prange(cnbr.shape[0]):
         for s in range(27):
             cnbr[i, s] = i
@@ -314,44 +325,40 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, agg, coarse_zyx, layers,
             first, stop = _layer_pair(layers, half, j)
             free = np.empty(8, dtype=np.int64)
             cagg = np.empty(8, dtype=np.int64)
+            key = np.empty(8, dtype=np.int64)
             outlet = np.empty(8, dtype=np.bool_)
-            czyx = np.empty((8, 3), dtype=np.int64)
             for e in range(first, stop):
-                # the element's corners once: free number, aggregate and its coordinates
-                # (-1: a Dirichlet corner, 1 in ``outlet`` when u = 1 there)
+                z, rest = divmod(voxels[e], ny * nx)
+                y, x = divmod(rest, nx)
+                # the element's corners once: free number (-1: a Dirichlet corner, with
+                # ``outlet`` where u = 1), aggregate and its block's raster key
                 for a in range(8):
                     node = nodes[e, a]
                     fa = free_id[node]
                     free[a] = fa
                     outlet[a] = is_outlet[node]
                     if fa >= 0:
-                        ca = agg[fa]
-                        cagg[a] = ca
-                        for d in range(3):
-                            czyx[a, d] = coarse_zyx[ca, d]
-                for a in range(8):
+                        cagg[a] = agg[fa]
+                        diag[fa] += k12[a, a]
+                        cdiag[cagg[a]] += k12[a, a]
+                    key[a] = (9 * ((z + ((a >> 2) & 1)) >> 1) + 3 * ((y + ((a >> 1) & 1)) >> 1)
+                              + ((x + (a & 1)) >> 1))
+                for p in range(pair_a.shape[0]):
+                    a, b, kab = pair_a[p], pair_b[p], pair_k[p]
                     fa = free[a]
                     if fa < 0:
                         continue
-                    diag[fa] += k12[a, a]
-                    ca = cagg[a]
-                    for b in range(8):
-                        kab = k12[a, b]
-                        if kab == 0:
-                            continue
-                        if free[b] < 0:
-                            if outlet[b]:
-                                rhs[fa] -= kab
-                            continue
-                        cb = cagg[b]
-                        if cb == ca:
-                            cdiag[ca] += kab
-                            continue
-                        key = 0
-                        for d in range(3):
-                            key = key * 3 + (czyx[b, d] - czyx[a, d] + 1)
-                        cnbr[ca, key] = cb
-                        cval[ca, key] += kab
+                    if free[b] < 0:
+                        if outlet[b]:
+                            rhs[fa] -= kab
+                        continue
+                    ca, cb = cagg[a], cagg[b]
+                    if cb == ca:
+                        cdiag[ca] += kab
+                        continue
+                    s = key[b] - key[a] + 13
+                    cnbr[ca, s] = cb
+                    cval[ca, s] += kab
 
 
 @numba.njit(cache=True)
