@@ -184,6 +184,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be at least 1, got {args.repeat}")
     if args.child:
         _child(args.child)
         return {}
@@ -194,32 +196,8 @@ def main(argv=None) -> dict:
                ("srlib FEM vertex", "vertex")]
     if args.porespy:
         methods.append(("PoreSpy tortuosity_fd", "porespy"))
-    rows = []
-    for name in ("pore", "solid"):
-        fraction = float(np.mean(image == (name == "solid")))
-        runs = {key: [] for _, key in methods}
-        for _ in range(args.repeat):  # the methods back to back, in rounds
-            for _, key in methods:
-                runs[key].append(solve_in_subprocess(args.size, args.seed, name, key))
-        for method, key in methods:
-            rows.append({"phase": name, "volume_fraction": fraction, "method": method,
-                         **_median_run(runs[key])})
-            print(_format_row(rows[-1]), flush=True)
-
-    summary = {}
-    for method, _ in methods:
-        mine = [r for r in rows if r["method"] == method and "seconds" in r]
-        if len(mine) == 2:
-            pore, solid = (next(r for r in mine if r["phase"] == p) for p in ("pore", "solid"))
-            summary[method] = {
-                "both_seconds": pore["seconds"] + solid["seconds"],
-                "both_cpu_seconds": sum(r["cpu_seconds"] for r in mine if "cpu_seconds" in r),
-                "solid_seconds": solid["seconds"],
-                "both_seconds_runs": [a + b for a, b in zip(pore["seconds_runs"],
-                                                            solid["seconds_runs"], strict=True)],
-                "solid_seconds_runs": solid["seconds_runs"],
-                "max_bytes_per_unknown": max(r.get("bytes_per_unknown", math.nan) for r in mine),
-            }
+    rows = _run_rounds(args, image, methods)
+    summary = _summarize(rows, methods)
     report = {
         "image": {
             "shape": list(image.shape),
@@ -241,6 +219,51 @@ def main(argv=None) -> dict:
         },
     }
     print()
+    _judge(summary)
+    print(f"load average before/after: {load_before} / {report['machine']['load_average_after']}")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print(f"wrote {args.out}")
+    return report
+
+
+def _run_rounds(args, image, methods) -> list[dict]:
+    """Every method on both phases, ``args.repeat`` rounds; one row (the median run) each."""
+    rows = []
+    for name in ("pore", "solid"):
+        fraction = float(np.mean(image == (name == "solid")))
+        runs = {key: [] for _, key in methods}
+        for _ in range(args.repeat):  # the methods back to back, in rounds
+            for _, key in methods:
+                runs[key].append(solve_in_subprocess(args.size, args.seed, name, key))
+        for method, key in methods:
+            rows.append({"phase": name, "volume_fraction": fraction, "method": method,
+                         **_median_run(runs[key])})
+            print(_format_row(rows[-1]), flush=True)
+    return rows
+
+
+def _summarize(rows: list[dict], methods) -> dict:
+    """Per method with both phases solved: the medians' sums and each round's sums."""
+    summary = {}
+    for method, _ in methods:
+        mine = [r for r in rows if r["method"] == method and "seconds" in r]
+        if len(mine) == 2:
+            pore, solid = (next(r for r in mine if r["phase"] == p) for p in ("pore", "solid"))
+            summary[method] = {
+                "both_seconds": pore["seconds"] + solid["seconds"],
+                "both_cpu_seconds": sum(r["cpu_seconds"] for r in mine if "cpu_seconds" in r),
+                "solid_seconds": solid["seconds"],
+                "both_seconds_runs": [a + b for a, b in zip(pore["seconds_runs"],
+                                                            solid["seconds_runs"], strict=True)],
+                "solid_seconds_runs": solid["seconds_runs"],
+                "max_bytes_per_unknown": max(r.get("bytes_per_unknown", math.nan) for r in mine),
+            }
+    return summary
+
+
+def _judge(summary: dict) -> None:
+    """Print srlib's ratios to TauFactor against the budgets (and add them to ``summary``)."""
     reference = summary.get("TauFactor (CPU)")
     for method in ("srlib FEM face", "srlib FEM vertex"):
         if method not in summary or reference is None:
@@ -259,11 +282,6 @@ def main(argv=None) -> dict:
                   f"{min(paired):.2f}-{max(paired):.2f}), {verdict} budget")
         verdict = "within" if mine["max_bytes_per_unknown"] <= 250 else "OVER"
         print(f"{method}: {mine['max_bytes_per_unknown']:.0f} bytes/unknown -> {verdict} budget")
-    print(f"load average before/after: {load_before} / {report['machine']['load_average_after']}")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
-    print(f"wrote {args.out}")
-    return report
 
 
 def _median_run(runs: list[dict]) -> dict:
