@@ -303,7 +303,8 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, pairs, agg, voxels, shape, 
                      out):  # pragma: no cover
     """The fine diagonal and right-hand side, and ``P^T A P``, summed element by element.
 
-    The same numbers as :func:`_assemble_fine` followed by :func:`_galerkin`, without the
+    The same numbers as :func:`~srlib.fem.kernels.assemble_fine` followed by
+    :func:`~srlib.fem.kernels.galerkin`, without the
     fine matrix (about 100 bytes an unknown), into ``out``: zeroed ``diag``, ``rhs``,
     ``cval``, ``cdiag`` and an unset ``cnbr``. ``layers[z]`` is the first element in voxel
     layer ``z`` (elements in raster order, ``voxels`` their flat index in an image of

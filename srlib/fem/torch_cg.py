@@ -1,16 +1,16 @@
 """The free block of the voxel FEM system solved with PyTorch, on any torch device (a GPU).
 
 Contract. :func:`solve_free` has the arguments and results of
-:func:`srlib._multigrid.solve_free` plus a torch ``device``; :mod:`srlib.transport` calls it
+:func:`srlib.fem.solve_free` plus a torch ``device``; :mod:`srlib.transport` calls it
 when ``solve_laplace(..., device=...)`` names one (and only then imports torch).
 
-Method. The fine matrix is the exact ELLPACK form of :mod:`srlib._multigrid` (int32 neighbours
-and int8 values of ``12 A`` per slot, float32 diagonal), copied to the device; the matrix-vector
-product is a gather and a sum over the 20 slots, in row chunks that bound the temporary memory.
-CG in float64 with the Jacobi (diagonal) preconditioner: a GPU does thousands of such cheap
-iterations in the time a CPU does a few multigrid cycles. The iterations grow with the edge of
-the image (about 1,700 at 128³ for a pore phase), each one streams the matrix once (about
-105 bytes per unknown).
+Method. The fine matrix is the exact ELLPACK form of :func:`srlib.fem.kernels.assemble_fine`
+(int32 neighbours and int8 values of ``12 A`` per slot, float32 diagonal), copied to the device;
+the matrix-vector product is a gather and a sum over the 20 slots, in row chunks that bound the
+temporary memory. CG in float64 with the Jacobi (diagonal) preconditioner: a GPU does thousands
+of such cheap iterations in the time a CPU does a few multigrid cycles. The iterations grow with
+the edge of the image (about 1,700 at 128³ for a pore phase), each one streams the matrix once
+(about 105 bytes per unknown).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter, device):
     Parameters
     ----------
     nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter
-        As :func:`srlib._multigrid.solve_free` (``zyx`` is not used: no grid hierarchy).
+        As :func:`srlib.fem.solve_free` (``zyx`` is not used: no grid hierarchy).
     device : str or torch.device
         Where to solve, e.g. ``"cuda"``; ``"cpu"`` runs the same iterations on the CPU.
 
