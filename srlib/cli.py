@@ -314,24 +314,14 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _field_parser(sub, common) -> None:
-    """The ``field`` sub-command's arguments."""
-    p = sub.add_parser("field", help="the HR diffusion field of a low-resolution volume by a "
-                                     "field network, and its effective tortuosity")
-    p.add_argument("input")
-    p.add_argument("output", help=".npz file: 'fields' (pore, solid) and the SR 'image'")
-    p.add_argument("--alpha", type=int, required=True)
-    p.add_argument("--method", choices=(FIELDS_POSITION, FIELDS_DIFFU), default=FIELDS_POSITION,
-                   help="fields_position (experiment B, the LR image alone; default) or "
-                        "fields_diffu (A, with the LR diffusion channels)")
-    p.add_argument("--hr", default=None,
-                   help="the true HR volume, if known: the FEM's field and tau to compare")
-    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+def _inf_as_null(p) -> None:
+    """The ``--inf-as-null`` switch of the sub-commands that print JSON."""
     p.add_argument("--inf-as-null", action="store_true",
                    help='write infinite values as null instead of the strings "inf"/"-inf"')
-    common(p, profile=True)
-    p.set_defaults(func=cmd_field)
 
+
+def _apply_parsers(sub, common) -> None:
+    """The sub-commands that apply trained networks to a volume (super-resolve, evaluate, field)."""
     p = sub.add_parser("super-resolve", help="super-resolve a low-resolution volume")
     p.add_argument("input")
     p.add_argument("output")
@@ -346,10 +336,24 @@ def _field_parser(sub, common) -> None:
     p.add_argument("--alpha", type=int, required=True)
     p.add_argument("--axis", type=int, default=0)
     p.add_argument("--no-effective", action="store_true", help="skip the FEM tortuosity")
-    p.add_argument("--inf-as-null", action="store_true",
-                   help='write infinite values as null instead of the strings "inf"/"-inf"')
+    _inf_as_null(p)
     common(p)
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("field", help="the HR diffusion field of a low-resolution volume by a "
+                                     "field network, and its effective tortuosity")
+    p.add_argument("input")
+    p.add_argument("output", help=".npz file: 'fields' (pore, solid) and the SR 'image'")
+    p.add_argument("--alpha", type=int, required=True)
+    p.add_argument("--method", choices=(FIELDS_POSITION, FIELDS_DIFFU), default=FIELDS_POSITION,
+                   help="fields_position (experiment B, the LR image alone; default) or "
+                        "fields_diffu (A, with the LR diffusion channels)")
+    p.add_argument("--hr", default=None,
+                   help="the true HR volume, if known: the FEM's field and tau to compare")
+    p.add_argument("--json", default=None, help="also write the report to this JSON file")
+    _inf_as_null(p)
+    common(p, profile=True)
+    p.set_defaults(func=cmd_field)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -403,7 +407,7 @@ def _parser() -> argparse.ArgumentParser:
     common(p, profile=True)
     p.set_defaults(func=cmd_train)
 
-    _field_parser(sub, common)
+    _apply_parsers(sub, common)
 
     p = sub.add_parser("bench", help="this machine's training-step times and the predicted "
                                      "time of a cold `make book`")
