@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from srlib.methods import BIN, GRIDS, INTERPOLATION, LOCAL_BAYES, interpolation
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["REFERENCE_METHODS", "capacity_study", "reference_accuracies"]
+__all__ = ["REFERENCE_METHODS", "capacity_study", "epoch_steps", "reference_accuracies"]
 
 #: The reference lines of the study (methods that are not networks).
 REFERENCE_METHODS = (interpolation("aligned"), interpolation("centred"), LOCAL_BAYES)
@@ -85,6 +86,15 @@ def reference_accuracies(db, alpha: int, *, scenarios=None) -> dict:
     return {m: float(np.median(v)) for m, v in scores.items()}
 
 
+def epoch_steps(profile, budgets) -> int:
+    """Steps between two validations of the study's runs.
+
+    The largest number dividing the profile's ``steps_per_epoch`` and every budget, so that
+    each budget ends on a validated epoch (``quick``, 50-step epochs, budgets 25-250: 25).
+    """
+    return math.gcd(int(profile.steps_per_epoch), *(int(b) for b in budgets))
+
+
 def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100, 250),
                    features=(16, 32), seed: int = 0, nested: bool = True,
                    start_from: dict | None = None, scenarios=None, device=None,
@@ -97,13 +107,14 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
         The database (HR and LR images; no diffusion channels needed).
     profile : srlib.config.Profile
         Training hyper-parameters: ``blocks``, ``cutout``, ``batch_size(alpha)``,
-        ``steps_per_epoch``, ``learning_rate``, ``lr_schedule``, ``val_cutouts``.
+        ``steps_per_epoch`` (validation every :func:`epoch_steps`), ``learning_rate``,
+        ``lr_schedule``, ``val_cutouts``.
     out_dir : path
         Folder of the results; runs are written under ``<out_dir>/capacity/``.
     alpha : int
         Scaling factor (the issue's study: 4).
     budgets : sequence of int
-        Training steps per run, each a multiple of ``profile.steps_per_epoch``.
+        Training steps per run.
     features : sequence of int
         Widths of the network.
     seed : int
@@ -142,10 +153,7 @@ def capacity_study(db, profile, out_dir, *, alpha: int = 4, budgets=(25, 50, 100
     budgets = sorted({positive_int(b, "budgets") for b in budgets})
     start_from = dict(start_from or {})
     features = [positive_int(f, "features") for f in features]
-    per_epoch = int(profile.steps_per_epoch)
-    bad = [b for b in budgets if b % per_epoch]
-    if bad:
-        raise ValueError(f"budgets {bad} are not multiples of steps_per_epoch={per_epoch}")
+    per_epoch = epoch_steps(profile, budgets)
     out = Path(out_dir) / "capacity"
     out.mkdir(parents=True, exist_ok=True)
     device = profile.device if device is None else device
@@ -202,7 +210,7 @@ def _run(db, profile, out: Path, alpha: int, f: int, b: int, budgets: list, sett
         transfer_model,
     )
 
-    per_epoch = int(profile.steps_per_epoch)
+    per_epoch = epoch_steps(profile, budgets)
     start = "transfer" if f in start_from else "scratch"
     settings_f = {**settings, "start": start}
     stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")

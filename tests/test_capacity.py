@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -85,5 +87,8 @@ def test_capacity_study_is_seeded_resumable_and_reports_gains(tmp_path, profile,
     moved = capacity.capacity_study(db, profile, tmp_path / "d", **{
         **kw, "alpha": 4, "budgets": (2,), "nested": False, "start_from": start})
     assert moved[moved.method == "bin"].start.tolist() == ["transfer"]
-    with pytest.raises(ValueError, match="multiples of steps_per_epoch"):
-        capacity.capacity_study(db, profile, tmp_path / "c", **{**kw, "budgets": (3,)})
+    # a run validates every gcd(steps_per_epoch, budgets) steps, so every budget ends an epoch
+    fifty = dataclasses.replace(profile, steps_per_epoch=50)
+    assert capacity.epoch_steps(fifty, (25, 50, 100, 250)) == 25
+    assert capacity.epoch_steps(fifty, (100, 200)) == 50
+    assert capacity.epoch_steps(dataclasses.replace(profile, steps_per_epoch=2), (3,)) == 1

@@ -63,16 +63,19 @@ def test_results_dir(tmp_path):
 def test_epochs_per_alpha():
     quick = get_profile("quick")
     assert quick.train_budget_s is None  # a step budget: the same networks on every machine
-    assert [quick.max_epochs_for(a) for a in (2, 4, 8)] == [30, 32, 32]
+    assert [quick.max_epochs_for(a) for a in (2, 4, 8)] == [15, 16, 16]
+    # 750 / 800 / 800 steps, validated every 50 (the cosine schedule is per step)
+    assert [quick.max_epochs_for(a) * quick.steps_per_epoch for a in (2, 4, 8)] == [
+        750, 800, 800]
     subset = get_profile("quick", alphas=(4, 8), batch_sizes=(4, 1))
-    assert subset.max_epochs_for(8) == 32
+    assert subset.max_epochs_for(8) == 16
     assert get_profile("paper").max_epochs_for(8) == 1000
     with pytest.raises(ValueError, match="epochs_per_alpha"):
         get_profile("quick", epochs_per_alpha=((3, 10),))
     with pytest.raises(ValueError, match="not among"):
         subset.max_epochs_for(2)
     # the field networks: their own cap where set, else their alpha's network's
-    assert quick.field_epochs_for(2) == 16
+    assert quick.field_epochs_for(2) == 8
     assert get_profile("paper").field_epochs_for(4) == 1000
 
 

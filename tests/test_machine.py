@@ -39,11 +39,12 @@ def test_prediction_scales_with_the_step_times():
     assert train == pytest.approx(REF.train_s / 2)
     assert rest == pytest.approx(2 * (REF.total_s - REF.train_s))
     # half the epochs at alpha = 8 remove half of alpha = 8's share of training
-    fewer = dataclasses.replace(quick, epochs_per_alpha=((2, 30), (4, 32), (8, 16)))
+    fewer = dataclasses.replace(quick, epochs_per_alpha=((2, 15), (4, 16), (8, 8)))
     trained = (*quick.alphas, *quick.seed_alphas)  # the second training at alpha = 2 too
     study = 2 * sum(machine.training_steps(quick, a) * REF.f32_step_s[a] for a in trained)
-    # and the three field networks of chapter 9 at alpha = 2, 16 epochs of 25 steps each
-    fields = 3 * 16 * 25 * REF.f32_step_s[2]
+    # and the three field networks of chapter 9 at alpha = 2, 400 steps each
+    assert quick.field_epochs_for(2) * quick.steps_per_epoch == 400
+    fields = 3 * 400 * REF.f32_step_s[2]
     share8 = 2 * machine.training_steps(quick, 8) * REF.f32_step_s[8] / (study + fields)
     train, _ = machine.predict_build(fewer, REF.f32_step_s, REF.cpu_s, REF)
     assert train == pytest.approx(REF.train_s * (1 - share8 / 2))

@@ -121,6 +121,24 @@ def test_cosine_schedule_reaches_the_optimizer(pairs, tmp_path, monkeypatch):
         T.train(_model(), pairs[:2], pairs[2:], lr_schedule="step", **settings)
 
 
+def test_the_epoch_length_only_decides_where_validation_happens(pairs, tmp_path):
+    # 4 epochs of 2 steps and 2 epochs of 4 steps: the same batches, learning rates and
+    # weights; the longer epochs validate at every second epoch of the shorter ones
+    settings = {**SETTINGS, "lr_schedule": "cosine", "patience": 4}
+    runs = {}
+    for per_epoch in (2, 4):
+        path = tmp_path / f"e{per_epoch}.pt"
+        runs[per_epoch] = T.train(_model(), pairs[:2], pairs[2:], checkpoint=path, **{
+            **settings, "steps_per_epoch": per_epoch, "max_epochs": 8 // per_epoch})
+    a, b = runs[2], runs[4]
+    assert a.steps == b.steps == 8
+    assert list(b.val_loss) == list(a.val_loss[1::2])
+    assert b.best_val_loss == min(a.val_loss[1::2])
+    last = [torch.load(tmp_path / f"e{e}.pt", weights_only=False)["model"] for e in (2, 4)]
+    for p, q in zip(last[0].values(), last[1].values(), strict=True):
+        assert torch.equal(p, q)
+
+
 def test_early_stopping_and_time_budget(pairs):
     quick = {**SETTINGS, "steps_per_epoch": 1, "max_epochs": 10}
     # an improvement must beat the best loss by min_delta: impossible after the first epoch
