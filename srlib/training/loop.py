@@ -52,8 +52,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 _COSINE_FLOOR = 0.01
-#: The validation loss is computed in batches of this many times the training batch.
-VALIDATION_BATCH = 2
 
 
 # --------------------------------------------------------------------------------------
@@ -245,8 +243,7 @@ def train(
     their mean binary cross-entropy (Eqs. (14)–(16); we average over voxels instead of
     summing, which divides the loss by a constant and leaves its minimiser unchanged). After
     each epoch of ``steps_per_epoch`` steps the loss on ``val_cutouts`` fixed validation
-    cutouts (drawn once from ``seed``, not augmented) is computed, in batches of
-    ``VALIDATION_BATCH`` times ``batch_size``; training stops when it has
+    cutouts (drawn once from ``seed``, not augmented) is computed; training stops when it has
     not improved by more than ``min_delta`` for ``patience`` epochs, after ``max_epochs``, or
     after the epoch in which ``time_budget_s`` runs out. The model is trained in place and
     holds the weights of the best epoch on return, in eval mode. A NaN training loss or a
@@ -540,10 +537,8 @@ def _epochs(model, net, train_pairs, val_x, val_y, config, *, amp, identity, dev
                                        alpha=model.alpha)
             bar.update()
             bar.set_postfix(epoch=epoch, loss=f"{losses[-1]:.4f}", refresh=False)
-        # forward passes only, nothing kept for a backward pass: twice the step's batch fits
-        # where the step does, and at a batch of 1 (alpha = 8) a pair runs faster on a CPU
-        val = (mean_loss(model, val_x, val_y, batch_size=VALIDATION_BATCH * config.batch_size,
-                         device=dev, mixed_precision=amp, field_weight=config.field_weight)
+        val = (mean_loss(model, val_x, val_y, batch_size=config.batch_size, device=dev,
+                         mixed_precision=amp, field_weight=config.field_weight)
                if main else None)
         # rank 0 decides: its validation loss and clock reach every rank
         val, seconds = distributed.broadcast((val, time.perf_counter() - start))
