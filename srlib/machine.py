@@ -69,10 +69,10 @@ REFERENCE = BuildReference(
         "ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2; 2 cores",
     date="2026-12-06",
     arithmetic="float32",
-    f32_step_s={2: 0.071, 4: 0.119, 8: 0.233},
-    cpu_s=0.034,
-    train_s=1091.5,
-    total_s=1684.7,
+    f32_step_s={2: 0.072, 4: 0.128, 8: 0.235},
+    cpu_s=0.033,
+    train_s=1070.7,
+    total_s=1675.8,
 )
 
 
