@@ -166,30 +166,17 @@ def _lift_system(nodes, free_id: np.ndarray, boundary: np.ndarray, k: np.ndarray
 
     The voxel-mean operator ``M`` has the entries ``1/8`` of an element's 8 nodes in its row,
     so ``MᵀM`` is assembled element by element like ``A``, with the element matrix
-    ``J / 64`` (J the 8 x 8 matrix of ones): one assembly of ``k + μ J / 64``.
+    ``J / 64`` (J the 8 x 8 matrix of ones): one assembly of ``k + μ J / 64``
+    (:func:`srlib.fem.kernels.assemble_csr`).
     """
     import scipy.sparse as sp
 
-    k_lift = k + weight / 64.0
-    fid = free_id[nodes]  # (n_el, 8), -1 at fixed nodes
+    from srlib.fem.kernels import assemble_csr
+
     n_free = int(free_id.max()) + 1
-    rows, cols, vals = [], [], []
-    moved = np.zeros(n_free)
-    for a in range(8):
-        ra = fid[:, a]
-        row_free = ra >= 0
-        for b in range(8):
-            cb = fid[:, b]
-            both = row_free & (cb >= 0)
-            rows.append(ra[both])
-            cols.append(cb[both])
-            vals.append(np.full(int(both.sum()), k_lift[a, b]))
-            to_rhs = row_free & (cb < 0)
-            moved += np.bincount(ra[to_rhs], weights=k_lift[a, b] * boundary[nodes[to_rhs, b]],
-                                 minlength=n_free)
-    system = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-                           shape=(n_free, n_free))
-    return system, moved
+    indptr, indices, data, moved = assemble_csr(nodes, free_id, boundary, k + weight / 64.0,
+                                                n_free)
+    return sp.csr_matrix((data, indices, indptr), shape=(n_free, n_free)), moved
 
 
 def tau_from_field(field, image, phase, *, axis: int = 0, connectivity: str = "face",

@@ -122,3 +122,48 @@ def test_only_16_symmetries_keep_the_transport_axis_and_they_map_solutions_to_so
     other = next(s for s in cube_symmetries() if s.perm[0] != 0)
     with pytest.raises(ValueError, match="transport axis"):
         fields.transform_fields(channels, image, other)
+
+
+def test_the_lift_matrix_is_the_element_by_element_sum():
+    """The CSR assembly of ``k + mu J / 64`` equals SciPy's sum of the elements' entries,
+    split grid points included (a vertex-connected image has nodes sharing a point)."""
+    import scipy.sparse as sp
+
+    from srlib.fem import mesh
+
+    for connectivity in ("face", "vertex"):
+        image = _chi2((10, 9, 8), 0.6, 3)
+        domain, _ = mesh.clusters(image, 0, connectivity)
+        assert domain.any()
+        voxels, nodes, node_vertex = mesh.number_mesh(domain, connectivity)
+        plane = np.zeros(node_vertex.size, dtype=np.uint8)
+        free_id = np.empty(node_vertex.size, dtype=nodes.dtype)
+        mesh.number_free(node_vertex, np.array([11, 10, 9]), 0, plane, free_id)
+        free = plane == 0
+        boundary = np.where(plane == 2, 1.0, 0.0)
+        nodes = nodes.astype(np.int64)
+        free_id = np.where(free, np.cumsum(free) - 1, -1)
+        k = mesh.element_stiffness()
+        system, moved = fields._lift_system(nodes, free_id, boundary, k, 1e3)
+        k_lift = k + 1e3 / 64.0
+        fid = free_id[nodes]
+        n = int(free.sum())
+        rows, cols, vals = [], [], []
+        expected_moved = np.zeros(n)
+        for a in range(8):
+            for b in range(8):
+                both = (fid[:, a] >= 0) & (fid[:, b] >= 0)
+                rows.append(fid[both, a])
+                cols.append(fid[both, b])
+                vals.append(np.full(int(both.sum()), k_lift[a, b]))
+                fixed = (fid[:, a] >= 0) & (fid[:, b] < 0)
+                np.add.at(expected_moved, fid[fixed, a],
+                          k_lift[a, b] * boundary[nodes[fixed, b]])
+        expected = sp.coo_matrix((np.concatenate(vals), (np.concatenate(rows),
+                                                         np.concatenate(cols))),
+                                 shape=(n, n)).tocsr()
+        assert system.has_canonical_format
+        assert system.nnz == expected.nnz
+        assert abs(system - expected).max() < 1e-9
+        np.testing.assert_allclose(moved, expected_moved, rtol=1e-12, atol=1e-12)
+        assert moved.any() and (system != system.T).nnz == 0

@@ -100,6 +100,70 @@ def assemble_fine(nodes, free_id, is_outlet, slot, k12, n_free, n_slots):  # pra
     return nbr, val, diag, rhs
 
 
+@numba.njit(cache=True)
+def assemble_csr(nodes, free_id, boundary, k, n_free):  # pragma: no cover
+    """A float element matrix summed over the elements on the free nodes, as CSR arrays.
+
+    Returns ``(indptr, indices, data, moved)``: each row's columns sorted and unique (a grid
+    point split between several nodes gives each its own column), and ``moved[i]`` the sum
+    over fixed neighbours ``j`` of ``K[i, j] boundary[j]``. Used by the lift of
+    :func:`srlib.fields.taus_from_fields`.
+    """
+    start = np.zeros(n_free + 1, dtype=np.int64)
+    moved = np.zeros(n_free)
+    for e in range(nodes.shape[0]):
+        for a in range(8):
+            fa = free_id[nodes[e, a]]
+            if fa < 0:
+                continue
+            for b in range(8):
+                nb = nodes[e, b]
+                if free_id[nb] >= 0:
+                    start[fa + 1] += 1
+                else:
+                    moved[fa] += k[a, b] * boundary[nb]
+    for i in range(n_free):
+        start[i + 1] += start[i]
+    cols = np.empty(start[n_free], dtype=np.int64)
+    vals = np.empty(start[n_free])
+    fill = start[:n_free].copy()
+    for e in range(nodes.shape[0]):
+        for a in range(8):
+            fa = free_id[nodes[e, a]]
+            if fa < 0:
+                continue
+            for b in range(8):
+                fb = free_id[nodes[e, b]]
+                if fb >= 0:
+                    cols[fill[fa]] = fb
+                    vals[fill[fa]] = k[a, b]
+                    fill[fa] += 1
+    # Each row's entries sorted by column (insertion sort: at most 64), duplicates summed and
+    # the row moved down to the end of the previous one (never past its own entries).
+    indptr = np.zeros(n_free + 1, dtype=np.int64)
+    w = 0
+    for i in range(n_free):
+        s, t = start[i], start[i + 1]
+        for j in range(s + 1, t):
+            c, v, m = cols[j], vals[j], j - 1
+            while m >= s and cols[m] > c:
+                cols[m + 1] = cols[m]
+                vals[m + 1] = vals[m]
+                m -= 1
+            cols[m + 1] = c
+            vals[m + 1] = v
+        first = w
+        for j in range(s, t):
+            if w > first and cols[w - 1] == cols[j]:
+                vals[w - 1] += vals[j]
+            else:
+                cols[w] = cols[j]
+                vals[w] = vals[j]
+                w += 1
+        indptr[i + 1] = w
+    return indptr, cols[:w].copy(), vals[:w].copy(), moved
+
+
 # The three sweeps over a level's rows may reassociate each row's sum (``fastmath``: the
 # 20 or 27 products are added in a vectorised order); a row's result still does not depend on
 # the number of threads.
