@@ -109,23 +109,21 @@ def assemble_csr(nodes, free_id, boundary, k, n_free):  # pragma: no cover
     over fixed neighbours ``j`` of ``K[i, j] boundary[j]``. Used by the lift of
     :func:`srlib.fields.taus_from_fields`.
     """
+    # each free corner's row gets one entry per free corner of its element
     start = np.zeros(n_free + 1, dtype=np.int64)
-    moved = np.zeros(n_free)
     for e in range(nodes.shape[0]):
+        n = 0
+        for b in range(8):
+            n += free_id[nodes[e, b]] >= 0
         for a in range(8):
             fa = free_id[nodes[e, a]]
-            if fa < 0:
-                continue
-            for b in range(8):
-                nb = nodes[e, b]
-                if free_id[nb] >= 0:
-                    start[fa + 1] += 1
-                else:
-                    moved[fa] += k[a, b] * boundary[nb]
+            if fa >= 0:
+                start[fa + 1] += n
     for i in range(n_free):
         start[i + 1] += start[i]
     cols = np.empty(start[n_free], dtype=np.int64)
     vals = np.empty(start[n_free])
+    moved = np.zeros(n_free)
     fill = start[:n_free].copy()
     for e in range(nodes.shape[0]):
         for a in range(8):
@@ -133,11 +131,14 @@ def assemble_csr(nodes, free_id, boundary, k, n_free):  # pragma: no cover
             if fa < 0:
                 continue
             for b in range(8):
-                fb = free_id[nodes[e, b]]
+                nb = nodes[e, b]
+                fb = free_id[nb]
                 if fb >= 0:
                     cols[fill[fa]] = fb
                     vals[fill[fa]] = k[a, b]
                     fill[fa] += 1
+                else:
+                    moved[fa] += k[a, b] * boundary[nb]
     # Each row's entries sorted by column (insertion sort: at most 64), duplicates summed and
     # the row moved down to the end of the previous one (never past its own entries).
     indptr = np.zeros(n_free + 1, dtype=np.int64)
