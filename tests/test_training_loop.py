@@ -297,3 +297,30 @@ def test_mixed_precision_refused_for_cutouts_narrower_than_the_head(pairs, caplo
         mixed = T.train(_model(), pairs[:2], pairs[2:], mixed_precision=True, **SETTINGS)
     assert "training in float32" in caplog.text
     assert mixed.val_loss == plain.val_loss
+
+
+def test_mean_loss_runs_a_repeated_batch_once(pairs, monkeypatch):
+    """Batches equal to earlier ones reuse their loss: fewer forward passes, the same number."""
+    from srlib.training.data import batch_sources
+
+    model = _model()
+    vx, vy = T.validation_cutouts(pairs[2:], 4, 8, seed=0)
+    # cutouts 0, 1, 0, 2, 1, 0 (three repeats), then cutout 0's input with a changed target
+    order = [0, 1, 0, 2, 1, 0, 3]
+    x, y = vx[order], vy[order].copy()
+    x[6] = x[0]
+    y[6, 0, 0, 0] = not y[0, 0, 0, 0]
+    assert batch_sources(x, y, 1) == [(0, 0), (1, 1), (2, 0), (3, 3), (4, 1), (5, 0), (6, 6)]
+    assert [s for _, s in batch_sources(x, y, 2)] == [0, 2, 4, 6]  # no equal pair of pairs
+    calls, logits = [], model.logits
+    monkeypatch.setattr(model, "logits", lambda inputs: calls.append(1) or logits(inputs))
+    loss = T.mean_loss(model, x, y, batch_size=1)
+    monkeypatch.undo()
+    assert len(calls) == 4  # cutouts 0, 1, 2 and the changed one
+    # every cutout run on its own, summed in the same order: the same bits
+    each = [T.mean_loss(model, x[i : i + 1], y[i : i + 1], batch_size=1) for i in range(7)]
+    expected = 0.0
+    for value in each:
+        expected += value * 1
+    assert loss == expected / 7
+    assert T.mean_loss(model, x, y, batch_size=3) == pytest.approx(loss, rel=1e-6)

@@ -34,7 +34,14 @@ from srlib.network import SRResNet3d
 from srlib.training import distributed
 from srlib.training.checkpoint import load_checkpoint, save_checkpoint, state_to_cpu
 from srlib.training.cutouts import Pair, as_pairs, validation_cutouts
-from srlib.training.data import CutoutDataset, EpochSampler, draw_plan, make_loader, rank_share
+from srlib.training.data import (
+    CutoutDataset,
+    EpochSampler,
+    batch_sources,
+    draw_plan,
+    make_loader,
+    rank_share,
+)
 from srlib.training.models import make_model, transfer_model
 from srlib.training.settings import TrainConfig, TrainingDiverged, TrainResult
 from srlib.training.symmetry import axis_symmetries
@@ -157,20 +164,27 @@ def mean_loss(model: SRResNet3d, inputs, targets, *, batch_size: int = 4, device
     -------
     float
         Eq. (15) averaged over voxels and cutouts (the sum over voxels divided by their
-        number).
+        number). A batch whose cutouts equal an earlier batch's is not run again
+        (:func:`~srlib.training.data.batch_sources`): a validation set drawn from few small
+        images repeats cutouts.
     """
     batch_size = positive_int(batch_size, "batch_size")
     dev = resolve_device(device)
     amp = bool(mixed_precision and native_bfloat16(dev))
     was_training = model.training
     model.eval()
-    total, count = 0.0, 0
+    total, count, losses = 0.0, 0, {}
     try:
         with torch.no_grad():
-            for i in range(0, len(inputs), batch_size):
-                x, y = _to_device(inputs[i : i + batch_size], targets[i : i + batch_size], dev)
-                total += float(_loss(model.logits, x, y, amp, field_weight)) * len(x)
-                count += len(x)
+            # a batch equal to an earlier one takes its loss: the same numbers, summed alike
+            for i, source in batch_sources(inputs, targets, batch_size):
+                if source not in losses:
+                    x, y = _to_device(inputs[i : i + batch_size], targets[i : i + batch_size],
+                                      dev)
+                    losses[source] = float(_loss(model.logits, x, y, amp, field_weight))
+                n = len(inputs[i : i + batch_size])
+                total += losses[source] * n
+                count += n
     finally:
         model.train(was_training)
     return total / count
