@@ -86,6 +86,8 @@ def hierarchy(a, zyx, variant: str, smallest: int = 200):
         split = {"geometric": False, "split": True, "split-first": depth == 1,
                  "split-below": depth > 1}[variant]
         agg, zyx = aggregates(a, zyx, split)
+        if zyx.shape[0] == a.shape[0]:  # nothing merged: this level is the coarsest
+            break
         p = sp.csr_matrix((np.ones(a.shape[0]), (np.arange(a.shape[0]), agg)))
         levels.append((a, p))
         a = (p.T @ a @ p).tocsr()

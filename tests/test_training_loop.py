@@ -319,8 +319,5 @@ def test_mean_loss_runs_a_repeated_batch_once(pairs, monkeypatch):
     assert len(calls) == 4  # cutouts 0, 1, 2 and the changed one
     # every cutout run on its own, summed in the same order: the same bits
     each = [T.mean_loss(model, x[i : i + 1], y[i : i + 1], batch_size=1) for i in range(7)]
-    expected = 0.0
-    for value in each:
-        expected += value * 1
-    assert loss == expected / 7
+    assert loss == sum(each) / 7
     assert T.mean_loss(model, x, y, batch_size=3) == pytest.approx(loss, rel=1e-6)

@@ -195,9 +195,9 @@ def batch_sources(inputs, targets, batch_size: int) -> list[tuple[int, int]]:
 
     ``source`` is the start of the first batch with the same cutouts (equal inputs and equal
     targets, compared in full), else ``start`` itself. A fixed validation set drawn from
-    few small images repeats cutouts (the quick profile's 30 at α = 8 come from 16
-    positions of its two 12³ inputs), and a repeated batch gives the loss of its source
-    without another forward pass.
+    few small images repeats cutouts (the quick profile draws its 30 at α = 8 from the 48
+    positions of six 12³ inputs, and 6 of them repeat), and a repeated batch gives the loss
+    of its source without another forward pass.
     """
     batch_size = positive_int(batch_size, "batch_size")
     seen: dict[bytes, list[int]] = {}
