@@ -264,7 +264,7 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     diag, b = np.zeros(n_free, dtype=np.float32), np.zeros(n_free)
     coarse_ops = (np.empty((n_coarse, 27), dtype=np.int32),
                   np.zeros((n_coarse, 27), dtype=np.float32), np.zeros(n_coarse, dtype=np.float32))
-    _assemble_coarse(nodes, free_id, is_outlet, k12, _coupled_pairs(k12), agg, voxels,
+    _assemble_coarse(nodes, free_id, is_outlet, k12, _coupling_tables(k12), agg, voxels,
                      tuple(int(n) for n in shape), layers, (diag, b, *coarse_ops))
     del layers
     coarse = Hierarchy(*coarse_ops, coarse_zyx, coarse_starts,
@@ -292,14 +292,50 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     return level, comb, b
 
 
-def _coupled_pairs(k12):
-    """The corner pairs ``(a, b)``, ``a != b``, that ``12 K`` couples, and their entries."""
+def _coupling_tables(k12):
+    """What :func:`_assemble_coarse` adds per element: the coupled corner pairs, by parity.
+
+    Returns the corner pairs ``(a, b)``, ``a != b``, that ``12 K`` couples and their entries
+    (for elements with a Dirichlet corner), and per parity ``p`` of an element's voxel
+    (``(z & 1) << 2 | (y & 1) << 1 | x & 1``) the entries of ``P^T (12 K) P`` between its
+    blocks (for elements with eight free corners): corner ``a`` lies in the block at offset
+    ``a & p`` from the element's lowest block, the block of corner ``a & p`` itself. Rows
+    ``(u, v, entry)`` with ``u == v`` add to the diagonal; zero sums are left out (under
+    ``p = 0`` all eight corners share one block and add nothing).
+    """
     a, b = np.nonzero(k12 - np.diag(np.diag(k12)))
-    return a.astype(np.int64), b.astype(np.int64), k12[a, b].astype(np.int64)
+    pairs = a.astype(np.int64), b.astype(np.int64), k12[a, b].astype(np.int64)
+    entries = np.zeros((8, 64, 3), dtype=np.int64)
+    counts = np.zeros(8, dtype=np.int64)
+    corner = np.arange(8)
+    for p in range(8):
+        sums = np.zeros((8, 8), dtype=np.int64)
+        np.add.at(sums, ((corner & p)[:, None], (corner & p)[None, :]), k12.astype(np.int64))
+        u, v = np.nonzero(sums)
+        counts[p] = u.size
+        entries[p, :u.size] = np.stack([u, v, sums[u, v]], axis=1)
+    return pairs, (entries, counts)
+
+
+@numba.njit(cache=True)
+def _add_free_element(free, p, k12, agg, parity, diag, cnbr, cval, cdiag):  # pragma: no cover
+    """Add an element with eight free corners (``free``) of voxel parity ``p``."""
+    entries, counts = parity
+    for a in range(8):
+        diag[free[a]] += k12[a, a]
+    for t in range(counts[p]):
+        u, v, w = entries[p, t, 0], entries[p, t, 1], entries[p, t, 2]
+        cu = agg[free[u]]
+        if u == v:
+            cdiag[cu] += w
+            continue
+        s = 9 * ((v >> 2) - (u >> 2)) + 3 * (((v >> 1) & 1) - ((u >> 1) & 1)) + (v & 1) - (u & 1)
+        cnbr[cu, s + 13] = agg[free[v]]
+        cval[cu, s + 13] += w
 
 
 @numba.njit(parallel=True, cache=True)
-def _assemble_coarse(nodes, free_id, is_outlet, k12, pairs, agg, voxels, shape, layers,
+def _assemble_coarse(nodes, free_id, is_outlet, k12, tables, agg, voxels, shape, layers,
                      out):  # pragma: no cover
     """The fine diagonal and right-hand side, and ``P^T A P``, summed element by element.
 
@@ -312,11 +348,13 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, pairs, agg, voxels, shape, 
     coarse planes (``2j, 2j + 1`` for layers ``4j, 4j + 1``), so they are summed in parallel;
     every entry is a sum of small integers, exact in float32 in any order. A corner's block
     is half its grid point (:func:`srlib.fem.kernels.aggregate`), so the 27-point slot of a
-    coupling is the difference of the two blocks' raster keys ``9 z + 3 y + x``, plus 13;
-    only the pairs that ``12 K`` couples (``pairs``, :func:`_coupled_pairs`) are visited.
+    coupling is the difference of the two blocks' raster keys ``9 z + 3 y + x``, plus 13.
+    An element with eight free corners adds its parity's block entries
+    (:func:`_coupling_tables`, :func:`_add_free_element`); one with a Dirichlet corner visits
+    the corner pairs that ``12 K`` couples.
     """
     diag, rhs, cnbr, cval, cdiag = out
-    pair_a, pair_b, pair_k = pairs
+    (pair_a, pair_b, pair_k), parity = tables
     ny, nx = shape[1], shape[2]
     for i in numba.prange(cnbr.shape[0]):
         for s in range(27):
@@ -331,21 +369,27 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, pairs, agg, voxels, shape, 
             for e in range(first, stop):
                 z, rest = divmod(voxels[e], ny * nx)
                 y, x = divmod(rest, nx)
-                # the element's corners once: free number (-1: a Dirichlet corner, with
-                # ``outlet`` where u = 1), aggregate and its block's raster key
+                all_free = True
                 for a in range(8):
-                    node = nodes[e, a]
-                    fa = free_id[node]
-                    free[a] = fa
-                    outlet[a] = is_outlet[node]
+                    free[a] = free_id[nodes[e, a]]
+                    all_free = all_free and free[a] >= 0
+                if all_free:
+                    p = (z & 1) << 2 | (y & 1) << 1 | (x & 1)
+                    _add_free_element(free, p, k12, agg, parity, diag, cnbr, cval, cdiag)
+                    continue
+                # a Dirichlet corner: free number (-1, with ``outlet`` where u = 1),
+                # aggregate and block key of every corner, then the coupled pairs
+                for a in range(8):
+                    outlet[a] = is_outlet[nodes[e, a]]
+                    fa = free[a]
                     if fa >= 0:
                         cagg[a] = agg[fa]
                         diag[fa] += k12[a, a]
                         cdiag[cagg[a]] += k12[a, a]
                     key[a] = (9 * ((z + ((a >> 2) & 1)) >> 1) + 3 * ((y + ((a >> 1) & 1)) >> 1)
                               + ((x + (a & 1)) >> 1))
-                for p in range(pair_a.shape[0]):
-                    a, b, kab = pair_a[p], pair_b[p], pair_k[p]
+                for q in range(pair_a.shape[0]):
+                    a, b, kab = pair_a[q], pair_b[q], pair_k[q]
                     fa = free[a]
                     if fa < 0:
                         continue
