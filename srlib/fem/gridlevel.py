@@ -12,7 +12,13 @@ import numba
 import numpy as np
 
 from srlib.fem.hierarchy import Hierarchy
-from srlib.fem.kernels import COARSE_SCALE, GRID_COARSE_SWEEPS, aggregate, prolong_add
+from srlib.fem.kernels import (
+    COARSE_SCALE,
+    GRID_COARSE_SWEEPS,
+    aggregate,
+    layer_pair,
+    prolong_add,
+)
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -54,28 +60,12 @@ def _grid_rows(m, f, x, y):  # pragma: no cover
                 out[i] = free[i] * t
 
 
-@numba.njit(cache=True)
-def _layer_pair(layers, half, j):  # pragma: no cover
-    """The elements ``[first, stop)`` of voxel layers ``4j + 2 half`` and ``4j + 2 half + 1``.
-
-    ``layers[z]`` is the first element of voxel layer ``z`` (elements in raster order). The
-    pairs ``4j, 4j + 1`` touch grid planes ``4j .. 4j + 2`` only, so a kernel that writes to
-    the corners of its elements runs the pairs of ``half = 0`` in parallel (``j`` in
-    ``range((len(layers) + 2) // 4)``), then those of ``half = 1``. Empty past the last layer.
-    """
-    n_layers = layers.shape[0] - 1
-    z0 = 4 * j + 2 * half
-    if z0 >= n_layers:
-        return 0, 0
-    return layers[z0], layers[min(z0 + 2, n_layers)]
-
-
 @numba.njit(parallel=True, cache=True)
 def _element_matvec(elements, layers, x, y):  # pragma: no cover
     """``y += 12 K x_e`` over the irregular elements (their nodes in the combined numbering).
 
     The elements are in raster order of their voxels, ``layers[z]`` the first one in voxel
-    layer ``z``; pairs of voxel layers run in parallel (:func:`_layer_pair`): two sweeps
+    layer ``z``; pairs of voxel layers run in parallel (:func:`layer_pair`): two sweeps
     through memory in increasing node order, where sorting them by voxel parity would make
     eight (slower: engineering notes of the book).
     Every node sums its elements in raster order on any number of threads. Row ``a`` of
@@ -87,7 +77,7 @@ def _element_matvec(elements, layers, x, y):  # pragma: no cover
     four = x.dtype.type(4.0)
     for half in range(2):
         for j in numba.prange((layers.shape[0] + 2) // 4):
-            first, stop = _layer_pair(layers, half, j)
+            first, stop = layer_pair(layers, half, j)
             for e in range(first, stop):
                 n = elements[e]
                 x0, x1, x2, x3 = x[n[0]], x[n[1]], x[n[2]], x[n[3]]
@@ -239,6 +229,15 @@ class GridLevel:
     def vcycle(self, b: np.ndarray) -> np.ndarray:
         """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32 work vector)."""
         self._b[:] = b
+        return self.cycle_rhs()
+
+    @property
+    def rhs_vector(self) -> np.ndarray:
+        """The float32 right-hand side that :meth:`cycle_rhs` reads (for :func:`pcg`)."""
+        return self._b
+
+    def cycle_rhs(self) -> np.ndarray:
+        """:meth:`vcycle` on the right-hand side already in :attr:`rhs_vector`."""
         x = self._x
         self._smooth(x, self._b, True)
         _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse.rhs(0),
@@ -344,7 +343,7 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, tables, agg, voxels, shape,
     fine matrix (about 100 bytes an unknown), into ``out``: zeroed ``diag``, ``rhs``,
     ``cval``, ``cdiag`` and an unset ``cnbr``. ``layers[z]`` is the first element in voxel
     layer ``z`` (elements in raster order, ``voxels`` their flat index in an image of
-    ``shape``). Pairs of voxel layers (:func:`_layer_pair`) touch disjoint grid planes and
+    ``shape``). Pairs of voxel layers (:func:`layer_pair`) touch disjoint grid planes and
     coarse planes (``2j, 2j + 1`` for layers ``4j, 4j + 1``), so they are summed in parallel;
     every entry is a sum of small integers, exact in float32 in any order. A corner's block
     is half its grid point (:func:`srlib.fem.kernels.aggregate`), so the 27-point slot of a
@@ -361,7 +360,7 @@ def _assemble_coarse(nodes, free_id, is_outlet, k12, tables, agg, voxels, shape,
             cnbr[i, s] = i
     for half in range(2):
         for j in numba.prange((layers.shape[0] + 2) // 4):
-            first, stop = _layer_pair(layers, half, j)
+            first, stop = layer_pair(layers, half, j)
             free = np.empty(8, dtype=np.int64)
             cagg = np.empty(8, dtype=np.int64)
             key = np.empty(8, dtype=np.int64)

@@ -65,6 +65,15 @@ class Hierarchy:
         self._b[0][:] = b
         return self._cycle(0)
 
+    @property
+    def rhs_vector(self) -> np.ndarray:
+        """The float32 right-hand side that :meth:`cycle_rhs` reads (for :func:`pcg`)."""
+        return self._b[0]
+
+    def cycle_rhs(self) -> np.ndarray:
+        """:meth:`vcycle` on the right-hand side already in :attr:`rhs_vector`."""
+        return self._cycle(0)
+
     def rhs(self, level: int) -> np.ndarray:
         """The right-hand-side work vector of ``level``, to fill before :meth:`cycle`."""
         return self._b[level]
@@ -95,22 +104,28 @@ class Hierarchy:
         return x
 
 
-def pcg(matvec, precondition, x, r, q, norm_b, tol, max_iter):
-    """Preconditioned CG from ``x`` with residual ``r`` (both updated); float64 vectors."""
+def pcg(matvec, preconditioner, x, r, q, norm_b, tol, max_iter):
+    """Preconditioned CG from ``x`` with residual ``r`` (both updated); float64 vectors.
+
+    ``preconditioner`` has a float32 ``rhs_vector`` and ``cycle_rhs()``, which returns
+    ``M^-1`` of it: the residual's update fills the vector (:func:`~srlib.fem.kernels.cg_update`).
+    """
     threshold = tol * norm_b
     norm_r = float(np.sqrt(dot(r, r)))
     iterations = 0
-    z = precondition(r)
+    rhs = preconditioner.rhs_vector
+    rhs[:] = r
+    z = preconditioner.cycle_rhs()
     p = z.astype(np.float64)
     rz = dot(r, z)
     while norm_r >= threshold and iterations < max_iter:
         matvec(p, q)
         alpha = rz / dot(p, q)
-        norm_r = float(np.sqrt(cg_update(x, r, p, q, alpha)))
+        norm_r = float(np.sqrt(cg_update(x, r, p, q, alpha, rhs)))
         iterations += 1
         if norm_r < threshold:
             break
-        z = precondition(r)
+        z = preconditioner.cycle_rhs()
         rz_new = dot(r, z)
         cg_direction(p, z, rz_new / rz)
         rz = rz_new
@@ -135,7 +150,7 @@ def solve_matrix(nbr, val, diag, b, zyx, order, starts, x0, tol, max_iter):
         matvec(nbr, val, diag, p, out)
         return out
 
-    x, iterations, converged, rel = pcg(apply, hierarchy.vcycle, x, r, q, norm_b, tol,
+    x, iterations, converged, rel = pcg(apply, hierarchy, x, r, q, norm_b, tol,
                                          max_iter)
     out = np.empty_like(x)
     out[order] = x

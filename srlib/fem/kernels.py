@@ -252,6 +252,22 @@ def galerkin(nbr, val, diag, agg, coarse_zyx, n_coarse):  # pragma: no cover
     return cnbr, cval, cdiag
 
 
+@numba.njit(cache=True)
+def layer_pair(layers, half, j):  # pragma: no cover
+    """The elements ``[first, stop)`` of voxel layers ``4j + 2 half`` and ``4j + 2 half + 1``.
+
+    ``layers[z]`` is the first element of voxel layer ``z`` (elements in raster order). The
+    pairs ``4j, 4j + 1`` touch grid planes ``4j .. 4j + 2`` only, so a kernel that writes to
+    the corners of its elements runs the pairs of ``half = 0`` in parallel (``j`` in
+    ``range((len(layers) + 2) // 4)``), then those of ``half = 1``. Empty past the last layer.
+    """
+    n_layers = layers.shape[0] - 1
+    z0 = 4 * j + 2 * half
+    if z0 >= n_layers:
+        return 0, 0
+    return layers[z0], layers[min(z0 + 2, n_layers)]
+
+
 #: Length of the blocks of the CG reductions: each block is summed in order, then the
 #: block sums in order, so a sum does not depend on the number of threads (numba's own
 #: ``prange`` reductions do) and a solve gives the same bits on 1 thread or many.
@@ -259,16 +275,22 @@ BLOCK = 1 << 14
 
 
 @numba.njit(parallel=True, cache=True)
-def cg_update(x, r, p, q, alpha):  # pragma: no cover
-    """``x += alpha p``, ``r -= alpha q``; returns ``||r||^2``."""
+def cg_update(x, r, p, q, alpha, r32):  # pragma: no cover
+    """``x += alpha p``, ``r -= alpha q``, ``r32 = r`` rounded to float32; returns ``||r||^2``.
+
+    ``r32`` is the right-hand side the preconditioner reads next: written here, in the pass
+    that updates ``r``, not copied in a pass of its own.
+    """
     n = x.shape[0]
     parts = np.zeros((n + BLOCK - 1) // BLOCK)
     for k in numba.prange(parts.shape[0]):
         acc = 0.0
         for i in range(k * BLOCK, min(n, (k + 1) * BLOCK)):
             x[i] += alpha * p[i]
-            r[i] -= alpha * q[i]
-            acc += r[i] * r[i]
+            ri = r[i] - alpha * q[i]
+            r[i] = ri
+            r32[i] = ri
+            acc += ri * ri
         parts[k] = acc
     total = 0.0
     for k in range(parts.shape[0]):

@@ -18,6 +18,8 @@ import numba
 import numpy as np
 from scipy import ndimage
 
+from srlib.fem.kernels import layer_pair
+
 logger = logging.getLogger(__name__)
 
 
@@ -240,18 +242,26 @@ def main_nodes(node_vertex: np.ndarray) -> np.ndarray:
     return is_main
 
 
-@numba.njit(cache=True)
-def element_pass(nodes, solution, k, reaction, means):  # pragma: no cover
-    """Add the reaction ``K u`` at every node to ``reaction``; each element's mean in ``means``."""
-    u = np.empty(8)
-    for e in range(nodes.shape[0]):
-        total = 0.0
-        for a in range(8):
-            u[a] = solution[nodes[e, a]]
-            total += u[a]
-        means[e] = total / 8.0
-        for a in range(8):
-            acc = 0.0
-            for b in range(8):
-                acc += k[a, b] * u[b]
-            reaction[nodes[e, a]] += acc
+@numba.njit(parallel=True, cache=True)
+def element_pass(nodes, solution, k, layers, reaction, means):  # pragma: no cover
+    """Add the reaction ``K u`` at every node to ``reaction``; each element's mean in ``means``.
+
+    ``layers[z]`` is the first element of voxel layer ``z`` (elements in raster order); pairs
+    of layers run in parallel (:func:`~srlib.fem.kernels.layer_pair`), so every node sums
+    its elements in the same order on any number of threads.
+    """
+    for half in range(2):
+        for j in numba.prange((layers.shape[0] + 2) // 4):
+            first, stop = layer_pair(layers, half, j)
+            u = np.empty(8)
+            for e in range(first, stop):
+                total = 0.0
+                for a in range(8):
+                    u[a] = solution[nodes[e, a]]
+                    total += u[a]
+                means[e] = total / 8.0
+                for a in range(8):
+                    acc = 0.0
+                    for b in range(8):
+                        acc += k[a, b] * u[b]
+                    reaction[nodes[e, a]] += acc

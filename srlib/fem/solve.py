@@ -66,7 +66,7 @@ def solve_free(nodes, free_id, is_outlet, zyx, k, x0, tol, max_iter, *, shape=No
     del b
     q = np.empty(n_comb)
     r -= level.matvec(x, q)
-    x, iterations, converged, rel = pcg(level.matvec, level.vcycle, x, r, q, norm_b, tol,
+    x, iterations, converged, rel = pcg(level.matvec, level, x, r, q, norm_b, tol,
                                          max_iter)
     return x[comb], iterations, converged, rel
 
