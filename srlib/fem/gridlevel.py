@@ -64,7 +64,9 @@ def _grid_rows(m, f, x, y):  # pragma: no cover
 def _element_matvec(elements, layers, x, y):  # pragma: no cover
     """``y += 12 K x_e`` over the irregular elements (their nodes in the combined numbering).
 
-    The elements are in raster order of their voxels, ``layers[z]`` the first one in voxel
+    ``elements[a, e]`` is corner ``a`` of element ``e`` (one table, int32 where the numbers
+    fit, for float32 and float64 vectors alike: engineering notes of the book). The elements
+    are in raster order of their voxels, ``layers[z]`` the first one in voxel
     layer ``z``; pairs of voxel layers run in parallel (:func:`layer_pair`): two sweeps
     through memory in increasing node order, where sorting them by voxel parity would make
     eight (slower: engineering notes of the book).
@@ -79,26 +81,29 @@ def _element_matvec(elements, layers, x, y):  # pragma: no cover
         for j in numba.prange((layers.shape[0] + 2) // 4):
             first, stop = layer_pair(layers, half, j)
             for e in range(first, stop):
-                n = elements[e]
-                x0, x1, x2, x3 = x[n[0]], x[n[1]], x[n[2]], x[n[3]]
-                x4, x5, x6, x7 = x[n[4]], x[n[5]], x[n[6]], x[n[7]]
+                n0, n1 = np.int64(elements[0, e]), np.int64(elements[1, e])
+                n2, n3 = np.int64(elements[2, e]), np.int64(elements[3, e])
+                n4, n5 = np.int64(elements[4, e]), np.int64(elements[5, e])
+                n6, n7 = np.int64(elements[6, e]), np.int64(elements[7, e])
+                x0, x1, x2, x3 = x[n0], x[n1], x[n2], x[n3]
+                x4, x5, x6, x7 = x[n4], x[n5], x[n6], x[n7]
                 # many elements share the sink: no thread writes it
-                if n[0] != sink:
-                    y[n[0]] += four * x0 - (x3 + x5 + x6 + x7)
-                if n[1] != sink:
-                    y[n[1]] += four * x1 - (x2 + x4 + x7 + x6)
-                if n[2] != sink:
-                    y[n[2]] += four * x2 - (x1 + x7 + x4 + x5)
-                if n[3] != sink:
-                    y[n[3]] += four * x3 - (x0 + x6 + x5 + x4)
-                if n[4] != sink:
-                    y[n[4]] += four * x4 - (x7 + x1 + x2 + x3)
-                if n[5] != sink:
-                    y[n[5]] += four * x5 - (x6 + x0 + x3 + x2)
-                if n[6] != sink:
-                    y[n[6]] += four * x6 - (x5 + x3 + x0 + x1)
-                if n[7] != sink:
-                    y[n[7]] += four * x7 - (x4 + x2 + x1 + x0)
+                if n0 != sink:
+                    y[n0] += four * x0 - (x3 + x5 + x6 + x7)
+                if n1 != sink:
+                    y[n1] += four * x1 - (x2 + x4 + x7 + x6)
+                if n2 != sink:
+                    y[n2] += four * x2 - (x1 + x7 + x4 + x5)
+                if n3 != sink:
+                    y[n3] += four * x3 - (x0 + x6 + x5 + x4)
+                if n4 != sink:
+                    y[n4] += four * x4 - (x7 + x1 + x2 + x3)
+                if n5 != sink:
+                    y[n5] += four * x5 - (x6 + x0 + x3 + x2)
+                if n6 != sink:
+                    y[n6] += four * x6 - (x5 + x3 + x0 + x1)
+                if n7 != sink:
+                    y[n7] += four * x7 - (x4 + x2 + x1 + x0)
 
 
 @numba.njit(parallel=True, cache=True)
@@ -180,9 +185,6 @@ class GridLevel:
                                                          tuple(int(n) for n in shape),
                                                          self.m.reshape(-1), self.f.reshape(-1),
                                                          grid_shape)
-        # int32 node numbers for the float32 cycle, int64 for CG's float64 products: the two
-        # pairings numba compiles to the fastest code (engineering notes of the book)
-        self.elements64 = self.elements.astype(np.int64)
         self.inv_diag = np.zeros(n_comb, dtype=np.float32)
         nonzero = diag_comb > 0
         self.inv_diag[nonzero] = 1.0 / diag_comb[nonzero]
@@ -201,8 +203,7 @@ class GridLevel:
         shape = self.grid_shape
         _grid_rows(self.m, self.f, x[:self.n_grid].reshape(shape), y[:self.n_grid].reshape(shape))
         y[self.n_grid:] = 0.0
-        elements = self.elements if x.dtype == np.float32 else self.elements64
-        _element_matvec(elements, self.element_layers, x, y)
+        _element_matvec(self.elements, self.element_layers, x, y)
         return y
 
     def _set_chebyshev(self, lam_max):
@@ -433,8 +434,8 @@ def _grid_masks(voxels, nodes, is_main, comb_node, shape, m, f, grid_shape):  # 
 
     ``m`` (flat) gets 1 at the padded grid point of the lowest corner of each regular element
     (all eight corners main nodes), ``f`` (flat) 1 at each free main node. The other elements
-    are returned as rows of combined node numbers in raster order (``voxels`` is), with the
-    first one of each voxel layer (``nz + 1`` entries).
+    are returned as columns of combined node numbers (``(8, n)``, corner by corner) in raster
+    order (``voxels`` is), with the first one of each voxel layer (``nz + 1`` entries).
     """
     nz, ny, nx = shape
     py, px = grid_shape[1], grid_shape[2]
@@ -457,11 +458,11 @@ def _grid_masks(voxels, nodes, is_main, comb_node, shape, m, f, grid_shape):  # 
             layers[z + 1] += 1
     for z in range(nz):
         layers[z + 1] += layers[z]
-    elements = np.empty((layers[nz], 8), dtype=comb_node.dtype)
+    elements = np.empty((8, layers[nz]), dtype=comb_node.dtype)
     k = 0
     for e in range(nodes.shape[0]):
         if irregular[e]:
             for a in range(8):
-                elements[k, a] = comb_node[nodes[e, a]]
+                elements[a, k] = comb_node[nodes[e, a]]
             k += 1
     return elements, layers
