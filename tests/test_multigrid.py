@@ -104,6 +104,38 @@ def test_chebyshev_bound_holds_and_is_tight():
     assert 1.4 < lam <= gridlevel.LAMBDA_MAX * (1 + 1e-9)
 
 
+def test_cycles_are_symmetric_positive_definite():
+    """CG needs a symmetric positive definite preconditioner: the grid level's cycle and the
+    matrix hierarchy's, with their smoothers mirrored around the coarse correction, are
+    (up to float32 rounding); ``cycle_rhs`` on a filled ``rhs_vector`` equals ``vcycle``."""
+    from srlib.fem.hierarchy import Hierarchy
+
+    image = _structure((20, 18, 16), 0.45, seed=7)
+    s = _system(image, True, "face")
+    slot, k12, n_slots = kernels.fine_tables(mesh.element_stiffness())
+    level, comb, _ = gridlevel.grid_system(s["nodes"], s["free_id"], s["is_outlet"],
+                                             s["zyx"].copy(), k12, image.shape, s["voxels"],
+                                             s["is_main"])
+    n_free = comb.size
+    nbr, val, diag, _ = kernels.assemble_fine(s["nodes"], s["free_id"], s["is_outlet"], slot,
+                                              k12, n_free, n_slots)
+    order, starts = kernels.colour_order(s["zyx"])
+    rank = np.empty_like(order)
+    rank[order] = np.arange(n_free, dtype=order.dtype)
+    hierarchy = Hierarchy(rank[nbr[order]], val[order], diag[order], s["zyx"][order], starts)
+    rng = np.random.default_rng(1)
+    for name, precondition, n in (("grid", level, level.n), ("matrix", hierarchy, n_free)):
+        u, v = np.zeros(n), np.zeros(n)
+        rows = comb if name == "grid" else np.arange(n_free)
+        u[rows], v[rows] = rng.standard_normal((2, rows.size))
+        mu = precondition.vcycle(u).astype(np.float64)
+        mv = precondition.vcycle(v).astype(np.float64)
+        assert abs(u @ mv - v @ mu) < 1e-4 * np.sqrt((u @ mu) * (v @ mv)), name
+        assert u @ mu > 0 and v @ mv > 0, name
+        precondition.rhs_vector[:] = u
+        np.testing.assert_array_equal(precondition.cycle_rhs(), mu.astype(np.float32))
+
+
 @pytest.mark.parametrize("connectivity", ["face", "vertex"])
 def test_grid_and_matrix_fine_levels_give_the_same_solution(connectivity):
     """The matrix-free fine level and the ELLPACK hierarchy solve the same system."""
