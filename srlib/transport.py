@@ -282,7 +282,7 @@ def _solve_phase(mask: np.ndarray, axis: int, connectivity: str, tol: float,
 
     # Reaction K u at the Dirichlet nodes: the flow through each face.
     reaction, means = np.zeros(n_nodes), np.empty(nodes.shape[0])
-    layers = np.searchsorted(voxels, np.arange(shape[0] + 1) * (shape[1] * shape[2]))
+    layers = mesh.voxel_layers(voxels, shape)
     mesh.element_pass(nodes, solution, mesh.element_stiffness(), layers, reaction, means)
     flux_in = float(-reaction[is_inlet].sum())
     flux_out = float(reaction[is_outlet].sum())

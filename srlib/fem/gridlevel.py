@@ -19,6 +19,7 @@ from srlib.fem.kernels import (
     layer_pair,
     prolong_add,
 )
+from srlib.fem.mesh import voxel_layers
 
 
 @numba.njit(parallel=True, fastmath=True, cache=True)
@@ -228,18 +229,16 @@ class GridLevel:
                             2.0 * rho_new / self.delta, 0)
             rho = rho_new
 
-    def vcycle(self, b: np.ndarray) -> np.ndarray:
-        """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32 work vector)."""
-        self._b[:] = b
-        return self.cycle_rhs()
-
     @property
     def rhs_vector(self) -> np.ndarray:
-        """The float32 right-hand side that :meth:`cycle_rhs` reads (for :func:`pcg`)."""
+        """The float32 right-hand side ``b`` that :meth:`cycle_rhs` reads (filled by ``pcg``)."""
         return self._b
 
     def cycle_rhs(self) -> np.ndarray:
-        """:meth:`vcycle` on the right-hand side already in :attr:`rhs_vector`."""
+        """One symmetric cycle from a zero initial guess: ``M^-1 b``, ``b`` in :attr:`rhs_vector`.
+
+        The result (float32) is a work vector of the level, overwritten by the next cycle.
+        """
         x = self._x
         self._smooth(x, self._b, True)
         _restrict_difference(self._b, self.matvec(x, self._q), self.agg, self.coarse.rhs(0),
@@ -259,7 +258,7 @@ def grid_system(nodes, free_id, is_outlet, zyx, k12, shape, voxels, is_main):
     # The fine matrix is never stored: its diagonal, the right-hand side and the first coarse
     # level P^T A P come straight from the elements.
     agg, coarse_zyx, coarse_starts = aggregate(zyx)
-    layers = np.searchsorted(voxels, np.arange(shape[0] + 1) * (shape[1] * shape[2]))
+    layers = voxel_layers(voxels, shape)
     n_coarse = coarse_zyx.shape[0]
     # allocated by NumPy (huge pages), filled by the kernel
     diag, b = np.zeros(n_free, dtype=np.float32), np.zeros(n_free)

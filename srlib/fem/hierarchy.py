@@ -57,21 +57,16 @@ class Hierarchy:
         self._x = [np.empty(n, dtype=np.float32) for n in sizes]
         self._r = [np.empty(n, dtype=np.float32) for n in sizes[:-1]]
 
-    def vcycle(self, b: np.ndarray) -> np.ndarray:
-        """One symmetric cycle from a zero initial guess: ``M^-1 b`` (float32).
-
-        The result is a work vector of the hierarchy, overwritten by the next cycle.
-        """
-        self._b[0][:] = b
-        return self._cycle(0)
-
     @property
     def rhs_vector(self) -> np.ndarray:
-        """The float32 right-hand side that :meth:`cycle_rhs` reads (for :func:`pcg`)."""
+        """The float32 right-hand side ``b`` that :meth:`cycle_rhs` reads (``pcg`` fills it)."""
         return self._b[0]
 
     def cycle_rhs(self) -> np.ndarray:
-        """:meth:`vcycle` on the right-hand side already in :attr:`rhs_vector`."""
+        """One symmetric cycle from a zero initial guess: ``M^-1 b``, ``b`` in :attr:`rhs_vector`.
+
+        The result (float32) is a work vector of the hierarchy, overwritten by the next cycle.
+        """
         return self._cycle(0)
 
     def rhs(self, level: int) -> np.ndarray:

@@ -242,6 +242,16 @@ def main_nodes(node_vertex: np.ndarray) -> np.ndarray:
     return is_main
 
 
+def voxel_layers(voxels: np.ndarray, shape) -> np.ndarray:
+    """The first element of every voxel layer ``z`` (``nz + 1`` entries, the last the count).
+
+    ``voxels`` are the elements' flat voxel indices in raster order (:func:`number_mesh`), so
+    the elements of layer ``z`` are ``[layers[z], layers[z + 1])``: the ranges that
+    :func:`~srlib.fem.kernels.layer_pair` pairs.
+    """
+    return np.searchsorted(voxels, np.arange(shape[0] + 1) * (shape[1] * shape[2]))
+
+
 @numba.njit(parallel=True, cache=True)
 def element_pass(nodes, solution, k, layers, reaction, means):  # pragma: no cover
     """Add the reaction ``K u`` at every node to ``reaction``; each element's mean in ``means``.
