@@ -210,7 +210,7 @@ def _run(db, profile, out: Path, alpha: int, f: int, b: int, budgets: list, sett
         transfer_model,
     )
 
-    per_epoch = settings["steps_per_epoch"]  # epoch_steps(profile, budgets)
+    per_epoch = settings["steps_per_epoch"]  # the study's epoch_steps, computed once
     start = "transfer" if f in start_from else "scratch"
     settings_f = {**settings, "start": start}
     stem = f"a{alpha}_f{f}_{start}_seed{seed}" + ("_nested" if nested else f"_s{b}")
